@@ -1,0 +1,183 @@
+//! One function per command.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::agent::{AgentOverrides, ReadingSource, start_agent};
+use super::{Settings, init_logging, parse_time};
+use crate::billing::biller::Biller;
+use crate::billing::ledger::Ledger;
+use crate::billing::rate_card::RateCard;
+use crate::billing::report::{self, TimeRange};
+use crate::billing::worker::{self, WorkerOptions};
+use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
+use crate::config::{self, Config, HumanDuration};
+use crate::simulate::{self, Fleet};
+use crate::transmit::agent::{Command, Input, Update};
+use crate::transmit::rule::ThresholdRule;
+
+/// The desktop app.
+pub fn desktop(common: &CommonArgs, args: Option<AgentArgs>) -> anyhow::Result<ExitCode> {
+    init_logging("info");
+    let settings = Settings::resolve(common)?;
+    let overrides = match &args {
+        Some(args) => overrides(args)?,
+        None => AgentOverrides::default(),
+    };
+    crate::gui::run(settings, overrides)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn overrides(args: &AgentArgs) -> anyhow::Result<AgentOverrides> {
+    let interval = match args.interval.as_deref() {
+        None => None,
+        Some("off") => Some(None),
+        Some(text) => {
+            let interval: HumanDuration = text.parse().with_context(|| "--interval")?;
+            anyhow::ensure!(interval.0 >= Duration::from_secs(1), "--interval {interval}: must be at least 1s");
+            Some(Some(interval.0))
+        }
+    };
+    let rules = args
+        .rules
+        .iter()
+        .map(|rule| ThresholdRule::parse(rule).map_err(|error| anyhow::anyhow!("--rule {rule:?}: {error}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(id) = &args.machine_id {
+        crate::record::validate_machine_id(id).map_err(|reason| anyhow::anyhow!("--machine-id {id:?}: {reason}"))?;
+    }
+    Ok(AgentOverrides {
+        interval,
+        rules,
+        paused: args.paused,
+        sample_interval: args.sample_interval.map(|interval| interval.0),
+        max_window: args.max_window.map(|window| window.0),
+        machine_id: args.machine_id.clone(),
+    })
+}
+
+/// `usagebill agent --headless`.
+pub fn headless_agent(common: &CommonArgs, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    init_logging("info");
+    let settings = Settings::resolve(common)?;
+    let overrides = overrides(&args)?;
+    let source = args.readings.clone().map_or(ReadingSource::Machine, ReadingSource::Script);
+    let mode = if settings.embedded() { "embedded (no broker; billing into the local ledger)".to_owned() } else { format!("kafka {}", settings.config.kafka.brokers.join(",")) };
+    let running = start_agent(&settings, &overrides, source, Box::new(log_update))?;
+    tracing::info!("agent for machine {} started: {mode}; data in {}", running.machine_id, settings.data_dir.display());
+    let stop = worker::stop_on_signal();
+    let deadline = args.run_for.map(|run_for| Instant::now() + run_for.0);
+    while !stop.load(Ordering::SeqCst) && deadline.is_none_or(|deadline| Instant::now() < deadline) {
+        std::thread::sleep(Duration::from_millis(50));
+        if running.handle.is_finished() {
+            break;
+        }
+    }
+    let _ = running.inputs.send(Input::Command(Command::Stop));
+    let status = running.handle.join().map_err(|_| anyhow::anyhow!("the agent thread panicked"))?;
+    if let Some(problem) = status.problem {
+        tracing::warn!("stopped with: {problem}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_update(update: Update) {
+    if let Update::Status(status) = update {
+        tracing::debug!(
+            "machine {}: link {}, outbox {}, delivered {}, next seq {}",
+            status.machine_id,
+            status.link.label(),
+            status.outbox_depth,
+            status.delivered_total,
+            status.next_seq
+        );
+    }
+}
+
+/// `usagebill worker`.
+pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    init_logging("info");
+    let mut settings = Settings::resolve(common)?;
+    if let Some(ledger) = args.ledger {
+        settings.config.worker.ledger = Some(ledger);
+    }
+    if let Some(group) = args.group {
+        settings.config.kafka.group_id = group;
+    }
+    for property in &args.kafka_properties {
+        let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {property:?}: write KEY=VALUE"))?;
+        settings.config.kafka.properties.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    anyhow::ensure!(!settings.embedded(), "the worker reads from Kafka: pass --brokers HOST:PORT (in embedded mode the app bills by itself)");
+    let card = RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()))?;
+    let ledger = Ledger::open(&settings.ledger_path())?;
+    let options = WorkerOptions {
+        batch_size: args.batch_size.unwrap_or(settings.config.worker.batch_size).max(1),
+        batch_linger: Duration::from_millis(10),
+        exit_when_idle: args.exit_when_idle.map(|idle| idle.0),
+    };
+    let stop = worker::stop_on_signal();
+    worker::run(&settings.config.kafka, Biller::new(ledger, card), &options, &stop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usagebill report`.
+pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let settings = Settings::resolve(common)?;
+    let path = args.ledger.unwrap_or_else(|| settings.ledger_path());
+    let ledger = Ledger::open_read_only(&path)?;
+    let range = TimeRange {
+        from: args.from.as_deref().map(|text| parse_time("--from", text)).transpose()?,
+        to: args.to.as_deref().map(|text| parse_time("--to", text)).transpose()?,
+    };
+    let totals = report::machine_totals(&ledger, range)?;
+    print!("{}", report::render(&totals, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usagebill simulate`.
+pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let settings = Settings::resolve(common)?;
+    anyhow::ensure!(!settings.embedded(), "simulate produces to Kafka: pass --brokers HOST:PORT");
+    anyhow::ensure!(args.machines >= 1, "--machines {}: must be at least 1", args.machines);
+    anyhow::ensure!(args.window.0 >= Duration::from_millis(1), "--window {}: must be at least 1ms", args.window);
+    let fleet = Fleet {
+        machines: args.machines,
+        records: args.records,
+        window: args.window.0,
+        profile: args.profile,
+        seed: args.seed,
+        start: parse_time("--start", &args.start)?,
+    };
+    let began = Instant::now();
+    let delivered = simulate::produce(&settings.config.kafka, &fleet, args.rate)?;
+    let seconds = began.elapsed().as_secs_f64();
+    eprintln!("delivered {delivered} record(s) from {} machine(s) in {seconds:.2}s ({:.0} records/s)", fleet.machines, delivered as f64 / seconds.max(1e-9));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usagebill config check|path`.
+pub fn config(common: &CommonArgs, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConfigCommand::Path => {
+            println!("{}", common.config.clone().unwrap_or_else(config::default_config_path).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check { file } => {
+            let path = file.or_else(|| common.config.clone()).unwrap_or_else(config::default_config_path);
+            if !path.exists() {
+                println!("{}: no such file; the defaults apply", path.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Config::parse(&text, &path)?;
+            println!("{}: ok", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

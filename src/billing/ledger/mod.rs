@@ -1,0 +1,312 @@
+//! The ledger: one SQLite file per worker holding records, their priced lines, consumer offsets and
+//! quarantined messages. A batch of all four is one transaction, so the offsets never run ahead of
+//! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
+
+mod decimal_sum;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use super::price::PricedLine;
+use crate::record::{UnixMillis, UsageRecord};
+
+pub use self::schema::CURRENT_VERSION;
+
+/// Bytes of a quarantined message kept for inspection.
+pub const QUARANTINE_RAW_CAP: usize = 4096;
+
+/// A ledger that cannot be opened or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The ledger was written by a newer usagebill.
+    #[error("ledger {path} has schema version {found}, newer than this usagebill understands ({supported}); it was left untouched: use a newer usagebill")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
+    /// The file is not a SQLite database or is corrupt.
+    #[error("ledger {path} is damaged or is not a usagebill ledger ({detail}); it was left untouched")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// A report asked for a ledger that does not exist.
+    #[error("no ledger at {0}: run `usagebill worker` (or the app) first, or pass --ledger / --data-dir")]
+    Missing(String),
+    /// The database refused (disk full, I/O error, locked).
+    #[error("ledger: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The directory for the ledger cannot be created.
+    #[error("cannot create the directory for ledger {path}: {source}")]
+    CreateDir {
+        /// The ledger file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where a record was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// Kafka partition, if it came from Kafka.
+    pub partition: Option<i32>,
+    /// Kafka offset, if it came from Kafka.
+    pub offset: Option<i64>,
+}
+
+/// A message that could not be billed, kept with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Topic it came from (`embedded` in the one-process mode).
+    pub topic: String,
+    /// Partition it came from.
+    pub partition: i32,
+    /// Offset it had.
+    pub offset: i64,
+    /// Why it was refused.
+    pub reason: String,
+    /// The message bytes.
+    pub raw: Vec<u8>,
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Valid records with their prices.
+    pub priced: Vec<(UsageRecord, Origin, PricedLine)>,
+    /// Refused messages.
+    pub quarantined: Vec<Quarantined>,
+    /// Next offset to read per (topic, partition), stored with the records they cover.
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Records billed for the first time.
+    pub billed: usize,
+    /// Records already in the ledger (redeliveries), ignored.
+    pub duplicates: usize,
+    /// Messages quarantined.
+    pub quarantined: usize,
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    connection: Connection,
+    path: PathBuf,
+    machine_ids: HashMap<String, i64>,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) a ledger for writing: WAL, migrations, machine dictionary.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| LedgerError::CreateDir { path: path.display().to_string(), source })?;
+        }
+        let mut connection = Connection::open(path)?;
+        let shown = path.display().to_string();
+        configure(&connection, &shown)?;
+        schema::migrate(&mut connection, &shown).map_err(|error| damaged_or(error, &shown))?;
+        decimal_sum::register(&connection)?;
+        let mut ledger = Ledger { connection, path: path.to_owned(), machine_ids: HashMap::new() };
+        ledger.load_machines()?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger for reading only; never creates or changes it.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return Err(LedgerError::Missing(shown));
+        }
+        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let found: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|error| damaged_or(error.into(), &shown))?;
+        if found > CURRENT_VERSION {
+            return Err(LedgerError::TooNew { path: shown, found, supported: CURRENT_VERSION });
+        }
+        if found < CURRENT_VERSION {
+            return Err(LedgerError::Damaged { path: shown, detail: format!("schema version {found}; open it once with `usagebill worker` to upgrade") });
+        }
+        decimal_sum::register(&connection)?;
+        Ok(Ledger { connection, path: path.to_owned(), machine_ids: HashMap::new() })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for reports.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Writes records, lines, quarantine and offsets in one transaction.
+    pub fn write_batch(&mut self, batch: &Batch) -> Result<BatchOutcome, LedgerError> {
+        let billed_ms = UnixMillis::now().0;
+        let transaction = self.connection.transaction()?;
+        let mut outcome = BatchOutcome::default();
+        {
+            let mut new_machine = transaction.prepare_cached("INSERT INTO machines (name) VALUES (?1)")?;
+            let mut insert_record = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
+                    mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
+                    source_partition, source_offset, billed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
+            let mut insert_line = transaction.prepare_cached(
+                "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for (record, origin, line) in &batch.priced {
+                let machine = match self.machine_ids.get(&record.machine_id) {
+                    Some(id) => *id,
+                    None => {
+                        new_machine.execute([&record.machine_id])?;
+                        let id = transaction.last_insert_rowid();
+                        self.machine_ids.insert(record.machine_id.clone(), id);
+                        id
+                    }
+                };
+                let inserted = insert_record.execute(params![
+                    machine,
+                    record.seq as i64,
+                    record.start.0,
+                    record.end.0,
+                    record.cpu_pct,
+                    record.cpu_cores,
+                    record.mem_used_bytes as i64,
+                    record.mem_total_bytes as i64,
+                    record.disk_read_bytes as i64,
+                    record.disk_write_bytes as i64,
+                    record.net_rx_bytes as i64,
+                    record.net_tx_bytes as i64,
+                    record.samples,
+                    record.trigger.as_str(),
+                    origin.partition,
+                    origin.offset,
+                    billed_ms,
+                ])?;
+                if inserted == 0 {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                insert_line.execute(params![
+                    transaction.last_insert_rowid(),
+                    line.card_version,
+                    line.currency,
+                    line.cpu.to_string(),
+                    line.memory.to_string(),
+                    line.net_rx.to_string(),
+                    line.net_tx.to_string(),
+                    line.disk_read.to_string(),
+                    line.disk_write.to_string(),
+                    line.total.to_string(),
+                ])?;
+                outcome.billed += 1;
+            }
+            write_quarantine(&transaction, &batch.quarantined, billed_ms)?;
+            outcome.quarantined = batch.quarantined.len();
+            write_offsets(&transaction, &batch.offsets)?;
+        }
+        if let Err(error) = transaction.commit() {
+            // The machine ids cached during the failed transaction were rolled back with it.
+            self.machine_ids.clear();
+            self.load_machines()?;
+            return Err(error.into());
+        }
+        Ok(outcome)
+    }
+
+    /// Next offsets to read for `topic`, per partition, as committed with the billed records.
+    pub fn offsets(&self, topic: &str) -> Result<HashMap<i32, i64>, LedgerError> {
+        let mut statement = self.connection.prepare_cached("SELECT partition, next_offset FROM offsets WHERE topic = ?1")?;
+        let rows = statement.query_map([topic], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Highest seq billed for `machine_id`, if any.
+    pub fn last_seq(&self, machine_id: &str) -> Result<Option<u64>, LedgerError> {
+        let seq: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT max(r.seq) FROM records r JOIN machines m ON m.id = r.machine WHERE m.name = ?1",
+                [machine_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn load_machines(&mut self) -> Result<(), LedgerError> {
+        let mut statement = self.connection.prepare("SELECT name, id FROM machines")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        self.machine_ids = rows.collect::<Result<_, _>>()?;
+        Ok(())
+    }
+}
+
+fn configure(connection: &Connection, path: &str) -> Result<(), LedgerError> {
+    // Set outside any transaction: inside one SQLite silently ignores it.
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|error| damaged_or(error.into(), path))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LedgerError::Damaged { path: path.to_owned(), detail: format!("journal mode is {mode}, not WAL") });
+    }
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "cache_size", -65_536)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn damaged_or(error: LedgerError, path: &str) -> LedgerError {
+    match &error {
+        LedgerError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+            if matches!(failure.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+        {
+            LedgerError::Damaged { path: path.to_owned(), detail: message.clone().unwrap_or_else(|| failure.to_string()) }
+        }
+        _ => error,
+    }
+}
+
+fn write_quarantine(transaction: &Transaction<'_>, quarantined: &[Quarantined], received_ms: i64) -> Result<(), LedgerError> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO quarantine (topic, partition, offset, received_ms, reason, raw, raw_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for item in quarantined {
+        let kept = &item.raw[..item.raw.len().min(QUARANTINE_RAW_CAP)];
+        statement.execute(params![item.topic, item.partition, item.offset, received_ms, item.reason, kept, item.raw.len() as i64])?;
+    }
+    Ok(())
+}
+
+fn write_offsets(transaction: &Transaction<'_>, offsets: &[(String, i32, i64)]) -> Result<(), LedgerError> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3)
+         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+    )?;
+    for (topic, partition, next_offset) in offsets {
+        statement.execute(params![topic, partition, next_offset])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

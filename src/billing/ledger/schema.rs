@@ -1,0 +1,89 @@
+//! Ledger migrations, keyed on `PRAGMA user_version`; a ledger newer than this code is refused.
+
+use rusqlite::{Connection, Transaction};
+
+use super::LedgerError;
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: machines, records, priced lines, offsets, quarantine.
+    "CREATE TABLE machines (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        machine INTEGER NOT NULL REFERENCES machines(id),
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        cpu_pct REAL NOT NULL,
+        cpu_cores INTEGER NOT NULL,
+        mem_used_bytes INTEGER NOT NULL,
+        mem_total_bytes INTEGER NOT NULL,
+        disk_read_bytes INTEGER NOT NULL,
+        disk_write_bytes INTEGER NOT NULL,
+        net_rx_bytes INTEGER NOT NULL,
+        net_tx_bytes INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        source_partition INTEGER,
+        source_offset INTEGER,
+        billed_ms INTEGER NOT NULL,
+        UNIQUE (machine, seq)
+    );
+    CREATE TABLE lines (
+        record INTEGER PRIMARY KEY REFERENCES records(id),
+        card_version TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        cpu TEXT NOT NULL,
+        memory TEXT NOT NULL,
+        net_rx TEXT NOT NULL,
+        net_tx TEXT NOT NULL,
+        disk_read TEXT NOT NULL,
+        disk_write TEXT NOT NULL,
+        total TEXT NOT NULL
+    );
+    CREATE TABLE offsets (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition)
+    ) WITHOUT ROWID;
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        raw_size INTEGER NOT NULL
+    );",
+];
+
+/// The schema version this code writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to date in one transaction, or refuses a newer one.
+pub fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
+    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > CURRENT_VERSION {
+        return Err(LedgerError::TooNew { path: path.to_owned(), found, supported: CURRENT_VERSION });
+    }
+    if found == CURRENT_VERSION {
+        return Ok(());
+    }
+    let transaction = connection.transaction()?;
+    apply(&transaction, found)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+fn apply(transaction: &Transaction<'_>, from: i64) -> Result<(), LedgerError> {
+    for migration in &MIGRATIONS[from as usize..] {
+        transaction.execute_batch(migration)?;
+    }
+    transaction.pragma_update(None, "user_version", CURRENT_VERSION)?;
+    Ok(())
+}

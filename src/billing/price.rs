@@ -1,0 +1,184 @@
+//! Pricing one record with one rate-card version, in exact decimal arithmetic.
+//!
+//! Products are formed first and divided once, so the only rounding is rust_decimal's 28
+//! significant digits on that division; the same record and version always give the same line.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::rate_card::{PricingModel, RateVersion};
+use crate::record::UsageRecord;
+
+const MILLIS_PER_HOUR: i64 = 3_600_000;
+const BYTES_PER_GB: i64 = 1_000_000_000;
+
+/// The price of one record, per component, exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// Rate-card version used.
+    pub card_version: String,
+    /// Currency of every amount.
+    pub currency: String,
+    /// CPU core-hours (or the prototype's CPU term).
+    pub cpu: Decimal,
+    /// Memory GB-hours (or the prototype's memory term).
+    pub memory: Decimal,
+    /// Network received.
+    pub net_rx: Decimal,
+    /// Network sent.
+    pub net_tx: Decimal,
+    /// Disk read.
+    pub disk_read: Decimal,
+    /// Disk written.
+    pub disk_write: Decimal,
+    /// Sum of the components.
+    pub total: Decimal,
+}
+
+/// A record whose amounts overflow exact arithmetic (a broken meter: 28 digits hold any real bill).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot price record {record_id}: {component} overflows exact decimal arithmetic")]
+pub struct PriceError {
+    /// The record.
+    pub record_id: String,
+    /// The component that overflowed.
+    pub component: &'static str,
+}
+
+/// Prices `record` with `version`.
+pub fn price(record: &UsageRecord, version: &RateVersion) -> Result<PricedLine, PriceError> {
+    let overflow = |component| PriceError { record_id: record.id(), component };
+    let cpu_pct = exact(record.cpu_pct);
+    let millis = Decimal::from(record.window_millis());
+    let zero = Decimal::ZERO;
+    let (cpu, memory, net_rx, net_tx, disk_read, disk_write) = match version.model {
+        PricingModel::TimeWeighted => {
+            let prices = &version.prices;
+            let cpu = product(&[cpu_pct, Decimal::from(record.cpu_cores), millis, prices.cpu_core_hour])
+                .and_then(|numerator| numerator.checked_div(Decimal::from(100 * MILLIS_PER_HOUR)))
+                .ok_or_else(|| overflow("cpu"))?;
+            let memory = product(&[Decimal::from(record.mem_used_bytes), millis, prices.memory_gb_hour])
+                .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
+                .and_then(|per_gb| per_gb.checked_div(Decimal::from(MILLIS_PER_HOUR)))
+                .ok_or_else(|| overflow("memory"))?;
+            let volume = |bytes: u64, price: Decimal, component| {
+                product(&[Decimal::from(bytes), price])
+                    .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
+                    .ok_or_else(|| overflow(component))
+            };
+            (
+                cpu,
+                memory,
+                volume(record.net_rx_bytes, prices.net_rx_gb, "net_rx")?,
+                volume(record.net_tx_bytes, prices.net_tx_gb, "net_tx")?,
+                volume(record.disk_read_bytes, prices.disk_read_gb, "disk_read")?,
+                volume(record.disk_write_bytes, prices.disk_write_gb, "disk_write")?,
+            )
+        }
+        PricingModel::PrototypePerMessage => {
+            let cpu = cpu_pct * version.prototype.cpu_pct;
+            let mem_pct = (Decimal::from(record.mem_used_bytes) * Decimal::ONE_HUNDRED)
+                .checked_div(Decimal::from(record.mem_total_bytes))
+                .ok_or_else(|| overflow("memory"))?;
+            (cpu, mem_pct * version.prototype.mem_pct, zero, zero, zero, zero)
+        }
+    };
+    let total = [cpu, memory, net_rx, net_tx, disk_read, disk_write]
+        .into_iter()
+        .try_fold(Decimal::ZERO, |sum, part| sum.checked_add(part))
+        .ok_or_else(|| overflow("total"))?;
+    Ok(PricedLine {
+        card_version: version.version.clone(),
+        currency: version.currency.clone(),
+        cpu: cpu.normalize(),
+        memory: memory.normalize(),
+        net_rx: net_rx.normalize(),
+        net_tx: net_tx.normalize(),
+        disk_read: disk_read.normalize(),
+        disk_write: disk_write.normalize(),
+        total: total.normalize(),
+    })
+}
+
+/// The decimal a float prints as: `37.125` is priced as 37.125, not as its binary neighbour.
+pub fn exact(value: f64) -> Decimal {
+    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| Decimal::from_f64_retain(value).unwrap_or_default())
+}
+
+fn product(factors: &[Decimal]) -> Option<Decimal> {
+    factors.iter().try_fold(Decimal::ONE, |acc, factor| acc.checked_mul(*factor))
+}
+
+/// Rounds an exact amount to the currency's minor unit, half away from zero (done once, for display).
+pub fn round_for_display(amount: Decimal, minor_unit_digits: u32) -> Decimal {
+    amount.round_dp_with_strategy(minor_unit_digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::rate_card::RateCard;
+    use crate::record::{Trigger, UnixMillis};
+
+    fn steady(window_millis: i64, seq: u64) -> UsageRecord {
+        let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * window_millis);
+        let seconds = (window_millis / 1000) as u64;
+        UsageRecord {
+            machine_id: "m".into(),
+            seq,
+            start,
+            end: start.plus_millis(window_millis),
+            cpu_pct: 50.0,
+            cpu_cores: 8,
+            mem_used_bytes: 4 << 30,
+            mem_total_bytes: 16 << 30,
+            disk_read_bytes: 1_000_000 * seconds,
+            disk_write_bytes: 1_000_000 * seconds,
+            net_rx_bytes: 1_000_000 * seconds,
+            net_tx_bytes: 1_000_000 * seconds,
+            samples: seconds as u32,
+            trigger: Trigger::Interval,
+        }
+    }
+
+    #[test]
+    fn an_hour_at_half_of_eight_cores_is_four_core_hours() {
+        let card = RateCard::built_in();
+        let record = steady(3_600_000, 1);
+        let line = price(&record, card.version_at(record.start)).unwrap();
+        assert_eq!(line.cpu, Decimal::from_str("0.16").unwrap());
+        assert_eq!(line.net_tx, Decimal::from_str("0.324").unwrap(), "3.6 GB at 0.09");
+        assert_eq!(line.disk_read, Decimal::from_str("0.036").unwrap());
+        assert_eq!(line.memory, Decimal::from_str("0.02147483648").unwrap(), "4 GiB = 4.294967296 GB for an hour at 0.005");
+        assert_eq!(line.card_version, "2026-01");
+    }
+
+    #[test]
+    fn the_bill_does_not_depend_on_how_often_a_machine_sends() {
+        let card = RateCard::built_in();
+        let version = card.version_at(UnixMillis(1_767_225_600_000));
+        let bill = |window_millis: i64| -> Decimal {
+            (1..=3_600_000 / window_millis).map(|seq| price(&steady(window_millis, seq as u64), version).unwrap().total).sum()
+        };
+        let hourly = bill(3_600_000);
+        for window_millis in [1_000, 5_000, 60_000] {
+            let difference = (bill(window_millis) - hourly).abs();
+            assert!(difference < Decimal::new(1, 20), "window {window_millis} ms differs by {difference}");
+        }
+    }
+
+    #[test]
+    fn the_prototype_model_grows_with_message_count() {
+        let mut card = RateCard::built_in().versions()[0].clone();
+        card.model = PricingModel::PrototypePerMessage;
+        let line = price(&steady(1_000, 1), &card).unwrap();
+        assert_eq!(line.total, Decimal::from_str("2.75").unwrap(), "50 × 0.05 + 25 × 0.01");
+    }
+
+    #[test]
+    fn rounding_happens_only_for_display() {
+        assert_eq!(round_for_display(Decimal::from_str("1.005").unwrap(), 2), Decimal::from_str("1.01").unwrap());
+        assert_eq!(exact(37.125), Decimal::from_str("37.125").unwrap());
+    }
+}

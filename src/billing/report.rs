@@ -1,0 +1,144 @@
+//! Reports over a ledger: per-machine totals with gaps, in table, CSV or JSON form.
+
+use std::str::FromStr;
+
+use rusqlite::params;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::ledger::{Ledger, LedgerError};
+use super::price::round_for_display;
+use crate::record::UnixMillis;
+
+/// One machine's bill over a time range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineTotal {
+    /// The machine.
+    pub machine_id: String,
+    /// Records billed in the range.
+    pub records: u64,
+    /// Lowest seq in the range.
+    pub first_seq: u64,
+    /// Highest seq in the range.
+    pub last_seq: u64,
+    /// Seqs missing between `first_seq` and `last_seq` (metering gaps).
+    pub gaps: u64,
+    /// Exact cost, as a decimal string.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost: Decimal,
+    /// Currency of `cost`.
+    pub currency: String,
+    /// Start of the earliest window.
+    pub first_start: String,
+    /// End of the latest window.
+    pub last_end: String,
+}
+
+/// Windows that start in `[from, to)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive lower bound on a window's start.
+    pub from: Option<UnixMillis>,
+    /// Exclusive upper bound on a window's start.
+    pub to: Option<UnixMillis>,
+}
+
+impl TimeRange {
+    fn bounds(&self) -> (i64, i64) {
+        (self.from.map_or(i64::MIN, |from| from.0), self.to.map_or(i64::MAX, |to| to.0))
+    }
+}
+
+/// Per-machine totals over `range`, ordered by machine id.
+pub fn machine_totals(ledger: &Ledger, range: TimeRange) -> Result<Vec<MachineTotal>, LedgerError> {
+    let (from, to) = range.bounds();
+    let mut statement = ledger.connection().prepare(
+        "SELECT m.name, count(*), min(r.seq), max(r.seq), decimal_sum(l.total), min(l.currency), max(l.currency),
+                min(r.start_ms), max(r.end_ms)
+         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+         WHERE r.start_ms >= ?1 AND r.start_ms < ?2
+         GROUP BY r.machine ORDER BY m.name",
+    )?;
+    let rows = statement.query_map(params![from, to], |row| {
+        let records: i64 = row.get(1)?;
+        let first_seq: i64 = row.get(2)?;
+        let last_seq: i64 = row.get(3)?;
+        let cost: String = row.get(4)?;
+        let currency_low: String = row.get(5)?;
+        let currency_high: String = row.get(6)?;
+        let currency = if currency_low == currency_high { currency_low } else { format!("{currency_low}+{currency_high}") };
+        Ok(MachineTotal {
+            machine_id: row.get(0)?,
+            records: records as u64,
+            first_seq: first_seq as u64,
+            last_seq: last_seq as u64,
+            gaps: (last_seq - first_seq + 1 - records).max(0) as u64,
+            cost: Decimal::from_str(&cost).unwrap_or_default(),
+            currency,
+            first_start: UnixMillis(row.get(7)?).to_string(),
+            last_end: UnixMillis(row.get(8)?).to_string(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Output forms of `usagebill report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns for people.
+    Table,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// A JSON array, one object per machine.
+    Json,
+}
+
+/// Renders totals; amounts in the table are rounded to cents (the exact value is in CSV and JSON).
+pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(totals).expect("totals serialise") + "\n",
+        ReportFormat::Csv => {
+            let mut out = String::from("machine_id,records,first_seq,last_seq,gaps,cost,currency,first_start,last_end\n");
+            for total in totals {
+                out += &format!(
+                    "{},{},{},{},{},{},{},{},{}\n",
+                    total.machine_id,
+                    total.records,
+                    total.first_seq,
+                    total.last_seq,
+                    total.gaps,
+                    total.cost,
+                    total.currency,
+                    total.first_start,
+                    total.last_end
+                );
+            }
+            out
+        }
+        ReportFormat::Table => render_table(totals),
+    }
+}
+
+fn render_table(totals: &[MachineTotal]) -> String {
+    let width = totals.iter().map(|total| total.machine_id.len()).max().unwrap_or(0).max("machine".len());
+    let mut out = format!("{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>14}\n", "machine", "records", "first_seq", "last_seq", "gaps", "cost");
+    let mut sum = Decimal::ZERO;
+    let mut records = 0;
+    for total in totals {
+        sum += total.cost;
+        records += total.records;
+        out += &format!(
+            "{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>10} {}\n",
+            total.machine_id,
+            total.records,
+            total.first_seq,
+            total.last_seq,
+            total.gaps,
+            round_for_display(total.cost, 2),
+            total.currency
+        );
+    }
+    let currency = totals.first().map_or("", |total| total.currency.as_str());
+    out += &format!("{} machine(s), {records} record(s), total {} {currency}\n", totals.len(), round_for_display(sum, 2));
+    out
+}

@@ -1,0 +1,205 @@
+//! The Kafka billing worker: a consumer-group member that bills in batches and resumes from the
+//! offsets its own ledger stored, not from the group's committed offsets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use super::biller::{Biller, BillerTotals, RawMessage};
+use super::ledger::{Ledger, LedgerError};
+use crate::config::KafkaConfig;
+use crate::transmit::kafka::{KafkaSetupError, client_config, ensure_topic};
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Kafka could not be set up.
+    #[error(transparent)]
+    Setup(#[from] KafkaSetupError),
+    /// Kafka failed while running.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The ledger refused a write (disk full, I/O error): nothing past the last commit was stored.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Most messages per ledger transaction.
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is written.
+    pub batch_linger: Duration,
+    /// Stop once nothing arrived for this long, counted from the first assignment.
+    pub exit_when_idle: Option<Duration>,
+}
+
+/// Reads partition offsets from the ledger when partitions are assigned.
+struct ResumeFromLedger {
+    ledger_path: PathBuf,
+    assigned: AtomicBool,
+}
+
+impl ClientContext for ResumeFromLedger {}
+
+impl ConsumerContext for ResumeFromLedger {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, event: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match event {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(error) = self.set_stored_offsets(partitions) {
+                    tracing::error!("reading stored offsets from {}: {error}", self.ledger_path.display());
+                }
+                tracing::info!("assigned {} partition(s): {}", partitions.count(), describe(partitions));
+                self.assigned.store(true, Ordering::SeqCst);
+                if cooperative { consumer.incremental_assign(partitions) } else { consumer.assign(partitions) }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!("revoked {} partition(s)", partitions.count());
+                if cooperative { consumer.incremental_unassign(partitions) } else { consumer.unassign() }
+            }
+            other => {
+                tracing::warn!("rebalance error: {other:?}");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!("applying the assignment: {error}");
+        }
+    }
+}
+
+impl ResumeFromLedger {
+    fn set_stored_offsets(&self, partitions: &mut TopicPartitionList) -> Result<(), LedgerError> {
+        let ledger = Ledger::open_read_only(&self.ledger_path)?;
+        let mut by_topic = std::collections::HashMap::new();
+        for element in partitions.elements() {
+            let topic = element.topic().to_owned();
+            if !by_topic.contains_key(&topic) {
+                by_topic.insert(topic.clone(), ledger.offsets(&topic)?);
+            }
+        }
+        let assigned: Vec<(String, i32)> = partitions.elements().iter().map(|element| (element.topic().to_owned(), element.partition())).collect();
+        for (topic, partition) in assigned {
+            let stored = by_topic.get(&topic).and_then(|offsets| offsets.get(&partition));
+            let offset = stored.map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            // Only fails for a partition not in the list, and these all are.
+            let _ = partitions.set_partition_offset(&topic, partition, offset);
+        }
+        Ok(())
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|element| format!("{}[{}]@{:?}", element.topic(), element.partition(), element.offset()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Consumes `kafka.topic` in `kafka.group_id` and bills into `biller` until `stop` is set or the
+/// worker has been idle for `exit_when_idle`.
+pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, stop: &AtomicBool) -> Result<BillerTotals, WorkerError> {
+    ensure_topic(kafka, &kafka.topic)?;
+    let context = ResumeFromLedger { ledger_path: biller.ledger().path().to_owned(), assigned: AtomicBool::new(false) };
+    let mut config = client_config(kafka)?;
+    config
+        .set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    for (key, value) in &kafka.properties {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer<ResumeFromLedger> = config
+        .create_with_context(context)
+        .map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
+    consumer.subscribe(&[&kafka.topic])?;
+    tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
+
+    let mut batch: Vec<RawMessage> = Vec::with_capacity(options.batch_size);
+    let mut batch_opened = Instant::now();
+    let mut last_activity = Instant::now();
+    let mut idle_clock_started = false;
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(20)) {
+            Some(Ok(message)) => {
+                if batch.is_empty() {
+                    batch_opened = Instant::now();
+                }
+                batch.push(RawMessage {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                });
+                last_activity = Instant::now();
+            }
+            Some(Err(error)) => tracing::warn!("consumer: {error}"),
+            None => {}
+        }
+        let full = batch.len() >= options.batch_size;
+        if !batch.is_empty() && (full || batch_opened.elapsed() >= options.batch_linger) {
+            commit_batch(&consumer, &mut biller, &mut batch)?;
+        }
+        if !idle_clock_started && consumer.context().assigned.load(Ordering::SeqCst) {
+            idle_clock_started = true;
+            last_activity = Instant::now();
+        }
+        if let Some(idle) = options.exit_when_idle
+            && idle_clock_started
+            && batch.is_empty()
+            && last_activity.elapsed() >= idle
+        {
+            tracing::info!("nothing arrived for {idle:?}; stopping");
+            break;
+        }
+    }
+    if !batch.is_empty() {
+        commit_batch(&consumer, &mut biller, &mut batch)?;
+    }
+    let totals = biller.totals();
+    tracing::info!("worker stopped: {} billed, {} duplicates, {} quarantined", totals.billed, totals.duplicates, totals.quarantined);
+    Ok(totals)
+}
+
+fn commit_batch(consumer: &BaseConsumer<ResumeFromLedger>, biller: &mut Biller, batch: &mut Vec<RawMessage>) -> Result<(), WorkerError> {
+    let outcome = biller.bill(batch)?;
+    tracing::debug!("committed batch: {outcome:?}");
+    // Kafka's copy of the offsets only feeds lag monitoring; the ledger's copy is the one resumed from.
+    let mut next_offsets = std::collections::HashMap::new();
+    for message in batch.iter() {
+        let next = next_offsets.entry((message.topic.as_str(), message.partition)).or_insert(0);
+        *next = (message.offset + 1).max(*next);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), next) in next_offsets {
+        let _ = offsets.add_partition_offset(topic, partition, Offset::Offset(next));
+    }
+    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+        tracing::debug!("lag-monitoring commit failed: {error}");
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// A stop flag set by Ctrl-C and SIGTERM.
+pub fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        tracing::warn!("cannot install the Ctrl-C handler: {error}");
+    }
+    stop
+}

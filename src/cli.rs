@@ -1,0 +1,167 @@
+//! Command-line arguments. Flags win over `USAGEBILL_*` env vars, which win over the config file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::billing::report::ReportFormat;
+use crate::config::HumanDuration;
+use crate::simulate::Profile;
+
+/// Meters what each machine uses and bills it, live, over Apache Kafka.
+///
+/// With no command, opens the desktop app. With no brokers configured, everything runs in this
+/// process (embedded mode); name brokers to use Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "usagebill", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// What to do; none opens the desktop app.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Config file (TOML); default: `usagebill config path`.
+    #[arg(long, global = true, env = "USAGEBILL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap brokers, comma-separated; none means embedded mode.
+    #[arg(long, global = true, env = "USAGEBILL_BROKERS", value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+    /// Topic of usage records.
+    #[arg(long, global = true, env = "USAGEBILL_TOPIC", value_name = "NAME")]
+    pub topic: Option<String>,
+    /// Where the outbox, the ledger and the machine id live.
+    #[arg(long, global = true, env = "USAGEBILL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample this machine and send its usage (`--headless`: without a window).
+    Agent(AgentArgs),
+    /// Bill usage records from Kafka into a ledger.
+    Worker(WorkerArgs),
+    /// Per-machine totals from a ledger.
+    Report(ReportArgs),
+    /// Produce synthetic records from a fleet of simulated machines.
+    Simulate(SimulateArgs),
+    /// Check or locate the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `usagebill agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Run without a window (logs to stderr).
+    #[arg(long)]
+    pub headless: bool,
+    /// Auto-send every DUR (e.g. 10s); `off` disables it.
+    #[arg(long, value_name = "DUR|off")]
+    pub interval: Option<String>,
+    /// A threshold rule, e.g. "cpu_pct > 90 for 30s"; repeatable.
+    #[arg(long = "rule", value_name = "RULE")]
+    pub rules: Vec<String>,
+    /// Start paused: windows close into the outbox, nothing is sent.
+    #[arg(long)]
+    pub paused: bool,
+    /// Time between readings.
+    #[arg(long, value_name = "DUR")]
+    pub sample_interval: Option<HumanDuration>,
+    /// Longest window.
+    #[arg(long, value_name = "DUR")]
+    pub max_window: Option<HumanDuration>,
+    /// This machine's id.
+    #[arg(long, env = "USAGEBILL_MACHINE_ID", value_name = "ID")]
+    pub machine_id: Option<String>,
+    /// Stop by itself after DUR (as if Ctrl-C was pressed).
+    #[arg(long, value_name = "DUR")]
+    pub run_for: Option<HumanDuration>,
+    /// Read scripted readings (JSON lines) from FILE instead of sysinfo, one per sample interval.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub readings: Option<PathBuf>,
+}
+
+/// `usagebill worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Ledger file; default: `ledger.db` in the data dir.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Stop once nothing arrived for DUR (counted from the first partition assignment).
+    #[arg(long, value_name = "DUR")]
+    pub exit_when_idle: Option<HumanDuration>,
+    /// Consumer group.
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
+    /// Rate card file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub rate_card: Option<PathBuf>,
+    /// Most records per ledger transaction.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Librdkafka property for this worker, KEY=VALUE; repeatable (e.g. session.timeout.ms=6000).
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+}
+
+/// `usagebill report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Ledger file; default: `ledger.db` in the data dir.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Windows starting at or after T (RFC 3339).
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Windows starting before T (RFC 3339).
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Output form.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+}
+
+/// `usagebill simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Simulated machines.
+    #[arg(long, default_value_t = 10)]
+    pub machines: u32,
+    /// Records in all.
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    /// Window of each record.
+    #[arg(long, default_value = "10s", value_name = "DUR")]
+    pub window: HumanDuration,
+    /// Usage profile.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub profile: Profile,
+    /// Seed of the random profile.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Records per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Start of the first window (RFC 3339).
+    #[arg(long, default_value = "2026-01-01T00:00:00Z", value_name = "T")]
+    pub start: String,
+}
+
+/// `usagebill config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file (default: the one in use) and print what is wrong.
+    Check {
+        /// The file.
+        file: Option<PathBuf>,
+    },
+    /// Print where the config file is read from.
+    Path,
+}

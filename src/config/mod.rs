@@ -1,0 +1,282 @@
+//! Configuration: one TOML file in the OS config dir, overridden by `USAGEBILL_*` env vars and flags.
+//!
+//! Every key is documented in `config.example.toml`; unknown keys are rejected.
+
+pub mod duration;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::duration::HumanDuration;
+
+/// Why a configuration cannot be used; names the file, the key and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What TOML or the schema said, with line and key.
+        message: String,
+    },
+    /// A value parses but is out of range.
+    #[error("{origin}: `{key}` = {value}: {expected}")]
+    Invalid {
+        /// Where the value came from (a file path, a flag or an env var).
+        origin: String,
+        /// The dotted key.
+        key: &'static str,
+        /// The offending value.
+        value: String,
+        /// The expected form.
+        expected: String,
+    },
+    /// The config file cannot be written.
+    #[error("cannot write config file {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the outbox, the ledger and the machine id live; default: the OS data dir.
+    pub data_dir: Option<PathBuf>,
+    /// The agent: sampling and sending.
+    pub agent: AgentConfig,
+    /// The broker; no brokers means the embedded, one-process mode.
+    pub kafka: KafkaConfig,
+    /// The billing worker.
+    pub worker: WorkerConfig,
+}
+
+/// `[agent]`: what the desktop app and `usagebill agent` do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Stable id of this machine; default: hostname plus a random suffix kept in the data dir.
+    pub machine_id: Option<String>,
+    /// Time between readings.
+    pub sample_interval: HumanDuration,
+    /// Auto-send every this long; absent means only send-now, thresholds and `max_window` close windows.
+    pub send_interval: Option<HumanDuration>,
+    /// Longest window; reached while paused or idle, the window closes into the outbox.
+    pub max_window: HumanDuration,
+    /// Start paused: windows close into the outbox and nothing is sent until resumed.
+    pub paused: bool,
+    /// Threshold rules such as `cpu_pct > 90 for 30s`.
+    pub rules: Vec<String>,
+    /// After a rule fires, it cannot fire again for this long.
+    pub rule_cooldown: HumanDuration,
+    /// Largest outbox file; past it the oldest waiting windows are merged, never dropped.
+    pub outbox_max_bytes: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            machine_id: None,
+            sample_interval: HumanDuration::from_secs(1),
+            send_interval: Some(HumanDuration::from_secs(10)),
+            max_window: HumanDuration::from_secs(60),
+            paused: false,
+            rules: Vec::new(),
+            rule_cooldown: HumanDuration::from_secs(60),
+            outbox_max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// `[kafka]`: the broker and topics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`; empty means embedded mode (no Kafka at all).
+    pub brokers: Vec<String>,
+    /// Topic of usage records.
+    pub topic: String,
+    /// Topic of the cost feed the workers publish.
+    pub cost_topic: String,
+    /// Partitions of a topic created by usagebill.
+    pub partitions: i32,
+    /// Replication factor of a topic created by usagebill.
+    pub replication_factor: i32,
+    /// Consumer group of the billing workers.
+    pub group_id: String,
+    /// A record not acknowledged within this long stays in the outbox for the next try.
+    pub message_timeout: HumanDuration,
+    /// Any librdkafka property, passed through by name (SASL, TLS, client ids, timeouts).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: Vec::new(),
+            topic: "resource_usage".into(),
+            cost_topic: "resource_costs".into(),
+            partitions: 6,
+            replication_factor: 1,
+            group_id: "usagebill-billing".into(),
+            message_timeout: HumanDuration::from_secs(30),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[worker]`: the billing worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Ledger file; default: `ledger.db` in the data dir.
+    pub ledger: Option<PathBuf>,
+    /// Rate card file (TOML); default: the built-in card.
+    pub rate_card: Option<PathBuf>,
+    /// Most records written in one ledger transaction.
+    pub batch_size: usize,
+    /// Run a billing worker inside the desktop app even when brokers are configured.
+    pub embedded: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { ledger: None, rate_card: None, batch_size: 10_000, embedded: false }
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing file is the default configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
+        };
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text that came from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })?;
+        config.validate(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Writes the configuration as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).expect("the config always serialises");
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let temporary = path.with_extension("toml.tmp");
+            std::fs::write(&temporary, text)?;
+            std::fs::rename(&temporary, path)
+        };
+        write().map_err(|source| ConfigError::Write { path: path.to_owned(), source })
+    }
+
+    /// Checks every value's range; `origin` names where the values came from.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, value: &dyn std::fmt::Display, expected: &str| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            value: value.to_string(),
+            expected: expected.to_owned(),
+        };
+        if let Some(id) = &self.agent.machine_id {
+            crate::record::validate_machine_id(id).map_err(|reason| bad("agent.machine_id", &format!("{id:?}"), reason))?;
+        }
+        let agent = &self.agent;
+        if agent.sample_interval.0 < std::time::Duration::from_millis(200) {
+            return Err(bad("agent.sample_interval", &agent.sample_interval, "at least 200ms (CPU readings closer are not measured)"));
+        }
+        if let Some(interval) = agent.send_interval
+            && interval.0 < std::time::Duration::from_secs(1)
+        {
+            return Err(bad("agent.send_interval", &interval, "at least 1s"));
+        }
+        if agent.max_window.0 < std::time::Duration::from_secs(1) || agent.max_window.0 > std::time::Duration::from_secs(86_400) {
+            return Err(bad("agent.max_window", &agent.max_window, "between 1s and 1d"));
+        }
+        if agent.outbox_max_bytes < 1 << 20 {
+            return Err(bad("agent.outbox_max_bytes", &agent.outbox_max_bytes, "at least 1048576 (1 MiB)"));
+        }
+        for rule in &agent.rules {
+            crate::transmit::rule::ThresholdRule::parse(rule).map_err(|error| bad("agent.rules", &format!("{rule:?}"), &error))?;
+        }
+        for broker in &self.kafka.brokers {
+            validate_broker(broker).map_err(|expected| bad("kafka.brokers", &format!("{broker:?}"), expected))?;
+        }
+        for (key, name) in [("kafka.topic", &self.kafka.topic), ("kafka.cost_topic", &self.kafka.cost_topic)] {
+            validate_topic(name).map_err(|expected| bad(key, &format!("{name:?}"), expected))?;
+        }
+        if !(1..=10_000).contains(&self.kafka.partitions) {
+            return Err(bad("kafka.partitions", &self.kafka.partitions, "between 1 and 10000"));
+        }
+        if !(1..=32).contains(&self.kafka.replication_factor) {
+            return Err(bad("kafka.replication_factor", &self.kafka.replication_factor, "between 1 and 32"));
+        }
+        if self.kafka.group_id.trim().is_empty() {
+            return Err(bad("kafka.group_id", &"\"\"", "a non-empty consumer group name"));
+        }
+        if self.kafka.message_timeout.0 < std::time::Duration::from_secs(1) {
+            return Err(bad("kafka.message_timeout", &self.kafka.message_timeout, "at least 1s"));
+        }
+        if !(1..=1_000_000).contains(&self.worker.batch_size) {
+            return Err(bad("worker.batch_size", &self.worker.batch_size, "between 1 and 1000000"));
+        }
+        Ok(())
+    }
+}
+
+/// A broker is `host:port` with a non-empty host and a port from 1 to 65535.
+pub fn validate_broker(broker: &str) -> Result<(), &'static str> {
+    let expected = "host:port, e.g. localhost:9092";
+    let (host, port) = broker.rsplit_once(':').ok_or(expected)?;
+    let host_ok = !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == ',' || c == '/');
+    let port_ok = port.parse::<u16>().is_ok_and(|port| port > 0);
+    if host_ok && port_ok { Ok(()) } else { Err(expected) }
+}
+
+/// Kafka topic names: 1–249 characters of `A-Z a-z 0-9 . _ -`.
+pub fn validate_topic(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok { Ok(()) } else { Err("1 to 249 characters of letters, digits, '.', '_' and '-'") }
+}
+
+/// The default config file: `usagebill/config.toml` in the OS config dir.
+pub fn default_config_path() -> PathBuf {
+    project_dirs().map_or_else(|| PathBuf::from("usagebill.toml"), |dirs| dirs.config_dir().join("config.toml"))
+}
+
+/// The default data dir: the OS data dir of usagebill.
+pub fn default_data_dir() -> PathBuf {
+    project_dirs().map_or_else(|| PathBuf::from("usagebill-data"), |dirs| dirs.data_dir().to_owned())
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "usagebill")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+use super::*;
+
+pub(crate) fn sample() -> UsageRecord {
+    UsageRecord {
+        machine_id: "build-box-01".into(),
+        seq: 7,
+        start: UnixMillis(1_764_068_560_000),
+        end: UnixMillis(1_764_068_565_000),
+        cpu_pct: 37.5,
+        cpu_cores: 8,
+        mem_used_bytes: 4 << 30,
+        mem_total_bytes: 16 << 30,
+        disk_read_bytes: 5_000_000,
+        disk_write_bytes: 4_000_000,
+        net_rx_bytes: 3_000,
+        net_tx_bytes: 2_000,
+        samples: 5,
+        trigger: Trigger::Interval,
+    }
+}
+
+fn with_data_field(field: &str, value: serde_json::Value) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    json["data"][field] = value;
+    serde_json::to_vec(&json).unwrap()
+}
+
+#[test]
+fn round_trips_through_json() {
+    let record = sample();
+    let parsed = UsageRecord::parse(&record.to_json()).unwrap();
+    assert_eq!(parsed, record);
+    assert_eq!(parsed.id(), "build-box-01/7");
+}
+
+#[test]
+fn json_is_a_cloudevent() {
+    let json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    assert_eq!(json["specversion"], "1.0");
+    assert_eq!(json["type"], "usagebill.usage.v1");
+    assert_eq!(json["source"], "build-box-01");
+    assert_eq!(json["id"], "build-box-01/7");
+    assert_eq!(json["time"], "2025-11-25T11:02:45.000Z");
+    assert_eq!(json["data"]["start"], "2025-11-25T11:02:40.000Z");
+}
+
+#[test]
+fn rejections_name_the_field_and_value() {
+    let cases = [
+        ("cpu_pct", serde_json::json!(101.5), "data.cpu_pct", "101.5"),
+        ("cpu_cores", serde_json::json!(0), "data.cpu_cores", "0"),
+        ("seq", serde_json::json!(0), "data.seq", "0"),
+        ("end", serde_json::json!("2025-11-25T11:02:40.000Z"), "data.end", "2025-11-25T11:02:40.000Z"),
+        ("start", serde_json::json!("noon"), "data.start", "noon"),
+        ("trigger", serde_json::json!("whenever"), "data.trigger", "whenever"),
+        ("mem_used_bytes", serde_json::json!(17u64 << 30), "data.mem_used_bytes", "18253611008"),
+    ];
+    for (key, value, field, shown) in cases {
+        let error = UsageRecord::parse(&with_data_field(key, value)).unwrap_err();
+        assert_eq!(error.field(), Some(field), "{error}");
+        assert!(error.to_string().contains(shown), "{error} should show {shown}");
+    }
+}
+
+#[test]
+fn rejects_unknown_type_oversize_and_garbage() {
+    let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    json["type"] = "usagebill.usage.v9".into();
+    let error = UsageRecord::parse(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert_eq!(error.field(), Some("type"));
+
+    let huge = vec![b' '; MAX_RECORD_BYTES + 1];
+    assert_eq!(UsageRecord::parse(&huge), Err(RecordError::TooLarge { size: MAX_RECORD_BYTES + 1 }));
+
+    let error = UsageRecord::parse(b"cpu=50").unwrap_err();
+    assert!(matches!(error, RecordError::Malformed(_)));
+}
+
+#[test]
+fn rejects_an_id_that_does_not_match_source_and_seq() {
+    let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    json["id"] = "build-box-01/8".into();
+    let error = UsageRecord::parse(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert_eq!(error.field(), Some("id"));
+}
+
+#[test]
+fn machine_ids_are_restricted_to_safe_characters() {
+    assert!(validate_machine_id("db-01.eu_west").is_ok());
+    assert!(validate_machine_id("").is_err());
+    assert!(validate_machine_id("a/b").is_err());
+    assert!(validate_machine_id(&"x".repeat(129)).is_err());
+}

@@ -1,0 +1,421 @@
+//! The agent: one thread owning the open window, the send policy, the outbox and the transport.
+//! Readings and the person's commands arrive on one channel; status goes out on another.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use super::outbox::{Outbox, OutboxError};
+use super::policy::SendPolicy;
+use super::rule::ThresholdRule;
+use super::transport::{LinkState, Transport};
+use crate::collect::Reading;
+use crate::collect::window::{MachineFacts, OpenWindow};
+use crate::record::{Trigger, UnixMillis, UsageRecord};
+
+/// What the person (or the process) asks of the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Close the window now and send it with everything waiting, even while paused.
+    SendNow,
+    /// Hold records in the outbox.
+    Pause,
+    /// Send what is held, in order, and go on sending.
+    Resume,
+    /// Auto-send every this long (`None`: off).
+    SetInterval(Option<Duration>),
+    /// Replace the threshold rules.
+    SetRules(Vec<ThresholdRule>),
+    /// Close the window, try to deliver for a few seconds, keep the rest, stop.
+    Stop,
+}
+
+/// Everything that reaches the agent thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A reading of the machine.
+    Reading(Reading),
+    /// A command.
+    Command(Command),
+}
+
+/// The last delivery the agent saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySummary {
+    /// When the reports arrived.
+    pub at: UnixMillis,
+    /// Records in that delivery.
+    pub records: u64,
+}
+
+/// A snapshot of the agent for the app and the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentStatus {
+    /// This machine.
+    pub machine_id: String,
+    /// Link to the broker (or embedded).
+    pub link: LinkState,
+    /// Sending held.
+    pub paused: bool,
+    /// Auto-send interval.
+    pub interval: Option<Duration>,
+    /// Threshold rules in force.
+    pub rules: Vec<ThresholdRule>,
+    /// Records waiting in the outbox (including those held in memory on a full disk).
+    pub outbox_depth: u64,
+    /// The most recent delivery.
+    pub last_delivery: Option<DeliverySummary>,
+    /// Records delivered since the agent started.
+    pub delivered_total: u64,
+    /// Start of the open window.
+    pub window_start: UnixMillis,
+    /// Seq the open window will get.
+    pub next_seq: u64,
+    /// The latest problem (a failed send, a full disk), cleared when it is over.
+    pub problem: Option<String>,
+    /// The outbox hit its size bound and merged windows (count of merges so far).
+    pub merged_windows: u64,
+}
+
+/// How the agent runs.
+pub struct AgentSettings {
+    /// Machine facts repeated in every record.
+    pub facts: MachineFacts,
+    /// The send policy.
+    pub policy: SendPolicy,
+    /// Largest outbox (bytes of waiting records) before the oldest windows merge.
+    pub outbox_max_bytes: u64,
+    /// How long stopping may try to deliver.
+    pub stop_grace: Duration,
+}
+
+/// Most records offered and not yet reported, so librdkafka's queue never fills.
+const MAX_IN_FLIGHT: usize = 5_000;
+/// Records held in memory while the outbox cannot be written (full disk); past this the oldest merge.
+const MAX_HELD_IN_MEMORY: usize = 10_000;
+
+/// The agent's state; [`Agent::run`] drives it from a channel.
+pub struct Agent<T: Transport> {
+    settings: AgentSettings,
+    outbox: Outbox,
+    transport: T,
+    window: OpenWindow,
+    next_seq: u64,
+    /// Closed windows not yet in the outbox because writing it failed.
+    held: VecDeque<UsageRecord>,
+    /// Seqs offered and not yet reported.
+    in_flight: BTreeSet<u64>,
+    /// Highest seq offered in this pass over the outbox.
+    offered_through: u64,
+    /// Send now: offer everything through this seq even while paused.
+    send_through: u64,
+    retry_at: Option<UnixMillis>,
+    failures_in_a_row: u32,
+    status: AgentStatus,
+}
+
+impl<T: Transport> Agent<T> {
+    /// An agent whose first window opens now; what waits in the outbox is replayed first.
+    pub fn new(settings: AgentSettings, outbox: Outbox, transport: T) -> Result<Self, OutboxError> {
+        let next_seq = outbox.next_seq()?;
+        let now = UnixMillis::now();
+        let status = AgentStatus {
+            machine_id: settings.facts.machine_id.clone(),
+            link: transport.state(),
+            paused: settings.policy.is_paused(),
+            interval: settings.policy.interval(),
+            rules: settings.policy.rules(),
+            outbox_depth: outbox.depth()?,
+            last_delivery: None,
+            delivered_total: 0,
+            window_start: now,
+            next_seq,
+            problem: None,
+            merged_windows: 0,
+        };
+        Ok(Agent {
+            settings,
+            outbox,
+            transport,
+            window: OpenWindow::new(now),
+            next_seq,
+            held: VecDeque::new(),
+            in_flight: BTreeSet::new(),
+            offered_through: 0,
+            send_through: 0,
+            retry_at: None,
+            failures_in_a_row: 0,
+            status,
+        })
+    }
+
+    /// The current snapshot.
+    pub fn status(&self) -> &AgentStatus {
+        &self.status
+    }
+
+    /// Runs until `Stop` or until every sender is gone; reports readings and status to `updates`.
+    pub fn run(mut self, inputs: Receiver<Input>, updates: &dyn Fn(Update)) -> AgentStatus {
+        updates(Update::Status(self.status.clone()));
+        loop {
+            match inputs.recv_timeout(Duration::from_millis(50)) {
+                Ok(Input::Reading(reading)) => {
+                    self.on_reading(&reading, UnixMillis::now());
+                    updates(Update::Reading(reading));
+                }
+                Ok(Input::Command(Command::Stop)) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Input::Command(command)) => self.on_command(command, UnixMillis::now()),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let before = self.status.clone();
+            self.step(UnixMillis::now());
+            if self.status != before {
+                updates(Update::Status(self.status.clone()));
+            }
+        }
+        self.stop(UnixMillis::now());
+        updates(Update::Status(self.status.clone()));
+        self.status
+    }
+
+    /// Adds a reading to the window; a rule that has held long enough closes it.
+    pub fn on_reading(&mut self, reading: &Reading, now: UnixMillis) {
+        self.window.add(reading);
+        if let Some(trigger) = self.settings.policy.observe(reading) {
+            self.close_window(trigger, now);
+        }
+    }
+
+    /// Applies a command.
+    pub fn on_command(&mut self, command: Command, now: UnixMillis) {
+        match command {
+            Command::SendNow => {
+                self.close_window(Trigger::Manual, now);
+                self.send_through = self.next_seq.saturating_sub(1);
+                self.retry_at = None;
+            }
+            Command::Pause => self.settings.policy.set_paused(true),
+            Command::Resume => {
+                self.settings.policy.set_paused(false);
+                self.retry_at = None;
+            }
+            Command::SetInterval(interval) => self.settings.policy.set_interval(interval),
+            Command::SetRules(rules) => self.settings.policy.set_rules(rules),
+            Command::Stop => self.stop(now),
+        }
+        self.refresh_status();
+    }
+
+    /// One pass: close a due window, store held records, take delivery reports, offer waiting records.
+    pub fn step(&mut self, now: UnixMillis) {
+        if let Some(trigger) = self.settings.policy.due(self.window.start(), now) {
+            self.close_window(trigger, now);
+        }
+        self.store_held();
+        self.take_deliveries(now);
+        self.offer_waiting(now);
+        self.refresh_status();
+    }
+
+    fn close_window(&mut self, trigger: Trigger, now: UnixMillis) {
+        if let Some(record) = self.window.close(now, self.next_seq, &self.settings.facts, trigger) {
+            self.next_seq += 1;
+            self.held.push_back(record);
+            self.store_held();
+        }
+    }
+
+    /// Moves closed windows from memory into the outbox; on a full disk they wait in memory.
+    fn store_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let records: Vec<UsageRecord> = self.held.iter().cloned().collect();
+        match self.outbox.append(&records) {
+            Ok(()) => {
+                self.held.clear();
+                if self.status.problem.as_deref().is_some_and(|problem| problem.starts_with("outbox")) {
+                    self.status.problem = None;
+                }
+                self.enforce_bound();
+            }
+            Err(error) => {
+                let note = if error.is_disk_full() { "disk full; " } else { "" };
+                let problem = format!("outbox: {note}{error}; {} window(s) held in memory until it can be written", self.held.len());
+                if self.status.problem.as_ref() != Some(&problem) {
+                    tracing::error!("{problem}");
+                }
+                self.status.problem = Some(problem);
+                while self.held.len() > MAX_HELD_IN_MEMORY {
+                    merge_front(&mut self.held);
+                }
+                if let Some(front) = self.held.front() {
+                    self.next_seq = front.seq + self.held.len() as u64;
+                }
+            }
+        }
+    }
+
+    fn enforce_bound(&mut self) {
+        let Ok(bytes) = self.outbox.waiting_bytes() else { return };
+        if bytes <= self.settings.outbox_max_bytes {
+            return;
+        }
+        let depth = self.outbox.depth().unwrap_or(0) as usize;
+        match self.outbox.merge_oldest((depth / 4).max(1)) {
+            Ok(merged) if merged > 0 => {
+                self.next_seq = self.outbox.next_seq().unwrap_or(self.next_seq);
+                self.status.merged_windows += merged as u64;
+                tracing::warn!("outbox over its {}-byte bound: merged {merged} pair(s) of the oldest waiting windows (no usage dropped)", self.settings.outbox_max_bytes);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!("merging outbox windows: {error}"),
+        }
+    }
+
+    fn take_deliveries(&mut self, now: UnixMillis) {
+        let reports = self.transport.deliveries();
+        if reports.is_empty() {
+            return;
+        }
+        let mut delivered = Vec::new();
+        let mut failure = None;
+        for report in reports {
+            self.in_flight.remove(&report.tag);
+            match report.outcome {
+                Ok(()) => delivered.push(report.tag),
+                Err(reason) => failure = Some(reason),
+            }
+        }
+        if !delivered.is_empty() {
+            if let Err(error) = self.outbox.remove(&delivered) {
+                // They stay in the outbox and go again; the worker drops the duplicates.
+                tracing::error!("removing delivered records from the outbox: {error}");
+            }
+            self.status.delivered_total += delivered.len() as u64;
+            self.status.last_delivery = Some(DeliverySummary { at: now, records: delivered.len() as u64 });
+            self.failures_in_a_row = 0;
+            if self.status.problem.as_deref().is_some_and(|problem| problem.starts_with("send")) {
+                self.status.problem = None;
+            }
+        }
+        if let Some(reason) = failure {
+            self.failures_in_a_row += 1;
+            let backoff = 500i64 << self.failures_in_a_row.min(6);
+            self.retry_at = Some(now.plus_millis(backoff));
+            // Start again from the oldest waiting record once everything in flight is reported.
+            self.offered_through = 0;
+            let problem = format!("send failed: {reason}; the records are kept in the outbox and retried");
+            if self.status.problem.as_ref() != Some(&problem) {
+                tracing::warn!("{problem}");
+            }
+            self.status.problem = Some(problem);
+        }
+    }
+
+    fn offer_waiting(&mut self, now: UnixMillis) {
+        let may_send = self.settings.policy.may_send() || self.send_through > self.offered_through;
+        if !may_send || self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        if self.retry_at.is_some() && !self.in_flight.is_empty() {
+            return;
+        }
+        self.retry_at = None;
+        let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return;
+        }
+        let waiting = match self.outbox.waiting_after(self.offered_through, room) {
+            Ok(waiting) => waiting,
+            Err(error) => {
+                self.status.problem = Some(error.to_string());
+                return;
+            }
+        };
+        let paused = !self.settings.policy.may_send();
+        for item in waiting {
+            let seq = item.record.seq;
+            if paused && seq > self.send_through {
+                break;
+            }
+            if self.in_flight.contains(&seq) {
+                self.offered_through = seq;
+                continue;
+            }
+            match self.transport.offer(&item.record.machine_id, seq, &item.payload) {
+                Ok(()) => {
+                    self.in_flight.insert(seq);
+                    self.offered_through = seq;
+                    let _ = self.outbox.mark_attempted(seq);
+                }
+                Err(super::transport::OfferError::Busy) => break,
+                Err(super::transport::OfferError::Failed(reason)) => {
+                    self.status.problem = Some(format!("send failed: {reason}; the records are kept in the outbox"));
+                    self.retry_at = Some(now.plus_millis(1_000));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn refresh_status(&mut self) {
+        let depth = self.outbox.depth().unwrap_or(self.status.outbox_depth) + self.held.len() as u64;
+        let policy = &self.settings.policy;
+        self.status.link = self.transport.state();
+        self.status.paused = policy.is_paused();
+        self.status.interval = policy.interval();
+        self.status.rules = policy.rules();
+        self.status.outbox_depth = depth;
+        self.status.window_start = self.window.start();
+        self.status.next_seq = self.next_seq;
+    }
+
+    /// Closes the window, tries to deliver for the grace period, keeps the rest in the outbox.
+    fn stop(&mut self, now: UnixMillis) {
+        self.close_window(Trigger::Manual, now);
+        let deadline = std::time::Instant::now() + self.settings.stop_grace;
+        let sendable = self.settings.policy.may_send();
+        while std::time::Instant::now() < deadline {
+            self.store_held();
+            if sendable {
+                self.offer_waiting(UnixMillis::now());
+            }
+            self.transport.flush(Duration::from_millis(100));
+            self.take_deliveries(UnixMillis::now());
+            let waiting = self.outbox.depth().unwrap_or(0);
+            if (waiting == 0 || !sendable) && self.in_flight.is_empty() && self.held.is_empty() {
+                break;
+            }
+        }
+        self.refresh_status();
+        tracing::info!("agent stopped: {} record(s) delivered, {} waiting in the outbox", self.status.delivered_total, self.status.outbox_depth);
+    }
+}
+
+/// What the agent tells its observers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A reading, for the live charts.
+    Reading(Reading),
+    /// A changed snapshot.
+    Status(AgentStatus),
+}
+
+/// Merges the two oldest records held in memory into one (used only when the disk is full).
+fn merge_front(held: &mut VecDeque<UsageRecord>) {
+    if let (Some(first), Some(second)) = (held.pop_front(), held.pop_front()) {
+        let mut merged = super::outbox::merge_pair(&first, &second);
+        merged.seq = first.seq;
+        held.push_front(merged);
+        // Renumber so the held seqs stay without holes.
+        for (offset, record) in held.iter_mut().enumerate() {
+            record.seq = first.seq + offset as u64;
+        }
+    }
+}
+
+/// Sends `command` to an agent's input channel; false when the agent has stopped.
+pub fn send_command(inputs: &Sender<Input>, command: Command) -> bool {
+    inputs.send(Input::Command(command)).is_ok()
+}

@@ -1,0 +1,283 @@
+//! The outbox: closed windows wait here, in SQLite, until a delivery report says the broker has them.
+//! It also keeps the machine's next seq, so seqs survive restarts without a hole.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::record::{Trigger, UsageRecord};
+
+/// An outbox that cannot be opened or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database refused (disk full, I/O error, damaged file).
+    #[error("outbox {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A stored record no longer parses (written by another version or damaged).
+    #[error("outbox {path}: waiting record seq {seq} does not parse: {reason}")]
+    BadRecord {
+        /// The file.
+        path: String,
+        /// Its seq.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The outbox was written by a newer usagebill.
+    #[error("outbox {path} has schema version {found}; this usagebill understands up to 1")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its `user_version`.
+        found: i64,
+    },
+    /// The directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl OutboxError {
+    /// Whether the error is the disk being full (it clears by itself once space is back).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, OutboxError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. }
+            if failure.code == rusqlite::ErrorCode::DiskFull)
+    }
+}
+
+/// One waiting record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    /// The record.
+    pub record: UsageRecord,
+    /// Its encoded form, as it goes to the broker.
+    pub payload: Vec<u8>,
+    /// How many times it was offered to the broker.
+    pub attempts: u32,
+}
+
+/// The durable queue of one machine's closed windows.
+pub struct Outbox {
+    connection: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS waiting (
+        seq INTEGER PRIMARY KEY,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        payload BLOB NOT NULL
+    );
+    PRAGMA user_version = 1;
+";
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox file in WAL mode.
+    pub fn open(path: &Path) -> Result<Outbox, OutboxError> {
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| OutboxError::CreateDir { path: parent.display().to_string(), source })?;
+        }
+        let sqlite = |source| OutboxError::Sqlite { path: shown.clone(), source };
+        let connection = Connection::open(path).map_err(sqlite)?;
+        let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!("outbox {shown}: journal mode is {mode}, not WAL");
+        }
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
+        let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(sqlite)?;
+        if found > 1 {
+            return Err(OutboxError::TooNew { path: shown, found });
+        }
+        connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        Ok(Outbox { connection, path: path.to_owned() })
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> OutboxError {
+        OutboxError::Sqlite { path: self.path.display().to_string(), source }
+    }
+
+    /// The seq the next closed window gets (1 for a new machine).
+    pub fn next_seq(&self) -> Result<u64, OutboxError> {
+        let stored: Option<i64> = self
+            .connection
+            .query_row("SELECT value FROM state WHERE key = 'next_seq'", [], |row| row.get(0))
+            .optional()
+            .map_err(|error| self.sqlite(error))?;
+        Ok(stored.map_or(1, |seq| seq as u64))
+    }
+
+    /// Stores closed windows and advances the next seq past them, in one transaction.
+    pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), OutboxError> {
+        let Some(last) = records.last() else { return Ok(()) };
+        let transaction = self.connection.transaction().map_err(|error| OutboxError::Sqlite { path: self.path.display().to_string(), source: error })?;
+        let result = (|| {
+            let mut insert = transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")?;
+            for record in records {
+                insert.execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json()])?;
+            }
+            drop(insert);
+            transaction.execute(
+                "INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [last.seq as i64 + 1],
+            )?;
+            transaction.commit()
+        })();
+        result.map_err(|error| self.sqlite(error))
+    }
+
+    /// Up to `limit` waiting records with seq above `after`, oldest first.
+    pub fn waiting_after(&self, after: u64, limit: usize) -> Result<Vec<Waiting>, OutboxError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT seq, attempts, payload FROM waiting WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|error| self.sqlite(error))?;
+        let rows = statement
+            .query_map(params![after as i64, limit as i64], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, u32>(1)?, row.get::<_, Vec<u8>>(2)?)))
+            .map_err(|error| self.sqlite(error))?;
+        let mut waiting = Vec::new();
+        for row in rows {
+            let (seq, attempts, payload) = row.map_err(|error| self.sqlite(error))?;
+            let record = UsageRecord::parse(&payload).map_err(|error| OutboxError::BadRecord {
+                path: self.path.display().to_string(),
+                seq: seq as u64,
+                reason: error.to_string(),
+            })?;
+            waiting.push(Waiting { record, payload, attempts });
+        }
+        Ok(waiting)
+    }
+
+    /// Counts an offer of `seq` to the broker.
+    pub fn mark_attempted(&self, seq: u64) -> Result<(), OutboxError> {
+        self.connection
+            .execute("UPDATE waiting SET attempts = attempts + 1 WHERE seq = ?1", [seq as i64])
+            .map(drop)
+            .map_err(|error| self.sqlite(error))
+    }
+
+    /// Removes delivered records.
+    pub fn remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.display().to_string();
+        let sqlite = |source| OutboxError::Sqlite { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(sqlite)?;
+        {
+            let mut delete = transaction.prepare_cached("DELETE FROM waiting WHERE seq = ?1").map_err(sqlite)?;
+            for seq in seqs {
+                delete.execute([*seq as i64]).map_err(sqlite)?;
+            }
+        }
+        transaction.commit().map_err(sqlite)
+    }
+
+    /// Records waiting.
+    pub fn depth(&self) -> Result<u64, OutboxError> {
+        self.connection
+            .query_row("SELECT count(*) FROM waiting", [], |row| row.get::<_, i64>(0))
+            .map(|count| count as u64)
+            .map_err(|error| self.sqlite(error))
+    }
+
+    /// Bytes of waiting payloads.
+    pub fn waiting_bytes(&self) -> Result<u64, OutboxError> {
+        self.connection
+            .query_row("SELECT coalesce(sum(length(payload)), 0) FROM waiting", [], |row| row.get::<_, i64>(0))
+            .map(|bytes| bytes as u64)
+            .map_err(|error| self.sqlite(error))
+    }
+
+    /// Merges pairs of the oldest never-offered records into single, longer windows, renumbering the
+    /// never-offered tail so seqs stay without holes. Returns how many records the merge removed.
+    /// Usage is kept exactly: counts add up, levels are averaged weighted by window length.
+    pub fn merge_oldest(&mut self, pairs: usize) -> Result<usize, OutboxError> {
+        let tail = self.never_offered()?;
+        if tail.len() < 2 {
+            return Ok(0);
+        }
+        let first_seq = tail[0].record.seq;
+        let mut merged = Vec::with_capacity(tail.len());
+        let mut rest = tail.iter().map(|waiting| waiting.record.clone()).peekable();
+        let mut merges = 0;
+        while let Some(record) = rest.next() {
+            let can_merge = merges < pairs && rest.peek().is_some_and(|next| next.start == record.end);
+            if can_merge && let Some(next) = rest.next() {
+                merged.push(merge_pair(&record, &next));
+                merges += 1;
+            } else {
+                merged.push(record);
+            }
+        }
+        for (offset, record) in merged.iter_mut().enumerate() {
+            record.seq = first_seq + offset as u64;
+        }
+        let path = self.path.display().to_string();
+        let sqlite = |source| OutboxError::Sqlite { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(sqlite)?;
+        transaction.execute("DELETE FROM waiting WHERE seq >= ?1", [first_seq as i64]).map_err(sqlite)?;
+        {
+            let mut insert =
+                transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)").map_err(sqlite)?;
+            for record in &merged {
+                insert.execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json()]).map_err(sqlite)?;
+            }
+        }
+        let next_seq = first_seq + merged.len() as u64;
+        transaction
+            .execute("INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [next_seq as i64])
+            .map_err(sqlite)?;
+        transaction.commit().map_err(sqlite)?;
+        Ok(merges)
+    }
+
+    /// The waiting records after the last one ever offered: nobody can have billed them yet.
+    fn never_offered(&self) -> Result<Vec<Waiting>, OutboxError> {
+        let last_offered: Option<i64> = self
+            .connection
+            .query_row("SELECT max(seq) FROM waiting WHERE attempts > 0", [], |row| row.get(0))
+            .map_err(|error| self.sqlite(error))?;
+        self.waiting_after(last_offered.unwrap_or(0) as u64, usize::MAX >> 1)
+    }
+}
+
+/// One window covering two adjacent ones, exactly: counts add, levels average by window length.
+pub fn merge_pair(first: &UsageRecord, second: &UsageRecord) -> UsageRecord {
+    let first_millis = first.window_millis() as f64;
+    let second_millis = second.window_millis() as f64;
+    let weighted = |a: f64, b: f64| (a * first_millis + b * second_millis) / (first_millis + second_millis);
+    UsageRecord {
+        machine_id: first.machine_id.clone(),
+        seq: first.seq,
+        start: first.start,
+        end: second.end,
+        cpu_pct: (weighted(first.cpu_pct, second.cpu_pct) * 1000.0).round() / 1000.0,
+        cpu_cores: first.cpu_cores.max(second.cpu_cores),
+        mem_used_bytes: weighted(first.mem_used_bytes as f64, second.mem_used_bytes as f64).round() as u64,
+        mem_total_bytes: first.mem_total_bytes.max(second.mem_total_bytes),
+        disk_read_bytes: first.disk_read_bytes + second.disk_read_bytes,
+        disk_write_bytes: first.disk_write_bytes + second.disk_write_bytes,
+        net_rx_bytes: first.net_rx_bytes + second.net_rx_bytes,
+        net_tx_bytes: first.net_tx_bytes + second.net_tx_bytes,
+        samples: first.samples + second.samples,
+        trigger: Trigger::Replay,
+    }
+}
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

@@ -1,0 +1,197 @@
+//! The send policy: when the open window closes and whether closed windows may go to the broker.
+//! One state machine for the desktop app and the headless agent, driven by explicit times so it is
+//! tested without a clock, Kafka or a window.
+
+use std::time::Duration;
+
+use super::rule::ThresholdRule;
+use crate::collect::Reading;
+use crate::record::{Trigger, UnixMillis};
+
+/// The person's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySettings {
+    /// Auto-send: close and send the window every this long; `None` is off.
+    pub interval: Option<Duration>,
+    /// Longest window: reached (while paused or with auto-send off) the window closes into the outbox.
+    pub max_window: Duration,
+    /// Threshold rules.
+    pub rules: Vec<ThresholdRule>,
+    /// After a rule fires it stays quiet this long, so a flapping metric cannot flood.
+    pub cooldown: Duration,
+    /// Start paused.
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RuleState {
+    rule: ThresholdRule,
+    held_since: Option<UnixMillis>,
+    quiet_until: UnixMillis,
+}
+
+/// The policy's state.
+#[derive(Debug, Clone)]
+pub struct SendPolicy {
+    interval: Option<Duration>,
+    max_window: Duration,
+    cooldown: Duration,
+    paused: bool,
+    rules: Vec<RuleState>,
+}
+
+impl SendPolicy {
+    /// A policy with `settings`.
+    pub fn new(settings: PolicySettings) -> Self {
+        let mut policy = SendPolicy {
+            interval: settings.interval,
+            max_window: settings.max_window,
+            cooldown: settings.cooldown,
+            paused: settings.paused,
+            rules: Vec::new(),
+        };
+        policy.set_rules(settings.rules);
+        policy
+    }
+
+    /// Whether closed windows may go to the broker now.
+    pub fn may_send(&self) -> bool {
+        !self.paused
+    }
+
+    /// Paused: windows keep closing into the outbox; nothing is sent.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses or resumes sending.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// The auto-send interval.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// Changes the auto-send interval (`None`: off); at least 1 s.
+    pub fn set_interval(&mut self, interval: Option<Duration>) {
+        self.interval = interval.map(|interval| interval.max(Duration::from_secs(1)));
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> Vec<ThresholdRule> {
+        self.rules.iter().map(|state| state.rule).collect()
+    }
+
+    /// Replaces the rules; their hold clocks restart.
+    pub fn set_rules(&mut self, rules: Vec<ThresholdRule>) {
+        self.rules = rules.into_iter().map(|rule| RuleState { rule, held_since: None, quiet_until: UnixMillis(i64::MIN) }).collect();
+    }
+
+    /// Feeds a reading to the rules; returns `Threshold` when one has held long enough.
+    pub fn observe(&mut self, reading: &Reading) -> Option<Trigger> {
+        let now = reading.at;
+        let mut fired = false;
+        for state in &mut self.rules {
+            if !state.rule.holds_for(reading) {
+                state.held_since = None;
+                continue;
+            }
+            // The reading covers the time since the previous one, so the condition began then.
+            let began = now.plus_millis(-(reading.elapsed_millis as i64));
+            let since = *state.held_since.get_or_insert(began);
+            if now.millis_since(since) >= state.rule.hold.as_millis() as i64 && now >= state.quiet_until {
+                fired = true;
+                state.held_since = None;
+                state.quiet_until = now.plus_millis(self.cooldown.as_millis() as i64);
+            }
+        }
+        fired.then_some(Trigger::Threshold)
+    }
+
+    /// Whether the window open since `window_start` is due to close at `now`, and why.
+    pub fn due(&self, window_start: UnixMillis, now: UnixMillis) -> Option<Trigger> {
+        let open_for = now.millis_since(window_start);
+        let interval_due = self.interval.is_some_and(|interval| open_for >= interval.as_millis() as i64);
+        let max_due = open_for >= self.max_window.as_millis() as i64;
+        (interval_due || max_due).then_some(Trigger::Interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PolicySettings {
+        PolicySettings {
+            interval: Some(Duration::from_secs(10)),
+            max_window: Duration::from_secs(60),
+            rules: vec![ThresholdRule::parse("cpu_pct > 90 for 3s").unwrap()],
+            cooldown: Duration::from_secs(20),
+            paused: false,
+        }
+    }
+
+    fn reading(at_secs: i64, cpu_pct: f64) -> Reading {
+        Reading {
+            at: UnixMillis(at_secs * 1000),
+            cpu_pct,
+            mem_used_bytes: 1,
+            mem_total_bytes: 2,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            elapsed_millis: 1000,
+        }
+    }
+
+    #[test]
+    fn the_interval_closes_windows() {
+        let policy = SendPolicy::new(settings());
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(9_999)), None);
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(10_000)), Some(Trigger::Interval));
+    }
+
+    #[test]
+    fn without_an_interval_the_max_window_still_closes() {
+        let mut policy = SendPolicy::new(settings());
+        policy.set_interval(None);
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(59_999)), None);
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000)), Some(Trigger::Interval));
+    }
+
+    #[test]
+    fn pausing_stops_sending_not_closing() {
+        let mut policy = SendPolicy::new(settings());
+        policy.set_paused(true);
+        assert!(!policy.may_send());
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000)), Some(Trigger::Interval));
+        policy.set_paused(false);
+        assert!(policy.may_send());
+    }
+
+    #[test]
+    fn a_rule_fires_after_holding_then_cools_down() {
+        let mut policy = SendPolicy::new(settings());
+        assert_eq!(policy.observe(&reading(1, 95.0)), None);
+        assert_eq!(policy.observe(&reading(2, 95.0)), None);
+        assert_eq!(policy.observe(&reading(3, 95.0)), Some(Trigger::Threshold), "held from 0 s to 3 s");
+        for second in 4..23 {
+            assert_eq!(policy.observe(&reading(second, 95.0)), None, "cooling down at {second} s");
+        }
+        assert_eq!(policy.observe(&reading(23, 95.0)), Some(Trigger::Threshold));
+    }
+
+    #[test]
+    fn a_dip_restarts_the_hold() {
+        let mut policy = SendPolicy::new(settings());
+        policy.observe(&reading(1, 95.0));
+        policy.observe(&reading(2, 95.0));
+        assert_eq!(policy.observe(&reading(3, 50.0)), None);
+        assert_eq!(policy.observe(&reading(4, 95.0)), None);
+        assert_eq!(policy.observe(&reading(5, 95.0)), None);
+        assert_eq!(policy.observe(&reading(6, 95.0)), Some(Trigger::Threshold));
+    }
+}

@@ -1,0 +1,167 @@
+//! Where closed windows go: Kafka, or (no brokers configured) straight into the local ledger.
+//! Both sit behind one interface, so the outbox and the agent do not know which one they feed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::kafka::{Delivery, ReportingProducer};
+use crate::billing::biller::{Biller, RawMessage};
+use crate::config::KafkaConfig;
+
+/// What the agent knows of its link to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Nothing delivered yet and no error seen.
+    Connecting,
+    /// The last delivery succeeded.
+    Up,
+    /// The broker cannot be reached; records wait in the outbox.
+    Down,
+    /// Embedded mode: no broker, records are billed in this process.
+    Embedded,
+}
+
+impl LinkState {
+    /// A word for the status bar and the log.
+    pub fn label(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "connected",
+            LinkState::Down => "unreachable",
+            LinkState::Embedded => "embedded (no broker)",
+        }
+    }
+}
+
+/// An offer the transport cannot take now; the record stays in the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// The local queue is full; try again shortly.
+    #[error("the send queue is full")]
+    Busy,
+    /// The transport refused the record.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sends encoded records and reports their deliveries.
+pub trait Transport: Send {
+    /// Offers one record; its delivery (tagged with `seq`) follows from [`Transport::deliveries`].
+    fn offer(&mut self, key: &str, seq: u64, payload: &[u8]) -> Result<(), OfferError>;
+    /// Delivery reports that arrived since the last call.
+    fn deliveries(&mut self) -> Vec<Delivery>;
+    /// The link's state.
+    fn state(&self) -> LinkState;
+    /// Records offered and not yet reported.
+    fn in_flight(&self) -> usize;
+    /// Waits up to `timeout` for in-flight records to be reported.
+    fn flush(&mut self, timeout: Duration);
+}
+
+/// Kafka: an idempotent producer keyed by machine id.
+pub struct KafkaTransport {
+    producer: ReportingProducer,
+    reports: Receiver<Delivery>,
+    state: Arc<AtomicU8>,
+}
+
+impl KafkaTransport {
+    /// A transport to `kafka.topic`; connects in the background.
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, super::kafka::KafkaSetupError> {
+        let (sender, reports) = mpsc::channel();
+        let producer = ReportingProducer::new(kafka, sender)?;
+        let state = producer.link_state();
+        Ok(KafkaTransport { producer, reports, state })
+    }
+}
+
+impl Transport for KafkaTransport {
+    fn offer(&mut self, key: &str, seq: u64, payload: &[u8]) -> Result<(), OfferError> {
+        match self.producer.send(key, payload, seq) {
+            Ok(()) => Ok(()),
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => Err(OfferError::Busy),
+            Err(error) => Err(OfferError::Failed(error.to_string())),
+        }
+    }
+
+    fn deliveries(&mut self) -> Vec<Delivery> {
+        self.reports.try_iter().collect()
+    }
+
+    fn state(&self) -> LinkState {
+        link_state_from(self.state.load(Ordering::Relaxed))
+    }
+
+    fn in_flight(&self) -> usize {
+        self.producer.in_flight().max(0) as usize
+    }
+
+    fn flush(&mut self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}
+
+/// Stored form of [`LinkState`] shared with librdkafka's callbacks.
+pub fn link_state_to(state: LinkState) -> u8 {
+    state as u8
+}
+
+fn link_state_from(value: u8) -> LinkState {
+    match value {
+        1 => LinkState::Up,
+        2 => LinkState::Down,
+        3 => LinkState::Embedded,
+        _ => LinkState::Connecting,
+    }
+}
+
+/// Embedded: records are billed into the local ledger at once, in this process.
+pub struct EmbeddedTransport {
+    biller: Biller,
+    reports: Vec<Delivery>,
+    next_offset: i64,
+}
+
+/// The topic name recorded for embedded deliveries.
+pub const EMBEDDED_TOPIC: &str = "embedded";
+
+impl EmbeddedTransport {
+    /// Bills into `biller`.
+    pub fn new(biller: Biller) -> Self {
+        let next_offset = biller.ledger().offsets(EMBEDDED_TOPIC).ok().and_then(|offsets| offsets.get(&0).copied()).unwrap_or(0);
+        EmbeddedTransport { biller, reports: Vec::new(), next_offset }
+    }
+}
+
+impl Transport for EmbeddedTransport {
+    fn offer(&mut self, _key: &str, seq: u64, payload: &[u8]) -> Result<(), OfferError> {
+        let message = RawMessage { topic: EMBEDDED_TOPIC.into(), partition: 0, offset: self.next_offset, payload: Some(payload.to_vec()) };
+        let outcome = match self.biller.bill(std::slice::from_ref(&message)) {
+            Ok(_) => {
+                self.next_offset += 1;
+                Ok(())
+            }
+            Err(error) => Err(format!("local ledger: {error}")),
+        };
+        self.reports.push(Delivery { tag: seq, outcome });
+        Ok(())
+    }
+
+    fn deliveries(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.reports)
+    }
+
+    fn state(&self) -> LinkState {
+        LinkState::Embedded
+    }
+
+    fn in_flight(&self) -> usize {
+        0
+    }
+
+    fn flush(&mut self, _timeout: Duration) {}
+}
