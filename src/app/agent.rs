@@ -92,7 +92,8 @@ pub fn start_agent(
 ) -> anyhow::Result<RunningAgent> {
     let agent_config = &settings.config.agent;
     let machine_id = machine_id(overrides.machine_id.as_deref().or(agent_config.machine_id.as_deref()), &settings.data_dir)?;
-    let mut rules = agent_config.rules.iter().map(|rule| ThresholdRule::parse(rule)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let mut rules =
+        agent_config.rules.iter().map(|rule| ThresholdRule::parse(rule)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
     if !overrides.rules.is_empty() {
         rules = overrides.rules.clone();
     }
@@ -107,7 +108,8 @@ pub fn start_agent(
     let (inputs, receiver) = mpsc::channel();
     let facts = start_readings(source, &machine_id, sample_interval, inputs.clone())?;
     let outbox = Outbox::open(&settings.outbox_path())?;
-    let agent_settings = AgentSettings { facts, policy, outbox_max_bytes: agent_config.outbox_max_bytes, stop_grace: Duration::from_secs(5) };
+    let agent_settings =
+        AgentSettings { facts, policy, outbox_max_bytes: agent_config.outbox_max_bytes, stop_grace: Duration::from_secs(5) };
     let handle = if settings.embedded() {
         let ledger = Ledger::open(&settings.ledger_path())?;
         let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
@@ -133,7 +135,11 @@ fn start_readings(source: ReadingSource, machine_id: &str, interval: Duration, i
     match source {
         ReadingSource::Machine => {
             let mut sampler = Sampler::new().context("reading this machine through sysinfo")?;
-            let facts = MachineFacts { machine_id: machine_id.to_owned(), cpu_cores: sampler.cpu_cores(), mem_total_bytes: sampler.mem_total_bytes() };
+            let facts = MachineFacts {
+                machine_id: machine_id.to_owned(),
+                cpu_cores: sampler.cpu_cores(),
+                mem_total_bytes: sampler.mem_total_bytes(),
+            };
             sampler::spawn(sampler, interval, move |reading| inputs.send(Input::Reading(reading)).is_ok());
             Ok(facts)
         }
@@ -182,12 +188,10 @@ fn load_script(path: &Path) -> anyhow::Result<Vec<ScriptedReading>> {
 
 fn play_script(script: &[ScriptedReading], interval: Duration, inputs: &Sender<Input>) {
     let millis = interval.as_millis() as u64;
-    let mut index = 0;
     let started = std::time::Instant::now();
-    for tick in 1u32.. {
+    for (index, tick) in (1u32..).enumerate() {
         std::thread::sleep((started + interval * tick).saturating_duration_since(std::time::Instant::now()));
         let step = &script[index.min(script.len() - 1)];
-        index += 1;
         let reading = Reading {
             at: UnixMillis::now(),
             cpu_pct: step.cpu_pct,

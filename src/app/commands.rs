@@ -65,7 +65,11 @@ pub fn headless_agent(common: &CommonArgs, args: AgentArgs) -> anyhow::Result<Ex
     let settings = Settings::resolve(common)?;
     let overrides = overrides(&args)?;
     let source = args.readings.clone().map_or(ReadingSource::Machine, ReadingSource::Script);
-    let mode = if settings.embedded() { "embedded (no broker; billing into the local ledger)".to_owned() } else { format!("kafka {}", settings.config.kafka.brokers.join(",")) };
+    let mode = if settings.embedded() {
+        "embedded (no broker; billing into the local ledger)".to_owned()
+    } else {
+        format!("kafka {}", settings.config.kafka.brokers.join(","))
+    };
     let running = start_agent(&settings, &overrides, source, Box::new(log_update))?;
     tracing::info!("agent for machine {} started: {mode}; data in {}", running.machine_id, settings.data_dir.display());
     let stop = worker::stop_on_signal();
@@ -111,7 +115,10 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {property:?}: write KEY=VALUE"))?;
         settings.config.kafka.properties.insert(key.trim().to_owned(), value.trim().to_owned());
     }
-    anyhow::ensure!(!settings.embedded(), "the worker reads from Kafka: pass --brokers HOST:PORT (in embedded mode the app bills by itself)");
+    anyhow::ensure!(
+        !settings.embedded(),
+        "the worker reads from Kafka: pass --brokers HOST:PORT (in embedded mode the app bills by itself)"
+    );
     let card = RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()))?;
     let ledger = Ledger::open(&settings.ledger_path())?;
     let options = WorkerOptions {
@@ -157,7 +164,11 @@ pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitC
     let began = Instant::now();
     let delivered = simulate::produce(&settings.config.kafka, &fleet, args.rate)?;
     let seconds = began.elapsed().as_secs_f64();
-    eprintln!("delivered {delivered} record(s) from {} machine(s) in {seconds:.2}s ({:.0} records/s)", fleet.machines, delivered as f64 / seconds.max(1e-9));
+    eprintln!(
+        "delivered {delivered} record(s) from {} machine(s) in {seconds:.2}s ({:.0} records/s)",
+        fleet.machines,
+        delivered as f64 / seconds.max(1e-9)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

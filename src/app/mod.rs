@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::{self, Config, validate_broker, validate_topic};
 
-pub use self::agent::{AgentOverrides, RunningAgent, ReadingSource, machine_id, start_agent};
+pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
 
 /// The configuration in force for this run.
 #[derive(Debug, Clone)]
@@ -76,10 +76,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
 pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn parse_time(flag: &str, text: &str) -> anyhow::Result<crate::record::UnixMillis> {
-    crate::record::UnixMillis::parse_rfc3339(text).with_context(|| format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)"))
+    crate::record::UnixMillis::parse_rfc3339(text)
+        .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)"))
 }

@@ -150,8 +150,7 @@ impl RateCard {
     /// Reads a card file, or the built-in card when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<RateCard, RateCardError> {
         let Some(path) = path else { return Ok(RateCard::built_in()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RateCardError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RateCardError::Read { path: path.display().to_string(), source })?;
         RateCard::parse(&text, &path.display().to_string())
     }
 

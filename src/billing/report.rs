@@ -121,7 +121,8 @@ pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
 
 fn render_table(totals: &[MachineTotal]) -> String {
     let width = totals.iter().map(|total| total.machine_id.len()).max().unwrap_or(0).max("machine".len());
-    let mut out = format!("{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>14}\n", "machine", "records", "first_seq", "last_seq", "gaps", "cost");
+    let mut out =
+        format!("{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>14}\n", "machine", "records", "first_seq", "last_seq", "gaps", "cost");
     let mut sum = Decimal::ZERO;
     let mut records = 0;
     for total in totals {

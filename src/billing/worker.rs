@@ -88,7 +88,8 @@ impl ResumeFromLedger {
                 by_topic.insert(topic.clone(), ledger.offsets(&topic)?);
             }
         }
-        let assigned: Vec<(String, i32)> = partitions.elements().iter().map(|element| (element.topic().to_owned(), element.partition())).collect();
+        let assigned: Vec<(String, i32)> =
+            partitions.elements().iter().map(|element| (element.topic().to_owned(), element.partition())).collect();
         for (topic, partition) in assigned {
             let stored = by_topic.get(&topic).and_then(|offsets| offsets.get(&partition));
             let offset = stored.map_or(Offset::Beginning, |next| Offset::Offset(*next));
@@ -122,9 +123,8 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
-    let consumer: BaseConsumer<ResumeFromLedger> = config
-        .create_with_context(context)
-        .map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
+    let consumer: BaseConsumer<ResumeFromLedger> =
+        config.create_with_context(context).map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
     consumer.subscribe(&[&kafka.topic])?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
 

@@ -258,9 +258,7 @@ pub fn validate_broker(broker: &str) -> Result<(), &'static str> {
 
 /// Kafka topic names: 1–249 characters of `A-Z a-z 0-9 . _ -`.
 pub fn validate_topic(name: &str) -> Result<(), &'static str> {
-    let ok = !name.is_empty()
-        && name.len() <= 249
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = !name.is_empty() && name.len() <= 249 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok { Ok(()) } else { Err("1 to 249 characters of letters, digits, '.', '_' and '-'") }
 }
 

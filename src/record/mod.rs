@@ -151,8 +151,11 @@ impl UsageRecord {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(RecordError::TooLarge { size: bytes.len() });
         }
-        let record = wire::decode(bytes)?;
+        let (record, claimed_id) = wire::decode(bytes)?;
         record.validate()?;
+        if claimed_id != record.id() {
+            return Err(invalid("id", claimed_id, "must be `source/seq`"));
+        }
         Ok(record)
     }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EVENT_TYPE, RecordError, SPEC_VERSION, Trigger, UnixMillis, UsageRecord, invalid, record_id};
+use super::{EVENT_TYPE, RecordError, SPEC_VERSION, Trigger, UnixMillis, UsageRecord, invalid};
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<'a> {
@@ -65,9 +65,9 @@ pub(super) fn encode(record: &UsageRecord) -> Vec<u8> {
     serde_json::to_vec(&envelope).expect("a usage record always serialises")
 }
 
-pub(super) fn decode(bytes: &[u8]) -> Result<UsageRecord, RecordError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|error| RecordError::Malformed(error.to_string()))?;
+/// Decodes the envelope; returns the record and the `id` it claimed (checked after validation).
+pub(super) fn decode(bytes: &[u8]) -> Result<(UsageRecord, String), RecordError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(|error| RecordError::Malformed(error.to_string()))?;
     if envelope.specversion != SPEC_VERSION {
         return Err(invalid("specversion", envelope.specversion, "must be \"1.0\""));
     }
@@ -85,10 +85,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<UsageRecord, RecordError> {
     parse_instant("time", envelope.time)?;
     let trigger = Trigger::parse(data.trigger)
         .ok_or_else(|| invalid("data.trigger", data.trigger, "must be manual, interval, threshold or replay"))?;
-    if envelope.id != record_id(envelope.source, data.seq) {
-        return Err(invalid("id", envelope.id, "must be `source/seq`"));
-    }
-    Ok(UsageRecord {
+    let record = UsageRecord {
         machine_id: envelope.source.to_owned(),
         seq: data.seq,
         start,
@@ -103,7 +100,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<UsageRecord, RecordError> {
         net_tx_bytes: data.net_tx_bytes,
         samples: data.samples,
         trigger,
-    })
+    };
+    Ok((record, envelope.id.to_owned()))
 }
 
 fn parse_instant(field: &'static str, text: &str) -> Result<UnixMillis, RecordError> {

@@ -266,7 +266,10 @@ impl<T: Transport> Agent<T> {
             Ok(merged) if merged > 0 => {
                 self.next_seq = self.outbox.next_seq().unwrap_or(self.next_seq);
                 self.status.merged_windows += merged as u64;
-                tracing::warn!("outbox over its {}-byte bound: merged {merged} pair(s) of the oldest waiting windows (no usage dropped)", self.settings.outbox_max_bytes);
+                tracing::warn!(
+                    "outbox over its {}-byte bound: merged {merged} pair(s) of the oldest waiting windows (no usage dropped)",
+                    self.settings.outbox_max_bytes
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::error!("merging outbox windows: {error}"),
@@ -389,7 +392,11 @@ impl<T: Transport> Agent<T> {
             }
         }
         self.refresh_status();
-        tracing::info!("agent stopped: {} record(s) delivered, {} waiting in the outbox", self.status.delivered_total, self.status.outbox_depth);
+        tracing::info!(
+            "agent stopped: {} record(s) delivered, {} waiting in the outbox",
+            self.status.delivered_total,
+            self.status.outbox_depth
+        );
     }
 }
 

@@ -108,7 +108,9 @@ impl ProducerContext for DeliveryReporter {
                 self.link.store(link_state_to(LinkState::Up), Ordering::Relaxed);
                 Ok(())
             }
-            Err((error, message)) => Err(format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy))),
+            Err((error, message)) => {
+                Err(format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy)))
+            }
         };
         // A closed channel means the owner is gone; the message is still in its outbox.
         let _ = self.deliveries.send(Delivery { tag: *tag, outcome });

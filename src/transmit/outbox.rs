@@ -123,7 +123,8 @@ impl Outbox {
     /// Stores closed windows and advances the next seq past them, in one transaction.
     pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), OutboxError> {
         let Some(last) = records.last() else { return Ok(()) };
-        let transaction = self.connection.transaction().map_err(|error| OutboxError::Sqlite { path: self.path.display().to_string(), source: error })?;
+        let transaction =
+            self.connection.transaction().map_err(|error| OutboxError::Sqlite { path: self.path.display().to_string(), source: error })?;
         let result = (|| {
             let mut insert = transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")?;
             for record in records {
@@ -146,7 +147,9 @@ impl Outbox {
             .prepare_cached("SELECT seq, attempts, payload FROM waiting WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(|error| self.sqlite(error))?;
         let rows = statement
-            .query_map(params![after as i64, limit as i64], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, u32>(1)?, row.get::<_, Vec<u8>>(2)?)))
+            .query_map(params![after as i64, limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, u32>(1)?, row.get::<_, Vec<u8>>(2)?))
+            })
             .map_err(|error| self.sqlite(error))?;
         let mut waiting = Vec::new();
         for row in rows {
@@ -231,15 +234,19 @@ impl Outbox {
         let transaction = self.connection.transaction().map_err(sqlite)?;
         transaction.execute("DELETE FROM waiting WHERE seq >= ?1", [first_seq as i64]).map_err(sqlite)?;
         {
-            let mut insert =
-                transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)").map_err(sqlite)?;
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sqlite)?;
             for record in &merged {
                 insert.execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json()]).map_err(sqlite)?;
             }
         }
         let next_seq = first_seq + merged.len() as u64;
         transaction
-            .execute("INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [next_seq as i64])
+            .execute(
+                "INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [next_seq as i64],
+            )
             .map_err(sqlite)?;
         transaction.commit().map_err(sqlite)?;
         Ok(merges)

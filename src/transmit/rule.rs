@@ -90,7 +90,8 @@ impl ThresholdRule {
             "<" => Comparison::Below,
             other => return Err(format!("comparison `{other}` must be > or <")),
         };
-        let limit = parse_limit(limit).ok_or_else(|| format!("value `{limit}` must be a non-negative number, optionally with k, M or G"))?;
+        let limit =
+            parse_limit(limit).ok_or_else(|| format!("value `{limit}` must be a non-negative number, optionally with k, M or G"))?;
         if matches!(metric, Metric::CpuPct | Metric::MemPct) && limit > 100.0 {
             return Err(format!("value `{limit}` of {} must be between 0 and 100", metric.name()));
         }
@@ -139,7 +140,10 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let rule = ThresholdRule::parse("cpu_pct > 90 for 30s").unwrap();
-        assert_eq!((rule.metric, rule.comparison, rule.limit, rule.hold), (Metric::CpuPct, Comparison::Above, 90.0, Duration::from_secs(30)));
+        assert_eq!(
+            (rule.metric, rule.comparison, rule.limit, rule.hold),
+            (Metric::CpuPct, Comparison::Above, 90.0, Duration::from_secs(30))
+        );
         let rule = ThresholdRule::parse("net_tx_bytes_per_sec > 10M for 1m").unwrap();
         assert_eq!(rule.limit, 10_000_000.0);
         assert_eq!(rule.to_string(), "net_tx_bytes_per_sec > 10000000 for 1m");

@@ -22,7 +22,9 @@ pub const QUARANTINE_RAW_CAP: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// The ledger was written by a newer usagebill.
-    #[error("ledger {path} has schema version {found}, newer than this usagebill understands ({supported}); it was left untouched: use a newer usagebill")]
+    #[error(
+        "ledger {path} has schema version {found}, newer than this usagebill understands ({supported}); it was left untouched: use a newer usagebill"
+    )]
     TooNew {
         /// The file.
         path: String,
@@ -112,8 +114,7 @@ impl Ledger {
     /// Opens (creating if needed) a ledger for writing: WAL, migrations, machine dictionary.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| LedgerError::CreateDir { path: path.display().to_string(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir { path: path.display().to_string(), source })?;
         }
         let mut connection = Connection::open(path)?;
         let shown = path.display().to_string();
@@ -132,14 +133,16 @@ impl Ledger {
             return Err(LedgerError::Missing(shown));
         }
         let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        let found: i64 = connection
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|error| damaged_or(error.into(), &shown))?;
+        let found: i64 =
+            connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(|error| damaged_or(error.into(), &shown))?;
         if found > CURRENT_VERSION {
             return Err(LedgerError::TooNew { path: shown, found, supported: CURRENT_VERSION });
         }
         if found < CURRENT_VERSION {
-            return Err(LedgerError::Damaged { path: shown, detail: format!("schema version {found}; open it once with `usagebill worker` to upgrade") });
+            return Err(LedgerError::Damaged {
+                path: shown,
+                detail: format!("schema version {found}; open it once with `usagebill worker` to upgrade"),
+            });
         }
         decimal_sum::register(&connection)?;
         Ok(Ledger { connection, path: path.to_owned(), machine_ids: HashMap::new() })
@@ -243,11 +246,9 @@ impl Ledger {
     pub fn last_seq(&self, machine_id: &str) -> Result<Option<u64>, LedgerError> {
         let seq: Option<i64> = self
             .connection
-            .query_row(
-                "SELECT max(r.seq) FROM records r JOIN machines m ON m.id = r.machine WHERE m.name = ?1",
-                [machine_id],
-                |row| row.get(0),
-            )
+            .query_row("SELECT max(r.seq) FROM records r JOIN machines m ON m.id = r.machine WHERE m.name = ?1", [machine_id], |row| {
+                row.get(0)
+            })
             .optional()?
             .flatten();
         Ok(seq.map(|seq| seq as u64))
@@ -263,9 +264,8 @@ impl Ledger {
 
 fn configure(connection: &Connection, path: &str) -> Result<(), LedgerError> {
     // Set outside any transaction: inside one SQLite silently ignores it.
-    let mode: String = connection
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|error| damaged_or(error.into(), path))?;
+    let mode: String =
+        connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(|error| damaged_or(error.into(), path))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(LedgerError::Damaged { path: path.to_owned(), detail: format!("journal mode is {mode}, not WAL") });
     }

@@ -1,0 +1,108 @@
+use super::*;
+use crate::billing::price::price;
+use crate::billing::rate_card::RateCard;
+use crate::billing::report::{TimeRange, machine_totals};
+use crate::record::Trigger;
+
+fn record(machine: &str, seq: u64) -> UsageRecord {
+    let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 10_000);
+    UsageRecord {
+        machine_id: machine.into(),
+        seq,
+        start,
+        end: start.plus_millis(10_000),
+        cpu_pct: 50.0,
+        cpu_cores: 8,
+        mem_used_bytes: 4 << 30,
+        mem_total_bytes: 16 << 30,
+        disk_read_bytes: 10_000_000,
+        disk_write_bytes: 10_000_000,
+        net_rx_bytes: 10_000_000,
+        net_tx_bytes: 10_000_000,
+        samples: 10,
+        trigger: Trigger::Interval,
+    }
+}
+
+fn batch(records: &[UsageRecord], next_offset: i64) -> Batch {
+    let card = RateCard::built_in();
+    Batch {
+        priced: records
+            .iter()
+            .map(|record| (record.clone(), Origin::default(), price(record, card.version_at(record.start)).unwrap()))
+            .collect(),
+        quarantined: Vec::new(),
+        offsets: vec![("usage".into(), 0, next_offset)],
+    }
+}
+
+#[test]
+fn a_redelivered_record_changes_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    let records = [record("a", 1), record("a", 2)];
+    assert_eq!(ledger.write_batch(&batch(&records, 2)).unwrap().billed, 2);
+    let before = machine_totals(&ledger, TimeRange::default()).unwrap();
+    let again = ledger.write_batch(&batch(&records, 2)).unwrap();
+    assert_eq!((again.billed, again.duplicates), (0, 2));
+    assert_eq!(machine_totals(&ledger, TimeRange::default()).unwrap(), before);
+}
+
+#[test]
+fn offsets_are_stored_with_the_batch_and_never_go_back() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    ledger.write_batch(&batch(&[record("a", 1)], 41)).unwrap();
+    ledger.write_batch(&batch(&[record("a", 2)], 17)).unwrap();
+    assert_eq!(ledger.offsets("usage").unwrap().get(&0), Some(&41));
+}
+
+#[test]
+fn gaps_are_counted_and_filled_by_a_late_record() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    ledger.write_batch(&batch(&[record("a", 1), record("a", 4)], 2)).unwrap();
+    let totals = machine_totals(&ledger, TimeRange::default()).unwrap();
+    assert_eq!((totals[0].records, totals[0].gaps), (2, 2));
+    ledger.write_batch(&batch(&[record("a", 2), record("a", 3)], 4)).unwrap();
+    let totals = machine_totals(&ledger, TimeRange::default()).unwrap();
+    assert_eq!((totals[0].records, totals[0].gaps, totals[0].last_seq), (4, 0, 4));
+}
+
+#[test]
+fn quarantined_messages_keep_their_reason_and_capped_bytes() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    let quarantined = Quarantined { topic: "usage".into(), partition: 3, offset: 9, reason: "not JSON".into(), raw: vec![b'x'; 10_000] };
+    let batch = Batch { quarantined: vec![quarantined], ..Batch::default() };
+    assert_eq!(ledger.write_batch(&batch).unwrap().quarantined, 1);
+    let (reason, kept, size): (String, Vec<u8>, i64) = ledger
+        .connection()
+        .query_row("SELECT reason, raw, raw_size FROM quarantine", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap();
+    assert_eq!((reason.as_str(), kept.len(), size), ("not JSON", QUARANTINE_RAW_CAP, 10_000));
+}
+
+#[test]
+fn a_newer_or_damaged_ledger_is_refused_and_left_alone() {
+    let directory = tempfile::tempdir().unwrap();
+    let newer = directory.path().join("newer.db");
+    Connection::open(&newer).unwrap().pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+    let error = Ledger::open(&newer).err().unwrap();
+    assert!(matches!(error, LedgerError::TooNew { .. }), "{error}");
+
+    let damaged = directory.path().join("damaged.db");
+    let garbage = vec![0x5a; 8192];
+    std::fs::write(&damaged, &garbage).unwrap();
+    let error = Ledger::open(&damaged).err().unwrap();
+    assert!(matches!(error, LedgerError::Damaged { .. }), "{error}");
+    assert_eq!(std::fs::read(&damaged).unwrap(), garbage, "nothing is deleted to recover");
+}
+
+#[test]
+fn a_missing_ledger_is_not_created_by_a_report() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("none.db");
+    assert!(matches!(Ledger::open_read_only(&path), Err(LedgerError::Missing(_))));
+    assert!(!path.exists());
+}

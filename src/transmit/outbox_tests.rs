@@ -1,0 +1,71 @@
+use super::*;
+use crate::record::UnixMillis;
+
+fn record(seq: u64) -> UsageRecord {
+    let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 1_000);
+    UsageRecord {
+        machine_id: "m1".into(),
+        seq,
+        start,
+        end: start.plus_millis(1_000),
+        cpu_pct: seq as f64,
+        cpu_cores: 4,
+        mem_used_bytes: 1_000 * seq,
+        mem_total_bytes: 1 << 30,
+        disk_read_bytes: 10,
+        disk_write_bytes: 20,
+        net_rx_bytes: 30,
+        net_tx_bytes: 40,
+        samples: 1,
+        trigger: Trigger::Interval,
+    }
+}
+
+#[test]
+fn seqs_and_waiting_records_survive_reopening() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("outbox.db");
+    {
+        let mut outbox = Outbox::open(&path).unwrap();
+        assert_eq!(outbox.next_seq().unwrap(), 1);
+        outbox.append(&[record(1), record(2), record(3)]).unwrap();
+        outbox.remove(&[1]).unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.next_seq().unwrap(), 4);
+    let waiting: Vec<u64> = outbox.waiting_after(0, 10).unwrap().iter().map(|item| item.record.seq).collect();
+    assert_eq!(waiting, [2, 3]);
+    assert_eq!(outbox.depth().unwrap(), 2);
+}
+
+#[test]
+fn merging_keeps_every_byte_and_second_and_leaves_no_seq_hole() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
+    let records: Vec<_> = (1..=6).map(record).collect();
+    outbox.append(&records).unwrap();
+    outbox.mark_attempted(1).unwrap();
+    let merged = outbox.merge_oldest(2).unwrap();
+    assert_eq!(merged, 2);
+    let after: Vec<_> = outbox.waiting_after(0, 10).unwrap().into_iter().map(|item| item.record).collect();
+    let seqs: Vec<u64> = after.iter().map(|record| record.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "seq 1 was offered and stays; 2+3 and 4+5 merge; 6 is renumbered");
+    assert_eq!(outbox.next_seq().unwrap(), 5);
+    assert_eq!(after[1].start, records[1].start);
+    assert_eq!(after[1].end, records[2].end);
+    assert_eq!(after[1].cpu_pct, 2.5);
+    for pair in after.windows(2) {
+        assert_eq!(pair[0].end, pair[1].start, "windows still tile");
+    }
+    let total = |records: &[UsageRecord]| records.iter().map(|record| record.disk_write_bytes + record.net_tx_bytes).sum::<u64>();
+    assert_eq!(total(&after), total(&records));
+}
+
+#[test]
+fn a_newer_outbox_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("outbox.db");
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 9).unwrap();
+    let error = Outbox::open(&path).err().unwrap().to_string();
+    assert!(error.contains("schema version 9"), "{error}");
+}

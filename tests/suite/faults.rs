@@ -1,0 +1,118 @@
+//! The headless agent as a real process against a real broker, with faults: a frozen broker,
+//! a SIGKILL while records wait, and a long run whose windows must tile time.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use usagebill::record::UsageRecord;
+
+use crate::util::{Broker, assert_tiled_once_in_order, read_topic, signal, unique, usagebill};
+
+fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Child {
+    let script = data_dir.join("readings.jsonl");
+    if !script.exists() {
+        std::fs::write(&script, r#"{"cpu_pct": 25, "mem_used_bytes": 2000000000, "disk_write_bytes_per_sec": 4096}"#).unwrap();
+    }
+    usagebill(data_dir)
+        .args(["--brokers", &broker.bootstrap, "--topic", topic, "agent", "--headless", "--machine-id", "fault-box"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("starting the headless agent")
+}
+
+fn waiting_in_outbox(data_dir: &Path) -> i64 {
+    let connection = rusqlite::Connection::open(data_dir.join("outbox.db")).unwrap();
+    connection.query_row("SELECT count(*) FROM waiting", [], |row| row.get(0)).unwrap()
+}
+
+fn stop_gracefully(mut agent: Child) {
+    signal(agent.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            assert!(status.success(), "the agent exits 0 on SIGTERM, got {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the agent did not stop within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_seqs_once_in_order(records: &[UsageRecord]) {
+    let seqs: Vec<u64> = records.iter().map(|record| record.seq).collect();
+    let expected: Vec<u64> = (1..=records.len() as u64).collect();
+    assert_eq!(seqs, expected, "every seq exactly once, in order");
+}
+
+#[test]
+fn a_broker_frozen_for_20_seconds_loses_and_duplicates_nothing() {
+    let broker = Broker::start();
+    assert!(broker.is_own(), "this test freezes its own broker; unset USAGEBILL_TEST_BOOTSTRAP to run it");
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let agent = headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let pid = broker.pid().unwrap();
+    signal(pid, "STOP");
+    std::thread::sleep(Duration::from_secs(20));
+    signal(pid, "CONT");
+    std::thread::sleep(Duration::from_secs(8));
+    stop_gracefully(agent);
+    assert_eq!(waiting_in_outbox(data.path()), 0, "everything was delivered after the thaw");
+    let records = read_topic(&broker.bootstrap, &topic, 1_000, Duration::from_secs(5));
+    assert!(records.len() >= 28, "about 32 one-second windows, got {}", records.len());
+    assert_tiled_once_in_order(&records);
+}
+
+#[test]
+fn records_waiting_when_the_agent_is_killed_arrive_after_restart_once() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let mut first = headless(data.path(), &broker, &topic, &["--paused", "--max-window", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    std::thread::sleep(Duration::from_millis(4_500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let waiting = waiting_in_outbox(data.path());
+    assert!(waiting >= 3, "the paused agent held its windows in the outbox, found {waiting}");
+    let second = headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    std::thread::sleep(Duration::from_secs(4));
+    stop_gracefully(second);
+    assert_eq!(waiting_in_outbox(data.path()), 0);
+    let records = read_topic(&broker.bootstrap, &topic, 1_000, Duration::from_secs(5));
+    assert_seqs_once_in_order(&records);
+    // The windows of each run tile; the time the agent was down is a hole in time, not in seqs.
+    let held = waiting as usize;
+    assert_tiled_once_in_order(&records[..held]);
+    for pair in records[held..].windows(2) {
+        assert_eq!(pair[0].end, pair[1].start);
+    }
+    assert!(records[held].start >= records[held - 1].end);
+}
+
+#[test]
+fn a_two_minute_run_is_tiled_by_its_windows() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let began = usagebill::record::UnixMillis::now();
+    let mut agent: Child = usagebill(data.path())
+        .args(["--brokers", &broker.bootstrap, "--topic", &topic, "agent", "--headless", "--interval", "5s", "--run-for", "2m"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let status = agent.wait().unwrap();
+    let ended = usagebill::record::UnixMillis::now();
+    assert!(status.success());
+    let records = read_topic(&broker.bootstrap, &topic, 1_000, Duration::from_secs(5));
+    assert_tiled_once_in_order(&records);
+    let first = records.first().unwrap();
+    let last = records.last().unwrap();
+    assert!(first.start >= began && last.end <= ended);
+    let covered = last.end.millis_since(first.start);
+    assert!((119_000..=122_000).contains(&covered), "the windows cover the whole run: {covered} ms");
+    assert!((24..=26).contains(&records.len()), "one record per 5 s plus the closing one: {}", records.len());
+    assert!(records.iter().all(|record| record.samples <= 6 && record.mem_used_bytes > 0), "real sysinfo readings");
+}
