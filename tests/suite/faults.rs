@@ -17,6 +17,7 @@ fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Chi
     usagebill(data_dir)
         .args(["--brokers", &broker.bootstrap, "--topic", topic, "agent", "--headless", "--machine-id", "fault-box"])
         .args(args)
+        .current_dir(data_dir)
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("starting the headless agent")
