@@ -2,6 +2,7 @@
 
 pub mod biller;
 pub mod ledger;
+pub mod period;
 pub mod price;
 pub mod rate_card;
 pub mod report;

@@ -55,6 +55,20 @@ impl fmt::Display for UnixMillis {
     }
 }
 
+impl serde::Serialize for UnixMillis {
+    /// Serialises as the RFC 3339 text.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnixMillis {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        UnixMillis::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,7 +114,8 @@ fn pause_holds_windows_and_resume_delivers_them_in_order() {
     assert!(early.is_empty(), "nothing goes to the broker while paused, got {early:?}");
     agent.command(Command::Pause); // idempotent
     agent.command(Command::Resume);
-    let resumed = agent.wait_for("the held windows delivered", Duration::from_secs(30), |status| status.delivered_total >= 3 && status.outbox_depth == 0);
+    let resumed = agent
+        .wait_for("the held windows delivered", Duration::from_secs(30), |status| status.delivered_total >= 3 && status.outbox_depth == 0);
     let final_status = agent.stop();
     let sent = final_status.delivered_total as usize;
     let records = read_topic(&broker.bootstrap, &settings.config.kafka.topic, sent, Duration::from_secs(5));

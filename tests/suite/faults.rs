@@ -72,13 +72,19 @@ fn records_waiting_when_the_agent_is_killed_arrive_after_restart_once() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
-    let mut first = headless(data.path(), &broker, &topic, &["--paused", "--max-window", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    let mut first = headless(
+        data.path(),
+        &broker,
+        &topic,
+        &["--paused", "--max-window", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"],
+    );
     std::thread::sleep(Duration::from_millis(4_500));
     first.kill().unwrap();
     first.wait().unwrap();
     let waiting = waiting_in_outbox(data.path());
     assert!(waiting >= 3, "the paused agent held its windows in the outbox, found {waiting}");
-    let second = headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    let second =
+        headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
     std::thread::sleep(Duration::from_secs(4));
     stop_gracefully(second);
     assert_eq!(waiting_in_outbox(data.path()), 0);

@@ -156,6 +156,10 @@ pub fn assert_tiled_once_in_order(records: &[usagebill::record::UsageRecord]) {
         assert_eq!(record.seq, expected, "seqs out of order or duplicated: {:?}", records.iter().map(|r| r.seq).collect::<Vec<_>>());
     }
     for pair in records.windows(2) {
-        assert_eq!(pair[0].end, pair[1].start, "seq {} ends at {} but seq {} starts at {}", pair[0].seq, pair[0].end, pair[1].seq, pair[1].start);
+        assert_eq!(
+            pair[0].end, pair[1].start,
+            "seq {} ends at {} but seq {} starts at {}",
+            pair[0].seq, pair[0].end, pair[1].seq, pair[1].start
+        );
     }
 }

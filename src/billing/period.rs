@@ -1,0 +1,133 @@
+//! The billing period (a calendar month, UTC): per-machine cost today, so far this period, and a
+//! projection to the period's end from the recent burn rate.
+
+use std::str::FromStr;
+
+use rusqlite::params;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use time::{Date, Month, OffsetDateTime, Time};
+
+use super::ledger::{Ledger, LedgerError};
+use crate::record::UnixMillis;
+
+/// How far back the burn rate of the projection looks.
+pub const BURN_WINDOW_MILLIS: i64 = 3_600_000;
+
+/// One machine's costs in the current period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineCost {
+    /// The machine.
+    pub machine_id: String,
+    /// Exact cost of windows starting today (UTC).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub today: Decimal,
+    /// Exact cost of windows starting in this period.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub period: Decimal,
+    /// `period` plus the burn rate of the last hour carried to the period's end.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub projected: Decimal,
+    /// Currency.
+    pub currency: String,
+    /// End of the machine's latest window.
+    pub last_seen: UnixMillis,
+    /// Missing seqs (over all time).
+    pub gaps: u64,
+    /// Records billed in this period.
+    pub records: u64,
+}
+
+/// `[start, end)` of the calendar month (UTC) holding `now`.
+pub fn month_of(now: UnixMillis) -> (UnixMillis, UnixMillis) {
+    let instant = OffsetDateTime::from_unix_timestamp(now.0.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let first = Date::from_calendar_date(instant.year(), instant.month(), 1).expect("the 1st exists");
+    let (next_year, next_month) =
+        if instant.month() == Month::December { (instant.year() + 1, Month::January) } else { (instant.year(), instant.month().next()) };
+    let next = Date::from_calendar_date(next_year, next_month, 1).expect("the 1st exists");
+    (millis_of(first), millis_of(next))
+}
+
+/// Start (UTC midnight) of the day holding `now`.
+pub fn day_of(now: UnixMillis) -> UnixMillis {
+    UnixMillis(now.0 - now.0.rem_euclid(86_400_000))
+}
+
+fn millis_of(date: Date) -> UnixMillis {
+    UnixMillis(date.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp() * 1000)
+}
+
+/// Every machine's costs in the period holding `now`, ordered by machine id.
+pub fn machine_costs(ledger: &Ledger, now: UnixMillis) -> Result<Vec<MachineCost>, LedgerError> {
+    let (period_start, period_end) = month_of(now);
+    let today = day_of(now);
+    let burn_from = now.plus_millis(-BURN_WINDOW_MILLIS);
+    let mut statement = ledger.connection().prepare_cached(
+        "SELECT m.name,
+                decimal_sum(CASE WHEN r.start_ms >= ?2 THEN l.total ELSE '0' END),
+                decimal_sum(CASE WHEN r.start_ms >= ?1 THEN l.total ELSE '0' END),
+                decimal_sum(CASE WHEN r.start_ms >= ?3 THEN l.total ELSE '0' END),
+                sum(CASE WHEN r.start_ms >= ?3 THEN min(r.end_ms, ?4) - max(r.start_ms, ?3) ELSE 0 END),
+                min(l.currency),
+                max(r.end_ms),
+                sum(CASE WHEN r.start_ms >= ?1 THEN 1 ELSE 0 END),
+                (SELECT max(seq) - min(seq) + 1 - count(*) FROM records WHERE machine = m.id)
+         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+         WHERE r.end_ms > min(?1, ?3)
+         GROUP BY r.machine ORDER BY m.name",
+    )?;
+    let rows = statement.query_map(params![period_start.0, today.0, burn_from.0, now.0], |row| {
+        let decimal = |index| -> rusqlite::Result<Decimal> { Ok(Decimal::from_str(&row.get::<_, String>(index)?).unwrap_or_default()) };
+        let period = decimal(2)?;
+        let burned = decimal(3)?;
+        let burn_millis: i64 = row.get(4)?;
+        let remaining = (period_end.0 - now.0).max(0);
+        let projected = if burn_millis > 0 { period + burned * Decimal::from(remaining) / Decimal::from(burn_millis) } else { period };
+        Ok(MachineCost {
+            machine_id: row.get(0)?,
+            today: decimal(1)?,
+            period,
+            projected: projected.normalize(),
+            currency: row.get(5)?,
+            last_seen: UnixMillis(row.get(6)?),
+            gaps: row.get::<_, i64>(8)?.max(0) as u64,
+            records: row.get::<_, i64>(7)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A machine's cost per bucket of `bucket_millis` over `[from, to)`: (bucket start, exact cost).
+pub fn cost_series(
+    ledger: &Ledger,
+    machine_id: &str,
+    from: UnixMillis,
+    to: UnixMillis,
+    bucket_millis: i64,
+) -> Result<Vec<(UnixMillis, Decimal)>, LedgerError> {
+    let bucket = bucket_millis.max(1);
+    let mut statement = ledger.connection().prepare_cached(
+        "SELECT (r.start_ms / ?4) * ?4 AS bucket, decimal_sum(l.total)
+         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+         WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3
+         GROUP BY bucket ORDER BY bucket",
+    )?;
+    let rows = statement.query_map(params![machine_id, from.0, to.0, bucket], |row| {
+        Ok((UnixMillis(row.get(0)?), Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default()))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_and_days_in_utc() {
+        let now = UnixMillis::parse_rfc3339("2026-12-15T10:30:00Z").unwrap();
+        let (start, end) = month_of(now);
+        assert_eq!(start.to_string(), "2026-12-01T00:00:00.000Z");
+        assert_eq!(end.to_string(), "2027-01-01T00:00:00.000Z");
+        assert_eq!(day_of(now).to_string(), "2026-12-15T00:00:00.000Z");
+    }
+}
