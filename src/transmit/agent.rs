@@ -214,6 +214,8 @@ impl<T: Transport> Agent<T> {
         self.store_held();
         self.take_deliveries(now);
         self.offer_waiting(now);
+        // The embedded transport reports at once: take those reports in the same pass.
+        self.take_deliveries(now);
         self.refresh_status();
     }
 
@@ -426,3 +428,7 @@ fn merge_front(held: &mut VecDeque<UsageRecord>) {
 pub fn send_command(inputs: &Sender<Input>, command: Command) -> bool {
     inputs.send(Input::Command(command)).is_ok()
 }
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

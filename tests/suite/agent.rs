@@ -12,14 +12,15 @@ use usagebill::transmit::rule::ThresholdRule;
 
 use crate::util::{Broker, assert_tiled_once_in_order, read_topic, unique};
 
-struct TestAgent {
+/// An agent running in this process, with its status updates.
+pub struct TestAgent {
     running: RunningAgent,
     statuses: Receiver<AgentStatus>,
     latest: Option<AgentStatus>,
 }
 
 impl TestAgent {
-    fn start(settings: &Settings, overrides: AgentOverrides, script: &Path) -> TestAgent {
+    pub fn start(settings: &Settings, overrides: AgentOverrides, script: &Path) -> TestAgent {
         let (sender, statuses) = mpsc::channel();
         let updates = Box::new(move |update| {
             if let Update::Status(status) = update {
@@ -30,12 +31,12 @@ impl TestAgent {
         TestAgent { running, statuses, latest: None }
     }
 
-    fn command(&self, command: Command) {
+    pub fn command(&self, command: Command) {
         self.running.inputs.send(Input::Command(command)).expect("the agent is running");
     }
 
     /// Waits until `condition` holds for the latest status.
-    fn wait_for(&mut self, what: &str, timeout: Duration, condition: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, condition: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
         let deadline = Instant::now() + timeout;
         loop {
             while let Ok(status) = self.statuses.try_recv() {
@@ -51,7 +52,7 @@ impl TestAgent {
         }
     }
 
-    fn stop(self) -> AgentStatus {
+    pub fn stop(self) -> AgentStatus {
         self.command(Command::Stop);
         self.running.handle.join().expect("the agent thread ends")
     }
@@ -66,16 +67,16 @@ fn kafka_settings(broker: &Broker, data_dir: &Path) -> Settings {
     Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
 }
 
-fn script(dir: &Path, lines: &[&str]) -> std::path::PathBuf {
+pub fn script(dir: &Path, lines: &[&str]) -> std::path::PathBuf {
     let path = dir.join("readings.jsonl");
     std::fs::write(&path, lines.join("\n")).unwrap();
     path
 }
 
-const IDLE: &str = r#"{"cpu_pct": 10, "mem_used_bytes": 1000000000, "net_tx_bytes_per_sec": 1000}"#;
+pub const IDLE: &str = r#"{"cpu_pct": 10, "mem_used_bytes": 1000000000, "net_tx_bytes_per_sec": 1000}"#;
 const BUSY: &str = r#"{"cpu_pct": 97, "mem_used_bytes": 1000000000, "net_tx_bytes_per_sec": 1000}"#;
 
-fn manual_only() -> AgentOverrides {
+pub fn manual_only() -> AgentOverrides {
     AgentOverrides { interval: Some(None), sample_interval: Some(Duration::from_millis(200)), ..AgentOverrides::default() }
 }
 

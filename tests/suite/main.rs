@@ -1,6 +1,7 @@
 //! Integration tests: real broker, real processes, real SQLite files.
 
 mod agent;
+mod disk;
 mod faults;
 mod pipeline;
 mod util;

@@ -1,0 +1,100 @@
+use std::time::Duration;
+
+use super::*;
+use crate::billing::biller::Biller;
+use crate::billing::ledger::Ledger;
+use crate::billing::rate_card::RateCard;
+use crate::billing::report::{TimeRange, machine_totals};
+use crate::transmit::policy::PolicySettings;
+use crate::transmit::transport::EmbeddedTransport;
+
+fn reading(at: UnixMillis) -> Reading {
+    Reading {
+        at,
+        cpu_pct: 20.0,
+        mem_used_bytes: 1_000,
+        mem_total_bytes: 4_000,
+        disk_read_bytes: 0,
+        disk_write_bytes: 1_000,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        elapsed_millis: 1_000,
+    }
+}
+
+#[test]
+fn an_outbox_over_its_bound_merges_windows_and_loses_no_usage() {
+    let directory = tempfile::tempdir().unwrap();
+    let ledger_path = directory.path().join("ledger.db");
+    let biller = Biller::new(Ledger::open(&ledger_path).unwrap(), RateCard::built_in());
+    let settings = AgentSettings {
+        facts: MachineFacts { machine_id: "bounded".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
+        policy: SendPolicy::new(PolicySettings {
+            interval: None,
+            max_window: Duration::from_secs(1),
+            rules: Vec::new(),
+            cooldown: Duration::from_secs(60),
+            paused: true,
+        }),
+        outbox_max_bytes: 4_000,
+        stop_grace: Duration::from_secs(1),
+    };
+    let outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
+    let mut agent = Agent::new(settings, outbox, EmbeddedTransport::new(biller)).unwrap();
+    let began = agent.status().window_start;
+    for second in 1..=40 {
+        let now = began.plus_millis(second * 1_000);
+        agent.on_reading(&reading(now), now);
+        agent.step(now);
+    }
+    let held = agent.status().clone();
+    assert!(held.merged_windows > 0, "the bound was hit");
+    assert!(held.outbox_depth < 40, "windows were merged: {} left", held.outbox_depth);
+    assert_eq!(held.delivered_total, 0, "paused: nothing sent");
+
+    let end = began.plus_millis(40_000);
+    agent.on_command(Command::Resume, end);
+    agent.step(end);
+    assert_eq!(agent.status().outbox_depth, 0);
+
+    let ledger = Ledger::open_read_only(&ledger_path).unwrap();
+    let totals = machine_totals(&ledger, TimeRange::default()).unwrap();
+    assert_eq!(totals[0].gaps, 0, "merging renumbers, it never leaves a seq hole");
+    assert_eq!(totals[0].first_start, began.to_string());
+    assert_eq!(totals[0].last_end, end.to_string());
+    let (covered, written): (i64, i64) = ledger
+        .connection()
+        .query_row("SELECT sum(end_ms - start_ms), sum(disk_write_bytes) FROM records", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap();
+    assert_eq!(covered, 40_000, "every millisecond billed once");
+    assert_eq!(written, 40_000, "every byte billed once");
+}
+
+#[test]
+fn send_now_sends_while_paused_and_pausing_again_holds() {
+    let directory = tempfile::tempdir().unwrap();
+    let biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
+    let settings = AgentSettings {
+        facts: MachineFacts { machine_id: "paused".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
+        policy: SendPolicy::new(PolicySettings {
+            interval: None,
+            max_window: Duration::from_secs(5),
+            rules: Vec::new(),
+            cooldown: Duration::from_secs(60),
+            paused: true,
+        }),
+        outbox_max_bytes: 1 << 20,
+        stop_grace: Duration::from_secs(1),
+    };
+    let outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
+    let mut agent = Agent::new(settings, outbox, EmbeddedTransport::new(biller)).unwrap();
+    let began = agent.status().window_start;
+    agent.step(began.plus_millis(11_000));
+    assert_eq!(agent.status().outbox_depth, 1, "the max window closed the first window");
+    agent.on_command(Command::SendNow, began.plus_millis(12_000));
+    agent.step(began.plus_millis(12_000));
+    assert_eq!((agent.status().outbox_depth, agent.status().delivered_total), (0, 2));
+    agent.step(began.plus_millis(20_000));
+    assert_eq!(agent.status().outbox_depth, 1, "still paused after send-now");
+    assert_eq!(agent.status().delivered_total, 2);
+}
