@@ -51,6 +51,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Produce synthetic records from a fleet of simulated machines.
     Simulate(SimulateArgs),
+    /// Measure the performance targets against a real broker and print a table.
+    Bench(BenchArgs),
     /// Check or locate the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -164,4 +166,30 @@ pub enum ConfigCommand {
     },
     /// Print where the config file is read from.
     Path,
+}
+
+/// `usagebill bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Records for the worker throughput run.
+    #[arg(long, default_value_t = 500_000)]
+    pub worker_records: u64,
+    /// Machines of the latency run, each sending one record a second.
+    #[arg(long, default_value_t = 10_000)]
+    pub latency_machines: u32,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 20)]
+    pub latency_seconds: u32,
+    /// Records in the ledger the reports are timed on.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub report_records: u64,
+    /// Seconds the headless agent is watched for.
+    #[arg(long, default_value_t = 30)]
+    pub agent_seconds: u32,
+    /// Smaller runs (100k records, 1M-record ledger, 10 s each) for a quick look.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for the temporary ledgers and outboxes (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@
 //! [`app`] wires them together for each command; `main.rs` only parses arguments.
 
 pub mod app;
+pub mod bench;
 pub mod billing;
 pub mod cli;
 pub mod collect;

@@ -192,3 +192,23 @@ pub fn config(common: &CommonArgs, command: ConfigCommand) -> anyhow::Result<Exi
         }
     }
 }
+
+/// `usagebill bench`.
+pub fn bench(common: &CommonArgs, args: crate::cli::BenchArgs) -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let settings = Settings::resolve(common)?;
+    let quick = args.quick;
+    let options = crate::bench::BenchOptions {
+        worker_records: if quick { 100_000 } else { args.worker_records },
+        latency_machines: args.latency_machines,
+        latency_seconds: if quick { 10 } else { args.latency_seconds },
+        report_records: if quick { 1_000_000 } else { args.report_records },
+        agent_seconds: if quick { 10 } else { args.agent_seconds },
+        scratch: args.scratch.unwrap_or_else(std::env::temp_dir),
+        binary: std::env::current_exe().context("locating the usagebill binary")?,
+    };
+    let broker = crate::bench::BenchBroker::start(&settings.config.kafka.brokers)?;
+    let figures = crate::bench::run(&options, &broker)?;
+    println!("{}", crate::bench::render(&figures));
+    Ok(ExitCode::SUCCESS)
+}

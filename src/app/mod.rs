@@ -71,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Report(args)) => commands::report(&cli.common, args),
         Some(Command::Simulate(args)) => commands::simulate(&cli.common, args),
         Some(Command::Config(command)) => commands::config(&cli.common, command),
+        Some(Command::Bench(args)) => commands::bench(&cli.common, args),
     }
 }
 

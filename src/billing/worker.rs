@@ -119,7 +119,9 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
         .set("group.id", &kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // librdkafka waits up to 500 ms for a fetch to fill by default; billing wants each record at once.
+        .set("fetch.wait.max.ms", "10");
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }

@@ -3,6 +3,7 @@
 //! Every key is documented in `config.example.toml`; unknown keys are rejected.
 
 pub mod duration;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,8 +174,8 @@ impl Config {
 
     /// Parses and validates TOML text that came from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|error| ConfigError::Parse { path: path.to_owned(), message: error.to_string() })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: path.to_owned(), message: suggest::with_suggestion(&error.to_string()) })?;
         config.validate(&path.display().to_string())?;
         Ok(config)
     }

@@ -125,7 +125,7 @@ impl<T: Transport> Agent<T> {
             paused: settings.policy.is_paused(),
             interval: settings.policy.interval(),
             rules: settings.policy.rules(),
-            outbox_depth: outbox.depth()?,
+            outbox_depth: outbox.depth(),
             last_delivery: None,
             delivered_total: 0,
             window_start: now,
@@ -259,11 +259,10 @@ impl<T: Transport> Agent<T> {
     }
 
     fn enforce_bound(&mut self) {
-        let Ok(bytes) = self.outbox.waiting_bytes() else { return };
-        if bytes <= self.settings.outbox_max_bytes {
+        if self.outbox.waiting_bytes() <= self.settings.outbox_max_bytes {
             return;
         }
-        let depth = self.outbox.depth().unwrap_or(0) as usize;
+        let depth = self.outbox.depth() as usize;
         match self.outbox.merge_oldest((depth / 4).max(1)) {
             Ok(merged) if merged > 0 => {
                 self.next_seq = self.outbox.next_seq().unwrap_or(self.next_seq);
@@ -328,7 +327,7 @@ impl<T: Transport> Agent<T> {
         }
         self.retry_at = None;
         let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
-        if room == 0 {
+        if room == 0 || self.offered_through >= self.outbox.last_seq() || self.outbox.depth() == 0 {
             return;
         }
         let waiting = match self.outbox.waiting_after(self.offered_through, room) {
@@ -365,7 +364,7 @@ impl<T: Transport> Agent<T> {
     }
 
     fn refresh_status(&mut self) {
-        let depth = self.outbox.depth().unwrap_or(self.status.outbox_depth) + self.held.len() as u64;
+        let depth = self.outbox.depth() + self.held.len() as u64;
         let policy = &self.settings.policy;
         self.status.link = self.transport.state();
         self.status.paused = policy.is_paused();
@@ -388,7 +387,7 @@ impl<T: Transport> Agent<T> {
             }
             self.transport.flush(Duration::from_millis(100));
             self.take_deliveries(UnixMillis::now());
-            let waiting = self.outbox.depth().unwrap_or(0);
+            let waiting = self.outbox.depth();
             if (waiting == 0 || !sendable) && self.in_flight.is_empty() && self.held.is_empty() {
                 break;
             }

@@ -69,6 +69,12 @@ pub struct Waiting {
 pub struct Outbox {
     connection: Connection,
     path: PathBuf,
+    /// Records waiting, kept in memory so status updates cost no query.
+    depth: u64,
+    /// Bytes of waiting payloads, kept in memory for the size bound.
+    bytes: u64,
+    /// Highest seq stored.
+    last_seq: u64,
 }
 
 const SCHEMA: &str = "
@@ -103,7 +109,21 @@ impl Outbox {
             return Err(OutboxError::TooNew { path: shown, found });
         }
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
-        Ok(Outbox { connection, path: path.to_owned() })
+        let mut outbox = Outbox { connection, path: path.to_owned(), depth: 0, bytes: 0, last_seq: 0 };
+        outbox.recount()?;
+        Ok(outbox)
+    }
+
+    /// Reads depth, bytes and the last seq from the table (at open and after a merge).
+    fn recount(&mut self) -> Result<(), OutboxError> {
+        let (depth, bytes, last_seq): (i64, i64, i64) = self
+            .connection
+            .query_row("SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(max(seq), 0) FROM waiting", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|error| self.sqlite(error))?;
+        (self.depth, self.bytes, self.last_seq) = (depth as u64, bytes as u64, last_seq as u64);
+        Ok(())
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> OutboxError {
@@ -125,10 +145,13 @@ impl Outbox {
         let Some(last) = records.last() else { return Ok(()) };
         let transaction =
             self.connection.transaction().map_err(|error| OutboxError::Sqlite { path: self.path.display().to_string(), source: error })?;
+        let mut bytes = 0;
         let result = (|| {
             let mut insert = transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")?;
             for record in records {
-                insert.execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json()])?;
+                let payload = record.to_json();
+                bytes += payload.len() as u64;
+                insert.execute(params![record.seq as i64, record.start.0, record.end.0, payload])?;
             }
             drop(insert);
             transaction.execute(
@@ -137,7 +160,16 @@ impl Outbox {
             )?;
             transaction.commit()
         })();
-        result.map_err(|error| self.sqlite(error))
+        result.map_err(|error| self.sqlite(error))?;
+        self.depth += records.len() as u64;
+        self.bytes += bytes;
+        self.last_seq = self.last_seq.max(last.seq);
+        Ok(())
+    }
+
+    /// Highest seq stored (0 when none ever was since open).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     /// Up to `limit` waiting records with seq above `after`, oldest first.
@@ -180,29 +212,30 @@ impl Outbox {
         let path = self.path.display().to_string();
         let sqlite = |source| OutboxError::Sqlite { path: path.clone(), source };
         let transaction = self.connection.transaction().map_err(sqlite)?;
+        let (mut removed, mut bytes) = (0, 0);
         {
-            let mut delete = transaction.prepare_cached("DELETE FROM waiting WHERE seq = ?1").map_err(sqlite)?;
+            let mut delete = transaction.prepare_cached("DELETE FROM waiting WHERE seq = ?1 RETURNING length(payload)").map_err(sqlite)?;
             for seq in seqs {
-                delete.execute([*seq as i64]).map_err(sqlite)?;
+                if let Some(length) = delete.query_row([*seq as i64], |row| row.get::<_, i64>(0)).optional().map_err(sqlite)? {
+                    removed += 1;
+                    bytes += length as u64;
+                }
             }
         }
-        transaction.commit().map_err(sqlite)
+        transaction.commit().map_err(sqlite)?;
+        self.depth = self.depth.saturating_sub(removed);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        Ok(())
     }
 
     /// Records waiting.
-    pub fn depth(&self) -> Result<u64, OutboxError> {
-        self.connection
-            .query_row("SELECT count(*) FROM waiting", [], |row| row.get::<_, i64>(0))
-            .map(|count| count as u64)
-            .map_err(|error| self.sqlite(error))
+    pub fn depth(&self) -> u64 {
+        self.depth
     }
 
     /// Bytes of waiting payloads.
-    pub fn waiting_bytes(&self) -> Result<u64, OutboxError> {
-        self.connection
-            .query_row("SELECT coalesce(sum(length(payload)), 0) FROM waiting", [], |row| row.get::<_, i64>(0))
-            .map(|bytes| bytes as u64)
-            .map_err(|error| self.sqlite(error))
+    pub fn waiting_bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Merges pairs of the oldest never-offered records into single, longer windows, renumbering the
@@ -249,6 +282,7 @@ impl Outbox {
             )
             .map_err(sqlite)?;
         transaction.commit().map_err(sqlite)?;
+        self.recount()?;
         Ok(merges)
     }
 

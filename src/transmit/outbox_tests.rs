@@ -35,7 +35,7 @@ fn seqs_and_waiting_records_survive_reopening() {
     assert_eq!(outbox.next_seq().unwrap(), 4);
     let waiting: Vec<u64> = outbox.waiting_after(0, 10).unwrap().iter().map(|item| item.record.seq).collect();
     assert_eq!(waiting, [2, 3]);
-    assert_eq!(outbox.depth().unwrap(), 2);
+    assert_eq!(outbox.depth(), 2);
 }
 
 #[test]

@@ -1,0 +1,95 @@
+//! `usagebill bench`: the performance targets measured in one run, printed as a table next to the
+//! prototype-style baselines. Speed targets live here, never in timed unit tests.
+
+mod agent_cost;
+mod broker;
+mod fleet;
+mod local;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+pub use self::broker::BenchBroker;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Records for the worker throughput run.
+    pub worker_records: u64,
+    /// Simulated machines for the latency run (each sends one record a second).
+    pub latency_machines: u32,
+    /// Seconds of the latency run.
+    pub latency_seconds: u32,
+    /// Records in the ledger the reports are timed on.
+    pub report_records: u64,
+    /// Seconds the headless agent is watched for.
+    pub agent_seconds: u32,
+    /// Where temporary ledgers and outboxes go.
+    pub scratch: PathBuf,
+    /// The usagebill binary (for the agent run).
+    pub binary: PathBuf,
+}
+
+/// One line of the result table.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// The measured value with its unit.
+    pub value: String,
+    /// The target, if there is one.
+    pub target: String,
+    /// Whether the target is met (`None`: no target).
+    pub met: Option<bool>,
+    /// The prototype-style baseline, if one applies.
+    pub baseline: String,
+}
+
+impl Figure {
+    fn new(name: &str, value: String, target: &str, met: Option<bool>, baseline: String) -> Figure {
+        Figure { name: name.to_owned(), value, target: target.to_owned(), met, baseline }
+    }
+}
+
+/// Runs every measurement against `broker`, reporting progress on stderr.
+pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    eprintln!("bench: parsing, pricing, outbox and ledger writes (in process)…");
+    figures.extend(local::measure(options)?);
+    eprintln!("bench: worker throughput from Kafka ({} records)…", options.worker_records);
+    figures.extend(fleet::worker_throughput(options, broker)?);
+    eprintln!("bench: end-to-end latency ({} machines at 1 record/s for {} s)…", options.latency_machines, options.latency_seconds);
+    figures.extend(fleet::latency(options, broker)?);
+    eprintln!("bench: reports over a {}-record ledger…", options.report_records);
+    figures.extend(local::reports(options)?);
+    eprintln!("bench: headless agent at 1 Hz for {} s…", options.agent_seconds);
+    figures.extend(agent_cost::measure(options)?);
+    Ok(figures)
+}
+
+/// The table as Markdown.
+pub fn render(figures: &[Figure]) -> String {
+    let mut out = String::from("| figure | value | target | met | prototype-style baseline |\n|---|---|---|---|---|\n");
+    for figure in figures {
+        let met = match figure.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let _ = writeln!(out, "| {} | {} | {} | {met} | {} |", figure.name, figure.value, figure.target, figure.baseline);
+    }
+    out
+}
+
+/// `12345.6` as `12,346`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
