@@ -322,8 +322,12 @@ impl<T: Transport> Agent<T> {
         if !may_send || self.retry_at.is_some_and(|at| now < at) {
             return;
         }
-        if self.retry_at.is_some() && !self.in_flight.is_empty() {
-            return;
+        if self.retry_at.is_some() {
+            if self.transport.in_flight() > 0 {
+                return;
+            }
+            // Nothing is in flight any more: reports that never came (a replaced producer) never will.
+            self.in_flight.clear();
         }
         self.retry_at = None;
         let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());

@@ -2,7 +2,7 @@
 //! pass-through properties, topic creation, and a producer that reports every delivery.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ pub struct Delivery {
 pub struct DeliveryReporter {
     deliveries: Sender<Delivery>,
     link: Arc<AtomicU8>,
+    /// Set when the broker refused this producer's identity: every later send would fail too.
+    fenced: AtomicBool,
 }
 
 impl ClientContext for DeliveryReporter {
@@ -109,6 +111,18 @@ impl ProducerContext for DeliveryReporter {
                 Ok(())
             }
             Err((error, message)) => {
+                let identity_refused = matches!(
+                    error.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::ProducerFenced
+                            | RDKafkaErrorCode::InvalidProducerEpoch
+                            | RDKafkaErrorCode::UnknownProducerId
+                            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    )
+                );
+                if identity_refused {
+                    self.fenced.store(true, Ordering::Relaxed);
+                }
                 Err(format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy)))
             }
         };
@@ -138,7 +152,7 @@ impl ReportingProducer {
             config.set(key, value);
         }
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
-        let context = DeliveryReporter { deliveries, link };
+        let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false) };
         let producer = config
             .create_with_context(context)
             .map_err(|source| KafkaSetupError::Kafka { what: "creating the producer".into(), source })?;
@@ -155,6 +169,15 @@ impl ReportingProducer {
     /// The link state as the delivery and error callbacks last saw it.
     pub fn link_state(&self) -> Arc<AtomicU8> {
         Arc::clone(&self.producer.context().link)
+    }
+
+    /// The error that made this producer unusable, if any (e.g. fenced after a long cut): an
+    /// idempotent producer stops for good on such an error and must be replaced.
+    pub fn fatal_error(&self) -> Option<String> {
+        if self.producer.context().fenced.load(Ordering::Relaxed) {
+            return Some("the broker refused this producer's identity (fenced)".into());
+        }
+        self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
     }
 
     /// Messages queued or in flight.

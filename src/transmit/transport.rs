@@ -64,9 +64,12 @@ pub trait Transport: Send {
 
 /// Kafka: an idempotent producer keyed by machine id.
 pub struct KafkaTransport {
+    kafka: KafkaConfig,
     producer: ReportingProducer,
     reports: Receiver<Delivery>,
     state: Arc<AtomicU8>,
+    /// Reports left by a replaced producer.
+    pending: Vec<Delivery>,
 }
 
 impl KafkaTransport {
@@ -75,7 +78,23 @@ impl KafkaTransport {
         let (sender, reports) = mpsc::channel();
         let producer = ReportingProducer::new(kafka, sender)?;
         let state = producer.link_state();
-        Ok(KafkaTransport { producer, reports, state })
+        Ok(KafkaTransport { kafka: kafka.clone(), producer, reports, state, pending: Vec::new() })
+    }
+
+    /// Replaces a producer that hit a fatal error; what it had in flight fails and stays in the outbox.
+    fn replace_if_fatal(&mut self) {
+        let Some(error) = self.producer.fatal_error() else { return };
+        tracing::warn!("the producer stopped on a fatal error ({error}); starting a new one");
+        match Self::new(&self.kafka) {
+            Ok(fresh) => {
+                let old = std::mem::replace(self, fresh);
+                // Dropping the old producer fails what it had in flight; those reports still reach the agent.
+                drop(old.producer);
+                self.pending = old.pending;
+                self.pending.extend(old.reports.try_iter());
+            }
+            Err(error) => tracing::error!("starting a new producer: {error}"),
+        }
     }
 }
 
@@ -89,7 +108,10 @@ impl Transport for KafkaTransport {
     }
 
     fn deliveries(&mut self) -> Vec<Delivery> {
-        self.reports.try_iter().collect()
+        self.replace_if_fatal();
+        let mut reports = std::mem::take(&mut self.pending);
+        reports.extend(self.reports.try_iter());
+        reports
     }
 
     fn state(&self) -> LinkState {

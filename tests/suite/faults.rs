@@ -123,3 +123,26 @@ fn a_two_minute_run_is_tiled_by_its_windows() {
     assert!((24..=26).contains(&records.len()), "one record per 5 s plus the closing one: {}", records.len());
     assert!(records.iter().all(|record| record.samples <= 6 && record.mem_used_bytes > 0), "real sysinfo readings");
 }
+
+#[test]
+fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
+    let proxy_port = crate::util::free_port();
+    let broker = Broker::start_advertising(Some(proxy_port));
+    let proxy = crate::proxy::CutProxy::start(proxy_port, broker.bootstrap.clone());
+    let through_proxy = Broker::external(format!("127.0.0.1:{proxy_port}"));
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let agent =
+        headless(data.path(), &through_proxy, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    std::thread::sleep(Duration::from_secs(4));
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(30));
+    proxy.heal();
+    std::thread::sleep(Duration::from_secs(10));
+    stop_gracefully(agent);
+    assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0, "the cut dropped live connections");
+    assert_eq!(waiting_in_outbox(data.path()), 0, "everything was delivered after the heal");
+    let records = read_topic(&through_proxy.bootstrap, &topic, 1_000, Duration::from_secs(5));
+    assert!(records.len() >= 38, "about 44 one-second windows, got {}", records.len());
+    assert_tiled_once_in_order(&records);
+}

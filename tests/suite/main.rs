@@ -4,4 +4,6 @@ mod agent;
 mod disk;
 mod faults;
 mod pipeline;
+mod properties;
+mod proxy;
 mod util;

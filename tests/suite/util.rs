@@ -20,6 +20,15 @@ or point USAGEBILL_TEST_BOOTSTRAP=host:port at a running Kafka";
 impl Broker {
     /// Starts a broker (or uses the one named by `USAGEBILL_TEST_BOOTSTRAP`); fails loudly if there is none.
     pub fn start() -> Broker {
+        Broker::start_advertising(None)
+    }
+
+    /// Starts a tansu that tells clients to connect to `advertised_port` (a proxy in front of it)
+    /// instead of its own port. An external broker cannot do this, so it is refused.
+    pub fn start_advertising(advertised_port: Option<u16>) -> Broker {
+        if advertised_port.is_some() && std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty()) {
+            panic!("this test needs its own tansu behind a proxy; unset USAGEBILL_TEST_BOOTSTRAP to run it");
+        }
         if let Ok(bootstrap) = std::env::var("USAGEBILL_TEST_BOOTSTRAP")
             && !bootstrap.is_empty()
         {
@@ -28,8 +37,9 @@ impl Broker {
         let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{}", advertised_port.unwrap_or(port));
         let process = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -41,6 +51,11 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         Broker { bootstrap, process: Some(process) }
+    }
+
+    /// A broker someone else runs (or a proxy in front of ours), at `bootstrap`.
+    pub fn external(bootstrap: String) -> Broker {
+        Broker { bootstrap, process: None }
     }
 
     /// The broker's process id, for freezing it (SIGSTOP); `None` for an external broker.
@@ -73,7 +88,8 @@ fn tansu_binary() -> Option<PathBuf> {
     (output.status.success() && path.is_file()).then_some(path)
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on (yet).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
