@@ -10,8 +10,6 @@ use std::time::Duration;
 /// Forwards `listen` to `target` until cut; while cut, every connection is dropped and new ones are
 /// closed at once. Stops when dropped.
 pub struct CutProxy {
-    /// The port clients connect to.
-    pub port: u16,
     cut: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     /// Every open pair, so a cut can close them all.
