@@ -23,7 +23,7 @@ impl CutProxy {
     pub fn start(port: u16, target: String) -> CutProxy {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the proxy port");
         listener.set_nonblocking(true).unwrap();
-        let proxy = CutProxy { port, cut: Arc::default(), stop: Arc::default(), open: Arc::default(), dropped: Arc::default() };
+        let proxy = CutProxy { cut: Arc::default(), stop: Arc::default(), open: Arc::default(), dropped: Arc::default() };
         let (cut, stop, open) = (Arc::clone(&proxy.cut), Arc::clone(&proxy.stop), Arc::clone(&proxy.open));
         thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
