@@ -111,6 +111,15 @@ pub struct WorkerArgs {
     /// Librdkafka property for this worker, KEY=VALUE; repeatable (e.g. session.timeout.ms=6000).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
+    /// Do not publish billed lines to the cost feed (`kafka.cost_topic`).
+    #[arg(long)]
+    pub no_feed: bool,
+    /// Serve the read-only HTTP API on ADDR (`HOST:PORT`, or `PORT` for 127.0.0.1); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// File holding the API's bearer token (else env USAGEBILL_API_TOKEN); required off loopback.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// `usagebill report`.
@@ -128,6 +137,22 @@ pub struct ReportArgs {
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+    /// Reprice every line with the card version it names; print differences and `N differences`
+    /// (exit 1 when N > 0).
+    #[arg(long, conflicts_with_all = ["quarantine", "gaps"])]
+    pub verify: bool,
+    /// Rate card file (TOML) for --verify and graduated tiers; default: `worker.rate_card` or the built-in card.
+    #[arg(long, value_name = "FILE")]
+    pub rate_card: Option<PathBuf>,
+    /// List quarantined messages instead of totals.
+    #[arg(long, conflicts_with = "gaps")]
+    pub quarantine: bool,
+    /// List metering gaps (machine, from_seq, to_seq) instead of totals.
+    #[arg(long)]
+    pub gaps: bool,
+    /// Report from the cost feed: materialise `kafka.cost_topic` into `feed.db` in the data dir first.
+    #[arg(long, conflicts_with = "ledger")]
+    pub from_feed: bool,
 }
 
 /// `usagebill simulate`.
@@ -154,6 +179,13 @@ pub struct SimulateArgs {
     /// Start of the first window (RFC 3339).
     #[arg(long, default_value = "2026-01-01T00:00:00Z", value_name = "T")]
     pub start: String,
+    /// Move each window boundary by up to ±PCT/2 % of the window (deterministic for the seed); the
+    /// windows still tile time and each machine's span is unchanged.
+    #[arg(long, default_value_t = 0, value_name = "PCT", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub jitter: u32,
+    /// Also send N malformed messages (not JSON, bad fields, unknown type, oversize), spread evenly.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub malformed: u64,
 }
 
 /// `usagebill config ...`.

@@ -70,6 +70,67 @@ pub fn record_at(fleet: &Fleet, index: u64) -> UsageRecord {
     record
 }
 
+/// Departures from the plain fleet, for billing tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Variations {
+    /// Each inner window boundary moves by up to ±`jitter_pct`/2 % of the window.
+    pub jitter_pct: u32,
+    /// Malformed messages sent among the records, spread evenly.
+    pub malformed: u64,
+}
+
+/// Records of machine `machine` (0-based) in a fleet of `fleet.records`.
+fn records_of_machine(fleet: &Fleet, machine: u64) -> u64 {
+    let machines = u64::from(fleet.machines);
+    fleet.records / machines + u64::from(machine < fleet.records % machines)
+}
+
+/// Record `index` with its window boundaries jittered. The first start and the last end of each
+/// machine stay put, so a jittered fleet covers the same time as the plain one; the constant
+/// profile's volumes follow the window's length (1 MB/s is exactly 1,000 bytes per millisecond).
+pub fn jittered_record_at(fleet: &Fleet, index: u64, jitter_pct: u32) -> UsageRecord {
+    let mut record = record_at(fleet, index);
+    if jitter_pct == 0 {
+        return record;
+    }
+    let machine = index % u64::from(fleet.machines);
+    let window_millis = fleet.window.as_millis() as i64;
+    let last_seq = records_of_machine(fleet, machine);
+    let boundary = |seq: u64| -> UnixMillis {
+        let nominal = fleet.start.plus_millis(seq as i64 * window_millis);
+        if seq == 0 || seq >= last_seq {
+            return nominal;
+        }
+        // Strictly inside ±window/2, so consecutive boundaries never meet.
+        let reach = (window_millis * i64::from(jitter_pct) / 200).min(window_millis / 2 - 1).max(0);
+        let mut random = SplitMix64(fleet.seed ^ machine.wrapping_mul(0xA24B_AED4_963E_E407) ^ seq.wrapping_mul(0x9FB2_1C65_1E98_DF25));
+        let offset = (random.next() % (2 * reach as u64 + 1)) as i64 - reach;
+        nominal.plus_millis(offset)
+    };
+    record.start = boundary(record.seq - 1);
+    record.end = boundary(record.seq);
+    if fleet.profile == Profile::Constant {
+        let millis = record.window_millis() as u64;
+        let bytes = 1_000 * millis;
+        (record.disk_read_bytes, record.disk_write_bytes, record.net_rx_bytes, record.net_tx_bytes) = (bytes, bytes, bytes, bytes);
+        record.samples = (millis / 1000).max(1) as u32;
+    }
+    record
+}
+
+/// Malformed message `number`: cycles through not JSON, a bad field, an unknown type, an oversize
+/// record and bytes that are not UTF-8, so every quarantine reason is exercised.
+pub fn malformed_message(fleet: &Fleet, number: u64) -> Vec<u8> {
+    let valid = String::from_utf8(record_at(fleet, number).to_json()).expect("records are UTF-8");
+    match number % 5 {
+        0 => format!("not a record #{number} {{").into_bytes(),
+        1 => valid.replace("\"cpu_pct\":", "\"cpu_pct\":250.0,\"was\":").into_bytes(),
+        2 => valid.replace(crate::record::EVENT_TYPE, "usagebill.usage.v9").into_bytes(),
+        3 => format!("{}{}", valid, " ".repeat(crate::record::MAX_RECORD_BYTES)).into_bytes(),
+        _ => vec![0xff, 0xfe, 0x00, number as u8],
+    }
+}
+
 /// A small, well-known generator: the same seed gives the same fleet on every machine.
 struct SplitMix64(u64);
 
@@ -104,53 +165,84 @@ pub enum SimulateError {
 /// Produces the fleet to `kafka.topic`, at most `rate` records/s (0: as fast as possible), and waits for
 /// every delivery report. Returns the number delivered.
 pub fn produce(kafka: &KafkaConfig, fleet: &Fleet, rate: u64) -> Result<u64, SimulateError> {
+    produce_with(kafka, fleet, rate, Variations::default())
+}
+
+/// [`produce`] with jittered windows and malformed messages mixed in; malformed ones count as sent.
+pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: Variations) -> Result<u64, SimulateError> {
     ensure_topic(kafka, &kafka.topic)?;
     let (deliveries_tx, deliveries) = mpsc::channel();
-    let producer = ReportingProducer::new(kafka, deliveries_tx)?;
+    let mut sender = Sender { producer: ReportingProducer::new(kafka, deliveries_tx)?, deliveries, delivered: 0, failures: Vec::new() };
     let began = Instant::now();
-    let mut delivered = 0u64;
-    let mut failures = Vec::new();
-    let drain = |deliveries: &mpsc::Receiver<_>, delivered: &mut u64, failures: &mut Vec<String>| {
-        for delivery in deliveries.try_iter() {
-            let delivery: crate::transmit::kafka::Delivery = delivery;
-            match delivery.outcome {
-                Ok(()) => *delivered += 1,
-                Err(reason) => failures.push(reason),
-            }
-        }
-    };
+    // One malformed message after every `every` records; any a short fleet had no room for go last.
+    let every = (fleet.records / variations.malformed.max(1)).max(1);
+    let malformed_inline = (fleet.records / every).min(variations.malformed);
     for index in 0..fleet.records {
         if rate > 0 {
             let due = began + Duration::from_secs_f64(index as f64 / rate as f64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        let record = record_at(fleet, index);
-        let payload = record.to_json();
-        loop {
-            match producer.send(&record.machine_id, &payload, index) {
-                Ok(()) => break,
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    drain(&deliveries, &mut delivered, &mut failures);
-                }
-                Err(error) => {
-                    failures.push(error.to_string());
-                    break;
-                }
-            }
+        let record = jittered_record_at(fleet, index, variations.jitter_pct);
+        sender.send(&record.machine_id, &record.to_json(), index);
+        if index % every == every - 1 && index / every < malformed_inline {
+            sender.send("sim-malformed", &malformed_message(fleet, index / every), index);
         }
     }
-    // Waits for every report: each message is delivered or times out after message.timeout.ms.
-    while producer.in_flight() > 0 {
-        let _ = producer.flush(Duration::from_millis(100));
-        drain(&deliveries, &mut delivered, &mut failures);
+    for number in malformed_inline..variations.malformed {
+        sender.send("sim-malformed", &malformed_message(fleet, number), fleet.records + number);
     }
+    // Waits for every report: each message is delivered or times out after message.timeout.ms.
+    while sender.producer.in_flight() > 0 {
+        let _ = sender.producer.flush(Duration::from_millis(100));
+        sender.drain();
+    }
+    let Sender { producer, deliveries, mut delivered, mut failures } = sender;
     drop(producer);
-    drain(&deliveries, &mut delivered, &mut failures);
+    for delivery in deliveries.try_iter() {
+        match delivery.outcome {
+            Ok(()) => delivered += 1,
+            Err(reason) => failures.push(reason),
+        }
+    }
     if let Some(first) = failures.first() {
         return Err(SimulateError::Undelivered { failed: failures.len() as u64, total: fleet.records, first: first.clone() });
     }
     Ok(delivered)
+}
+
+/// The producer with its delivery count.
+struct Sender {
+    producer: ReportingProducer,
+    deliveries: mpsc::Receiver<crate::transmit::kafka::Delivery>,
+    delivered: u64,
+    failures: Vec<String>,
+}
+
+impl Sender {
+    fn send(&mut self, key: &str, payload: &[u8], tag: u64) {
+        loop {
+            match self.producer.send(key, payload, tag) {
+                Ok(()) => return,
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    self.drain();
+                }
+                Err(error) => {
+                    self.failures.push(error.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        for delivery in self.deliveries.try_iter() {
+            match delivery.outcome {
+                Ok(()) => self.delivered += 1,
+                Err(reason) => self.failures.push(reason),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +267,30 @@ mod tests {
             }
         }
         assert!(records.iter().all(|record| record.validate().is_ok()));
+    }
+
+    #[test]
+    fn jittered_windows_tile_the_same_span_with_the_same_usage() {
+        let fleet = Fleet { records: 60, ..fleet(Profile::Constant) };
+        for machine in 0..3 {
+            let own: Vec<_> = (machine..fleet.records).step_by(3).map(|index| jittered_record_at(&fleet, index, 80)).collect();
+            assert!(own.iter().all(|record| record.validate().is_ok()));
+            for pair in own.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+            assert_eq!(own.first().unwrap().start, fleet.start);
+            assert_eq!(own.last().unwrap().end, fleet.start.plus_millis(20 * 5_000));
+            assert!(own.iter().any(|record| record.window_millis() != 5_000), "some boundary moved");
+            assert_eq!(own.iter().map(|record| record.net_tx_bytes).sum::<u64>(), 100_000_000, "1 MB/s for 100 s");
+        }
+    }
+
+    #[test]
+    fn malformed_messages_never_parse() {
+        let fleet = fleet(Profile::Constant);
+        for number in 0..10 {
+            assert!(UsageRecord::parse(&malformed_message(&fleet, number)).is_err(), "message {number} parsed");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One function per command.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -8,11 +9,13 @@ use anyhow::Context;
 
 use super::agent::{AgentOverrides, ReadingSource, start_agent};
 use super::{Settings, init_logging, parse_time};
+use crate::billing::api::{self, ApiServer, ApiSettings, ApiToken, WorkerMetrics};
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
 use crate::billing::worker::{self, WorkerOptions};
+use crate::billing::{feed, inspect, tiers, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::simulate::{self, Fleet};
@@ -121,27 +124,75 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
     );
     let card = RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()))?;
     let ledger = Ledger::open(&settings.ledger_path())?;
+    let metrics = Arc::new(WorkerMetrics::default());
+    let api = start_api(args.http.as_deref(), args.api_token_file.as_deref(), &settings, &card, &metrics)?;
     let options = WorkerOptions {
         batch_size: args.batch_size.unwrap_or(settings.config.worker.batch_size).max(1),
         batch_linger: Duration::from_millis(10),
         exit_when_idle: args.exit_when_idle.map(|idle| idle.0),
+        metrics: api.as_ref().map(|_| metrics),
     };
+    let feed = worker::FeedOptions { publish_feed: !args.no_feed, budgets: settings.config.billing.budgets()? };
     let stop = worker::stop_on_signal();
-    worker::run(&settings.config.kafka, Biller::new(ledger, card), &options, &stop)?;
+    worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &stop)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the worker's HTTP API when `--http` or `worker.http` asks for it. The token comes from
+/// `--api-token-file`, else `USAGEBILL_API_TOKEN`, else `worker.api_token_file`.
+fn start_api(
+    http: Option<&str>,
+    token_file: Option<&std::path::Path>,
+    settings: &Settings,
+    card: &RateCard,
+    metrics: &Arc<WorkerMetrics>,
+) -> anyhow::Result<Option<ApiServer>> {
+    let Some(listen) = http.or(settings.config.worker.http.as_deref()) else { return Ok(None) };
+    let listen = api::parse_listen_address(listen)?;
+    let token = match (token_file, std::env::var("USAGEBILL_API_TOKEN")) {
+        (Some(file), _) => Some(ApiToken::from_file(file)?),
+        (None, Ok(secret)) if !secret.is_empty() => Some(ApiToken::new(&secret, "USAGEBILL_API_TOKEN")?),
+        _ => settings.config.worker.api_token_file.as_deref().map(ApiToken::from_file).transpose()?,
+    };
+    let api_settings = ApiSettings { listen, token, ledger_path: settings.ledger_path(), metrics: Arc::clone(metrics), card: card.clone() };
+    Ok(Some(ApiServer::start(api_settings, Some(&settings.config.kafka))?))
 }
 
 /// `usagebill report`.
 pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
     let settings = Settings::resolve(common)?;
-    let path = args.ledger.unwrap_or_else(|| settings.ledger_path());
+    let path = if args.from_feed {
+        anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost feed from Kafka: pass --brokers HOST:PORT");
+        let view = settings.data_dir.join("feed.db");
+        let totals = feed::materialise_until_caught_up(&settings.config.kafka, &view)?;
+        tracing::info!("cost feed materialised into {}: {totals:?}", view.display());
+        view
+    } else {
+        args.ledger.unwrap_or_else(|| settings.ledger_path())
+    };
     let ledger = Ledger::open_read_only(&path)?;
+    let card = || RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()));
+    if args.verify {
+        let verification = verify::verify(&ledger, &card()?)?;
+        print!("{}", verification.render());
+        // 1, not 2: the check ran and found differences; 2 stays "an error stopped the command".
+        return Ok(if verification.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    if args.quarantine {
+        print!("{}", inspect::render_quarantine(&inspect::quarantined(&ledger)?, args.format));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.gaps {
+        print!("{}", inspect::render_gaps(&inspect::gaps(&ledger)?, args.format));
+        return Ok(ExitCode::SUCCESS);
+    }
     let range = TimeRange {
         from: args.from.as_deref().map(|text| parse_time("--from", text)).transpose()?,
         to: args.to.as_deref().map(|text| parse_time("--to", text)).transpose()?,
     };
-    let totals = report::machine_totals(&ledger, range)?;
+    let mut totals = report::machine_totals(&ledger, range)?;
+    tiers::apply_to_totals(&mut totals, &tiers::adjustments(&ledger, &card()?, range)?);
     print!("{}", report::render(&totals, args.format));
     Ok(ExitCode::SUCCESS)
 }
@@ -162,7 +213,8 @@ pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitC
         start: parse_time("--start", &args.start)?,
     };
     let began = Instant::now();
-    let delivered = simulate::produce(&settings.config.kafka, &fleet, args.rate)?;
+    let variations = simulate::Variations { jitter_pct: args.jitter, malformed: args.malformed };
+    let delivered = simulate::produce_with(&settings.config.kafka, &fleet, args.rate, variations)?;
     let seconds = began.elapsed().as_secs_f64();
     eprintln!(
         "delivered {delivered} record(s) from {} machine(s) in {seconds:.2}s ({:.0} records/s)",

@@ -31,7 +31,12 @@ fn consumer_kafka(kafka: &KafkaConfig) -> KafkaConfig {
 }
 
 fn worker_options() -> WorkerOptions {
-    WorkerOptions { batch_size: 10_000, batch_linger: Duration::from_millis(5), exit_when_idle: Some(Duration::from_secs(2)) }
+    WorkerOptions {
+        batch_size: 10_000,
+        batch_linger: Duration::from_millis(5),
+        exit_when_idle: Some(Duration::from_secs(2)),
+        metrics: None,
+    }
 }
 
 /// Records/s from Kafka into the committed ledger, measured between the first and last commit.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::budget::BudgetAlert;
 use super::ledger::{Batch, BatchOutcome, Ledger, LedgerError, Origin, Quarantined};
 use super::price;
 use super::rate_card::RateCard;
@@ -82,6 +83,12 @@ impl Biller {
         self.totals.quarantined += outcome.quarantined as u64;
         self.totals.batches += 1;
         Ok(outcome)
+    }
+
+    /// Stores budget alerts (the first per machine and period is kept).
+    pub fn record_alerts(&mut self, alerts: Vec<BudgetAlert>) -> Result<(), LedgerError> {
+        self.ledger.write_batch(&Batch { alerts, ..Batch::default() })?;
+        Ok(())
     }
 
     fn price_message(&self, message: &RawMessage) -> Result<(UsageRecord, Origin, price::PricedLine), String> {

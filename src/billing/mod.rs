@@ -1,9 +1,16 @@
 //! Billing: the rate card, exact pricing, the ledger, the worker that fills it and reports over it.
 
+pub mod after_commit;
+pub mod api;
 pub mod biller;
+pub mod budget;
+pub mod feed;
+pub mod inspect;
 pub mod ledger;
 pub mod period;
 pub mod price;
 pub mod rate_card;
 pub mod report;
+pub mod tiers;
+pub mod verify;
 pub mod worker;

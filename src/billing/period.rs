@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, Time};
 
-use super::ledger::{Ledger, LedgerError};
+use super::ledger::{Ledger, LedgerError, rollup};
 use crate::record::UnixMillis;
 
 /// How far back the burn rate of the projection looks.
@@ -57,44 +57,40 @@ fn millis_of(date: Date) -> UnixMillis {
     UnixMillis(date.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp() * 1000)
 }
 
-/// Every machine's costs in the period holding `now`, ordered by machine id.
+/// Every machine's costs in the period holding `now`, ordered by machine id (from the hourly rollups).
 pub fn machine_costs(ledger: &Ledger, now: UnixMillis) -> Result<Vec<MachineCost>, LedgerError> {
     let (period_start, period_end) = month_of(now);
-    let today = day_of(now);
-    let burn_from = now.plus_millis(-BURN_WINDOW_MILLIS);
-    let mut statement = ledger.connection().prepare_cached(
-        "SELECT m.name,
-                decimal_sum(CASE WHEN r.start_ms >= ?2 THEN l.total ELSE '0' END),
-                decimal_sum(CASE WHEN r.start_ms >= ?1 THEN l.total ELSE '0' END),
-                decimal_sum(CASE WHEN r.start_ms >= ?3 THEN l.total ELSE '0' END),
-                sum(CASE WHEN r.start_ms >= ?3 THEN min(r.end_ms, ?4) - max(r.start_ms, ?3) ELSE 0 END),
-                min(l.currency),
-                max(r.end_ms),
-                sum(CASE WHEN r.start_ms >= ?1 THEN 1 ELSE 0 END),
-                (SELECT max(seq) - min(seq) + 1 - count(*) FROM records WHERE machine = m.id)
-         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
-         WHERE r.end_ms > min(?1, ?3)
-         GROUP BY r.machine ORDER BY m.name",
-    )?;
-    let rows = statement.query_map(params![period_start.0, today.0, burn_from.0, now.0], |row| {
-        let decimal = |index| -> rusqlite::Result<Decimal> { Ok(Decimal::from_str(&row.get::<_, String>(index)?).unwrap_or_default()) };
-        let period = decimal(2)?;
-        let burned = decimal(3)?;
-        let burn_millis: i64 = row.get(4)?;
-        let remaining = (period_end.0 - now.0).max(0);
-        let projected = if burn_millis > 0 { period + burned * Decimal::from(remaining) / Decimal::from(burn_millis) } else { period };
-        Ok(MachineCost {
-            machine_id: row.get(0)?,
-            today: decimal(1)?,
-            period,
-            projected: projected.normalize(),
-            currency: row.get(5)?,
-            last_seen: UnixMillis(row.get(6)?),
-            gaps: row.get::<_, i64>(8)?.max(0) as u64,
-            records: row.get::<_, i64>(7)? as u64,
+    let connection = ledger.connection();
+    let ever = rollup::aggregate_by_machine(connection, i64::MIN, i64::MAX)?;
+    let period = rollup::aggregate_by_machine(connection, period_start.0, i64::MAX)?;
+    let today = rollup::aggregate_by_machine(connection, day_of(now).0, i64::MAX)?;
+    let burn = rollup::aggregate_by_machine(connection, now.0 - BURN_WINDOW_MILLIS, i64::MAX)?;
+    let remaining = Decimal::from((period_end.0 - now.0).max(0));
+    let mut costs: Vec<MachineCost> = ever
+        .into_iter()
+        .filter_map(|(machine_id, all_time)| {
+            let in_period = period.get(&machine_id)?;
+            // Burn rate: the cost of the last hour's windows per millisecond they cover.
+            let projected = match burn.get(&machine_id) {
+                Some(recent) if recent.covered_millis > 0 => {
+                    in_period.cost + recent.cost * remaining / Decimal::from(recent.covered_millis)
+                }
+                _ => in_period.cost,
+            };
+            Some(MachineCost {
+                today: today.get(&machine_id).map_or(Decimal::ZERO, |aggregate| aggregate.cost.normalize()),
+                period: in_period.cost.normalize(),
+                projected: projected.normalize(),
+                currency: in_period.currency.clone(),
+                last_seen: all_time.max_end,
+                gaps: (all_time.max_seq + 1).saturating_sub(all_time.min_seq).saturating_sub(all_time.records),
+                records: in_period.records,
+                machine_id,
+            })
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect();
+    costs.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
+    Ok(costs)
 }
 
 /// A machine's cost per bucket of `bucket_millis` over `[from, to)`: (bucket start, exact cost).

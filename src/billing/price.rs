@@ -54,7 +54,9 @@ pub fn price(record: &UsageRecord, version: &RateVersion) -> Result<PricedLine, 
     let zero = Decimal::ZERO;
     let (cpu, memory, net_rx, net_tx, disk_read, disk_write) = match version.model {
         PricingModel::TimeWeighted => {
-            let prices = &version.prices;
+            // Graduated tiers are not applied here: a line holds the flat price, and tiers are priced
+            // over a machine's month when a period is computed (see `tiers` and docs/billing.md).
+            let prices = &version.prices_for(&record.machine_id);
             let cpu = product(&[cpu_pct, Decimal::from(record.cpu_cores), millis, prices.cpu_core_hour])
                 .and_then(|numerator| numerator.checked_div(Decimal::from(100 * MILLIS_PER_HOUR)))
                 .ok_or_else(|| overflow("cpu"))?;

@@ -1,9 +1,14 @@
 //! The rate card: versioned prices, each version effective from a time, read from TOML.
 //!
 //! Prices are exact decimals written as strings (`"0.04"`): a TOML float would pass through binary
-//! floating point on its way in, which is exactly what billing must never do.
+//! floating point on its way in, which is exactly what billing must never do. A version may carry
+//! graduated tiers per component and per-machine overrides (a machine id or a glob); see
+//! `docs/billing.md` for how tiers stay reproducible.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use globset::{Glob, GlobMatcher};
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -57,6 +62,114 @@ pub struct PrototypePrices {
     pub mem_pct: Decimal,
 }
 
+/// A priced quantity of a record; the key names the unit price of each in the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// Core-hours busy (`cpu_core_hour`).
+    Cpu,
+    /// GB-hours of memory in use (`memory_gb_hour`).
+    Memory,
+    /// GB received (`net_rx_gb`).
+    NetRx,
+    /// GB sent (`net_tx_gb`).
+    NetTx,
+    /// GB read from disk (`disk_read_gb`).
+    DiskRead,
+    /// GB written to disk (`disk_write_gb`).
+    DiskWrite,
+}
+
+impl Component {
+    /// Every component, in line order.
+    pub const ALL: [Component; 6] =
+        [Component::Cpu, Component::Memory, Component::NetRx, Component::NetTx, Component::DiskRead, Component::DiskWrite];
+
+    /// The card key of the component's unit price.
+    pub fn price_key(self) -> &'static str {
+        match self {
+            Component::Cpu => "cpu_core_hour",
+            Component::Memory => "memory_gb_hour",
+            Component::NetRx => "net_rx_gb",
+            Component::NetTx => "net_tx_gb",
+            Component::DiskRead => "disk_read_gb",
+            Component::DiskWrite => "disk_write_gb",
+        }
+    }
+
+    fn from_price_key(key: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|component| component.price_key() == key)
+    }
+}
+
+impl Prices {
+    /// The unit price of `component`.
+    pub fn of(&self, component: Component) -> Decimal {
+        match component {
+            Component::Cpu => self.cpu_core_hour,
+            Component::Memory => self.memory_gb_hour,
+            Component::NetRx => self.net_rx_gb,
+            Component::NetTx => self.net_tx_gb,
+            Component::DiskRead => self.disk_read_gb,
+            Component::DiskWrite => self.disk_write_gb,
+        }
+    }
+
+    fn set(&mut self, component: Component, price: Decimal) {
+        let slot = match component {
+            Component::Cpu => &mut self.cpu_core_hour,
+            Component::Memory => &mut self.memory_gb_hour,
+            Component::NetRx => &mut self.net_rx_gb,
+            Component::NetTx => &mut self.net_tx_gb,
+            Component::DiskRead => &mut self.disk_read_gb,
+            Component::DiskWrite => &mut self.disk_write_gb,
+        };
+        *slot = price;
+    }
+}
+
+/// One step of a graduated price: once a machine has used `from` units of a component in the
+/// calendar month (UTC), further units cost `price`. Below the first step the flat price applies.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Units used this month (core-hours, GB-hours or GB) from which `price` applies.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub from: Decimal,
+    /// Unit price from `from` on.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+}
+
+/// Graduated tiers per component, each list sorted by `from`.
+pub type TierSchedules = BTreeMap<Component, Vec<Tier>>;
+
+/// Prices that replace the version's for the machines a pattern matches.
+#[derive(Debug, Clone)]
+pub struct PriceOverride {
+    /// A machine id or a glob (`gpu-*`).
+    pub machines: String,
+    matcher: GlobMatcher,
+    /// Replacement flat prices; a named component drops the version's tiers for it.
+    pub prices: BTreeMap<Component, Decimal>,
+    /// Replacement tiers.
+    pub tiers: TierSchedules,
+}
+
+impl PartialEq for PriceOverride {
+    fn eq(&self, other: &Self) -> bool {
+        self.machines == other.machines && self.prices == other.prices && self.tiers == other.tiers
+    }
+}
+
+impl Eq for PriceOverride {}
+
+impl PriceOverride {
+    /// Whether the override applies to `machine_id`.
+    pub fn matches(&self, machine_id: &str) -> bool {
+        self.matcher.is_match(machine_id)
+    }
+}
+
 /// One version of the card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateVersion {
@@ -74,6 +187,47 @@ pub struct RateVersion {
     pub prices: Prices,
     /// Prices of the prototype model.
     pub prototype: PrototypePrices,
+    /// Graduated tiers of the time-weighted model, per component.
+    pub tiers: TierSchedules,
+    /// Per-machine replacements, first match wins.
+    pub overrides: Vec<PriceOverride>,
+}
+
+impl RateVersion {
+    /// The override that applies to `machine_id`, if any (the first in file order).
+    pub fn override_for(&self, machine_id: &str) -> Option<&PriceOverride> {
+        self.overrides.iter().find(|candidate| candidate.matches(machine_id))
+    }
+
+    /// The flat prices `machine_id` pays under this version (overrides applied).
+    pub fn prices_for(&self, machine_id: &str) -> Prices {
+        let mut prices = self.prices.clone();
+        if let Some(found) = self.override_for(machine_id) {
+            for (component, price) in &found.prices {
+                prices.set(*component, *price);
+            }
+        }
+        prices
+    }
+
+    /// The graduated tiers `machine_id` has for `component` (empty: the flat price throughout).
+    pub fn tiers_for(&self, machine_id: &str, component: Component) -> &[Tier] {
+        if let Some(found) = self.override_for(machine_id) {
+            if let Some(tiers) = found.tiers.get(&component) {
+                return tiers;
+            }
+            if found.prices.contains_key(&component) {
+                return &[];
+            }
+        }
+        self.tiers.get(&component).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any machine can have a graduated price under this version.
+    pub fn has_tiers(&self) -> bool {
+        self.model == PricingModel::TimeWeighted
+            && (!self.tiers.is_empty() || self.overrides.iter().any(|candidate| !candidate.tiers.is_empty()))
+    }
 }
 
 /// All versions, oldest first.
@@ -124,6 +278,21 @@ struct VersionFile {
     prices: Prices,
     #[serde(default = "prototype_defaults")]
     prototype: PrototypePrices,
+    #[serde(default)]
+    tiers: BTreeMap<String, Vec<Tier>>,
+    #[serde(default, rename = "override")]
+    overrides: Vec<OverrideFile>,
+}
+
+// No `deny_unknown_fields`: serde does not support it with `flatten`; every key the map catches is
+// checked against the component names instead.
+#[derive(Deserialize)]
+struct OverrideFile {
+    machines: String,
+    #[serde(default)]
+    tiers: BTreeMap<String, Vec<Tier>>,
+    #[serde(flatten)]
+    prices: BTreeMap<String, String>,
 }
 
 fn two() -> u32 {
@@ -186,6 +355,9 @@ impl RateCard {
             if let Some((key, price)) = named.iter().find(|(_, price)| price.is_sign_negative()) {
                 return Err(fail(format!("version {:?}: `{key}` = \"{price}\" must not be negative", raw.name)));
             }
+            let tiers = tier_schedules(&raw.tiers, &format!("version {:?}: tiers", raw.name)).map_err(fail)?;
+            let overrides =
+                raw.overrides.iter().map(|found| price_override(found, &raw.name)).collect::<Result<Vec<_>, String>>().map_err(fail)?;
             versions.push(RateVersion {
                 version: raw.name,
                 effective_from,
@@ -194,6 +366,8 @@ impl RateCard {
                 model: raw.model,
                 prices: raw.prices,
                 prototype: raw.prototype,
+                tiers,
+                overrides,
             });
         }
         versions.sort_by_key(|version| version.effective_from);
@@ -220,6 +394,54 @@ impl RateCard {
     pub fn versions(&self) -> &[RateVersion] {
         &self.versions
     }
+}
+
+fn component_named(key: &str, context: &str) -> Result<Component, String> {
+    Component::from_price_key(key).ok_or_else(|| {
+        let known: Vec<_> = Component::ALL.iter().map(|component| component.price_key()).collect();
+        format!("{context}: `{key}` is not a priced component (one of {})", known.join(", "))
+    })
+}
+
+fn decimal_price(text: &str, key: &str, context: &str) -> Result<Decimal, String> {
+    let price: Decimal = text.parse().map_err(|_| format!("{context}: `{key}` = {text:?} is not a decimal number"))?;
+    if price.is_sign_negative() {
+        return Err(format!("{context}: `{key}` = \"{price}\" must not be negative"));
+    }
+    Ok(price)
+}
+
+/// Checks tiers: known components, non-negative prices, `from` above zero and strictly rising.
+fn tier_schedules(raw: &BTreeMap<String, Vec<Tier>>, context: &str) -> Result<TierSchedules, String> {
+    let mut schedules = TierSchedules::new();
+    for (key, tiers) in raw {
+        let component = component_named(key, context)?;
+        let mut previous = Decimal::ZERO;
+        for tier in tiers {
+            if tier.from <= previous {
+                return Err(format!("{context}.{key}: `from` = \"{}\" must be above 0 and above the previous tier's", tier.from));
+            }
+            if tier.price.is_sign_negative() {
+                return Err(format!("{context}.{key}: `price` = \"{}\" must not be negative", tier.price));
+            }
+            previous = tier.from;
+        }
+        schedules.insert(component, tiers.clone());
+    }
+    Ok(schedules)
+}
+
+fn price_override(raw: &OverrideFile, version: &str) -> Result<PriceOverride, String> {
+    let context = format!("version {version:?}: override {:?}", raw.machines);
+    let matcher = Glob::new(&raw.machines)
+        .map_err(|error| format!("{context}: `machines` = {:?} is not a machine id or glob: {error}", raw.machines))?
+        .compile_matcher();
+    let mut prices = BTreeMap::new();
+    for (key, text) in &raw.prices {
+        prices.insert(component_named(key, &context)?, decimal_price(text, key, &context)?);
+    }
+    let tiers = tier_schedules(&raw.tiers, &format!("{context}: tiers"))?;
+    Ok(PriceOverride { machines: raw.machines.clone(), matcher, prices, tiers })
 }
 
 #[cfg(test)]
@@ -276,6 +498,53 @@ mod tests {
         let currency = TWO_VERSIONS.replacen("\"USD\"", "\"dollars\"", 1);
         let error = RateCard::parse(&currency, "card.toml").unwrap_err().to_string();
         assert!(error.contains("currency") && error.contains("dollars"), "{error}");
+    }
+
+    const WITH_TIERS_AND_OVERRIDES: &str = r#"
+        tiers.cpu_core_hour = [{ from = "100", price = "0.03" }, { from = "1000", price = "0.02" }]
+
+        [[version.override]]
+        machines = "gpu-*"
+        cpu_core_hour = "0.20"
+
+        [[version.override]]
+        machines = "build-01"
+        tiers.net_tx_gb = [{ from = "10", price = "0" }]
+    "#;
+
+    fn tiered_card() -> RateCard {
+        let first_version_end = TWO_VERSIONS.find("[[version]]\n        name = \"v2\"").unwrap();
+        let text = format!("{}{}", &TWO_VERSIONS[..first_version_end], WITH_TIERS_AND_OVERRIDES);
+        RateCard::parse(&text, "tiers.toml").unwrap()
+    }
+
+    #[test]
+    fn overrides_replace_prices_and_tiers_for_matching_machines() {
+        let card = tiered_card();
+        let version = &card.versions()[0];
+        assert_eq!(version.prices_for("gpu-7").cpu_core_hour, Decimal::new(20, 2));
+        assert_eq!(version.prices_for("cpu-7").cpu_core_hour, Decimal::new(4, 2));
+        assert!(version.tiers_for("gpu-7", Component::Cpu).is_empty(), "an overridden price drops the version's tiers");
+        assert_eq!(version.tiers_for("cpu-7", Component::Cpu).len(), 2);
+        assert_eq!(version.tiers_for("build-01", Component::NetTx)[0].from, Decimal::from(10));
+        assert_eq!(version.tiers_for("build-01", Component::Cpu).len(), 2, "tiers it does not name stay the version's");
+        assert!(version.has_tiers());
+    }
+
+    #[test]
+    fn bad_tiers_and_overrides_name_the_key_and_value() {
+        let cases = [
+            (WITH_TIERS_AND_OVERRIDES.replace("\"1000\"", "\"50\""), "from", "50"),
+            (WITH_TIERS_AND_OVERRIDES.replace("tiers.cpu_core_hour", "tiers.gpu_hour"), "gpu_hour", "not a priced component"),
+            (WITH_TIERS_AND_OVERRIDES.replace("\"0.20\"", "\"-1\""), "cpu_core_hour", "-1"),
+            (WITH_TIERS_AND_OVERRIDES.replace("\"gpu-*\"", "\"gpu-[\""), "machines", "gpu-["),
+        ];
+        let first_version_end = TWO_VERSIONS.find("[[version]]\n        name = \"v2\"").unwrap();
+        for (tail, key, value) in cases {
+            let text = format!("{}{}", &TWO_VERSIONS[..first_version_end], tail);
+            let error = RateCard::parse(&text, "tiers.toml").unwrap_err().to_string();
+            assert!(error.contains(key) && error.contains(value), "{error} should name {key} and {value}");
+        }
     }
 
     #[test]

@@ -1,12 +1,9 @@
 //! Reports over a ledger: per-machine totals with gaps, in table, CSV or JSON form.
 
-use std::str::FromStr;
-
-use rusqlite::params;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::ledger::{Ledger, LedgerError};
+use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
 use crate::record::UnixMillis;
 
@@ -49,37 +46,26 @@ impl TimeRange {
     }
 }
 
-/// Per-machine totals over `range`, ordered by machine id.
+/// Per-machine totals over `range`, ordered by machine id (read from the hourly rollups).
 pub fn machine_totals(ledger: &Ledger, range: TimeRange) -> Result<Vec<MachineTotal>, LedgerError> {
     let (from, to) = range.bounds();
-    let mut statement = ledger.connection().prepare(
-        "SELECT m.name, count(*), min(r.seq), max(r.seq), decimal_sum(l.total), min(l.currency), max(l.currency),
-                min(r.start_ms), max(r.end_ms)
-         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
-         WHERE r.start_ms >= ?1 AND r.start_ms < ?2
-         GROUP BY r.machine ORDER BY m.name",
-    )?;
-    let rows = statement.query_map(params![from, to], |row| {
-        let records: i64 = row.get(1)?;
-        let first_seq: i64 = row.get(2)?;
-        let last_seq: i64 = row.get(3)?;
-        let cost: String = row.get(4)?;
-        let currency_low: String = row.get(5)?;
-        let currency_high: String = row.get(6)?;
-        let currency = if currency_low == currency_high { currency_low } else { format!("{currency_low}+{currency_high}") };
-        Ok(MachineTotal {
-            machine_id: row.get(0)?,
-            records: records as u64,
-            first_seq: first_seq as u64,
-            last_seq: last_seq as u64,
-            gaps: (last_seq - first_seq + 1 - records).max(0) as u64,
-            cost: Decimal::from_str(&cost).unwrap_or_default(),
-            currency,
-            first_start: UnixMillis(row.get(7)?).to_string(),
-            last_end: UnixMillis(row.get(8)?).to_string(),
+    let aggregates = rollup::aggregate_by_machine(ledger.connection(), from, to)?;
+    let mut totals: Vec<MachineTotal> = aggregates
+        .into_iter()
+        .map(|(machine_id, aggregate)| MachineTotal {
+            machine_id,
+            records: aggregate.records,
+            first_seq: aggregate.min_seq,
+            last_seq: aggregate.max_seq,
+            gaps: (aggregate.max_seq + 1).saturating_sub(aggregate.min_seq).saturating_sub(aggregate.records),
+            cost: aggregate.cost.normalize(),
+            currency: aggregate.currency,
+            first_start: aggregate.min_start.to_string(),
+            last_end: aggregate.max_end.to_string(),
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect();
+    totals.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
+    Ok(totals)
 }
 
 /// Output forms of `usagebill report`.

@@ -13,7 +13,11 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
+use super::after_commit::AfterCommit;
+use super::api::WorkerMetrics;
 use super::biller::{Biller, BillerTotals, RawMessage};
+use super::budget::Budgets;
+use super::feed::FeedError;
 use super::ledger::{Ledger, LedgerError};
 use crate::config::KafkaConfig;
 use crate::transmit::kafka::{KafkaSetupError, client_config, ensure_topic};
@@ -30,6 +34,9 @@ pub enum WorkerError {
     /// The ledger refused a write (disk full, I/O error): nothing past the last commit was stored.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The cost feed could not be set up or written.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
 /// How the worker runs.
@@ -41,6 +48,23 @@ pub struct WorkerOptions {
     pub batch_linger: Duration,
     /// Stop once nothing arrived for this long, counted from the first assignment.
     pub exit_when_idle: Option<Duration>,
+    /// Live numbers for the HTTP API's `/metrics`, updated after each committed batch.
+    pub metrics: Option<Arc<WorkerMetrics>>,
+}
+
+/// What the worker does beyond billing (kept apart from [`WorkerOptions`] so its callers need not change).
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    /// Publish every billed line to `kafka.cost_topic` (default: yes).
+    pub publish_feed: bool,
+    /// Per-machine budgets whose crossing raises an alert (default: none).
+    pub budgets: Budgets,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        FeedOptions { publish_feed: true, budgets: Budgets::default() }
+    }
 }
 
 /// Reads partition offsets from the ledger when partitions are assigned.
@@ -110,8 +134,19 @@ fn describe(partitions: &TopicPartitionList) -> String {
 }
 
 /// Consumes `kafka.topic` in `kafka.group_id` and bills into `biller` until `stop` is set or the
-/// worker has been idle for `exit_when_idle`.
-pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, stop: &AtomicBool) -> Result<BillerTotals, WorkerError> {
+/// worker has been idle for `exit_when_idle`; publishes the cost feed, without budgets.
+pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &AtomicBool) -> Result<BillerTotals, WorkerError> {
+    run_with_feed(kafka, biller, options, &FeedOptions::default(), stop)
+}
+
+/// [`run`], with the cost feed and budgets as `feed` says.
+pub fn run_with_feed(
+    kafka: &KafkaConfig,
+    mut biller: Biller,
+    options: &WorkerOptions,
+    feed: &FeedOptions,
+    stop: &AtomicBool,
+) -> Result<BillerTotals, WorkerError> {
     ensure_topic(kafka, &kafka.topic)?;
     let context = ResumeFromLedger { ledger_path: biller.ledger().path().to_owned(), assigned: AtomicBool::new(false) };
     let mut config = client_config(kafka)?;
@@ -129,6 +164,8 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
         config.create_with_context(context).map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
     consumer.subscribe(&[&kafka.topic])?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
+    let mut after_commit = AfterCommit::start(kafka, &biller, feed.publish_feed, feed.budgets.clone())?;
+    let mut throughput = Throughput::default();
 
     let mut batch: Vec<RawMessage> = Vec::with_capacity(options.batch_size);
     let mut batch_opened = Instant::now();
@@ -140,6 +177,7 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
                 if batch.is_empty() {
                     batch_opened = Instant::now();
                 }
+                throughput.first_message.get_or_insert_with(Instant::now);
                 batch.push(RawMessage {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
@@ -153,7 +191,18 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
         }
         let full = batch.len() >= options.batch_size;
         if !batch.is_empty() && (full || batch_opened.elapsed() >= options.batch_linger) {
+            let commit_began = Instant::now();
             commit_batch(&consumer, &mut biller, &mut batch)?;
+            if let Some(metrics) = &options.metrics {
+                metrics.record_commit(biller.totals(), commit_began.elapsed());
+            }
+            throughput.last_commit = Some(Instant::now());
+            after_commit.on_commit(&mut biller)?;
+            // Publishing can take a while; that time is the worker's own, not time without news.
+            last_activity = Instant::now();
+        }
+        if let Some(metrics) = &options.metrics {
+            metrics.sample_positions(&consumer);
         }
         if !idle_clock_started && consumer.context().assigned.load(Ordering::SeqCst) {
             idle_clock_started = true;
@@ -169,11 +218,42 @@ pub fn run(kafka: &KafkaConfig, mut biller: Biller, options: &WorkerOptions, sto
         }
     }
     if !batch.is_empty() {
+        let commit_began = Instant::now();
         commit_batch(&consumer, &mut biller, &mut batch)?;
+        if let Some(metrics) = &options.metrics {
+            metrics.record_commit(biller.totals(), commit_began.elapsed());
+        }
+        throughput.last_commit = Some(Instant::now());
     }
+    after_commit.finish(&mut biller)?;
     let totals = biller.totals();
-    tracing::info!("worker stopped: {} billed, {} duplicates, {} quarantined", totals.billed, totals.duplicates, totals.quarantined);
+    tracing::info!(
+        "worker stopped: {} billed, {} duplicates, {} quarantined{}",
+        totals.billed,
+        totals.duplicates,
+        totals.quarantined,
+        throughput.describe(totals.billed + totals.duplicates + totals.quarantined)
+    );
     Ok(totals)
+}
+
+/// From the first message received to the last batch committed, for the throughput figure.
+#[derive(Default)]
+struct Throughput {
+    first_message: Option<Instant>,
+    last_commit: Option<Instant>,
+}
+
+impl Throughput {
+    fn describe(&self, messages: u64) -> String {
+        match (self.first_message, self.last_commit) {
+            (Some(first), Some(last)) if last > first => {
+                let seconds = (last - first).as_secs_f64();
+                format!("; {messages} message(s) committed in {seconds:.3}s ({:.0} records/s)", messages as f64 / seconds)
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 fn commit_batch(consumer: &BaseConsumer<ResumeFromLedger>, biller: &mut Biller, batch: &mut Vec<RawMessage>) -> Result<(), WorkerError> {

@@ -65,6 +65,26 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// The billing worker.
     pub worker: WorkerConfig,
+    /// Billing rules beyond the rate card: budgets.
+    pub billing: BillingConfig,
+}
+
+/// `[billing]`: rules applied to what is billed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// `[billing.budgets]`: machine id or glob → budget per period (a calendar month, UTC) as a
+    /// decimal string in the rate card's currency, e.g. `"gpu-*" = "500.00"`. When a machine's
+    /// projected cost for the period crosses its budget the worker logs an alert, stores it and
+    /// publishes it on the cost feed. The most specific pattern wins (an exact id beats a glob).
+    pub budgets: BTreeMap<String, String>,
+}
+
+impl BillingConfig {
+    /// The budgets, parsed (validation already checked them).
+    pub fn budgets(&self) -> Result<crate::billing::budget::Budgets, crate::billing::budget::BudgetError> {
+        crate::billing::budget::Budgets::parse(&self.budgets)
+    }
 }
 
 /// `[agent]`: what the desktop app and `usagebill agent` do.
@@ -153,11 +173,15 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Run a billing worker inside the desktop app even when brokers are configured.
     pub embedded: bool,
+    /// Serve the read-only HTTP API on this address (`HOST:PORT`, or `PORT` for 127.0.0.1); absent: off.
+    pub http: Option<String>,
+    /// File holding the HTTP API's bearer token; required to listen off loopback.
+    pub api_token_file: Option<PathBuf>,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { ledger: None, rate_card: None, batch_size: 10_000, embedded: false }
+        WorkerConfig { ledger: None, rate_card: None, batch_size: 10_000, embedded: false, http: None, api_token_file: None }
     }
 }
 
@@ -243,6 +267,13 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.worker.batch_size) {
             return Err(bad("worker.batch_size", &self.worker.batch_size, "between 1 and 1000000"));
+        }
+        if let Err(error) = self.billing.budgets() {
+            let value = match &error {
+                crate::billing::budget::BudgetError::Pattern { pattern, .. } => format!("{pattern:?}"),
+                crate::billing::budget::BudgetError::Amount { pattern, amount } => format!("{pattern:?} = {amount:?}"),
+            };
+            return Err(bad("billing.budgets", &value, &error.to_string()));
         }
         Ok(())
     }

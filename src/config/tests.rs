@@ -28,6 +28,8 @@ fn bad_values_name_the_file_key_and_value() {
         ("[kafka]\ntopic = \"bad topic\"", "kafka.topic", "bad topic"),
         ("[kafka]\npartitions = 0", "kafka.partitions", "0"),
         ("[worker]\nbatch_size = 0", "worker.batch_size", "0"),
+        ("[billing.budgets]\n\"gpu-*\" = \"lots\"", "billing.budgets", "lots"),
+        ("[billing.budgets]\n\"gpu-[\" = \"5\"", "billing.budgets", "gpu-["),
     ];
     for (text, key, value) in cases {
         let error = parse(text).unwrap_err().to_string();

@@ -1,6 +1,8 @@
 //! Integration tests: real broker, real processes, real SQLite files.
 
 mod agent;
+mod api;
+mod billing;
 mod disk;
 mod faults;
 mod pipeline;

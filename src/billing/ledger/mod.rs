@@ -3,17 +3,21 @@
 //! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
 
 mod decimal_sum;
+pub mod rollup;
 mod schema;
+mod stored;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
+use super::budget::BudgetAlert;
 use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
 pub use self::schema::CURRENT_VERSION;
+pub use self::stored::StoredLine;
 
 /// Bytes of a quarantined message kept for inspection.
 pub const QUARANTINE_RAW_CAP: usize = 4096;
@@ -90,6 +94,8 @@ pub struct Batch {
     pub quarantined: Vec<Quarantined>,
     /// Next offset to read per (topic, partition), stored with the records they cover.
     pub offsets: Vec<(String, i32, i64)>,
+    /// Budget alerts; the first per machine and period is kept.
+    pub alerts: Vec<BudgetAlert>,
 }
 
 /// What a committed batch did.
@@ -119,8 +125,9 @@ impl Ledger {
         let mut connection = Connection::open(path)?;
         let shown = path.display().to_string();
         configure(&connection, &shown)?;
-        schema::migrate(&mut connection, &shown).map_err(|error| damaged_or(error, &shown))?;
+        // Registered first: the rollup migration sums money with it.
         decimal_sum::register(&connection)?;
+        schema::migrate(&mut connection, &shown).map_err(|error| damaged_or(error, &shown))?;
         let mut ledger = Ledger { connection, path: path.to_owned(), machine_ids: HashMap::new() };
         ledger.load_machines()?;
         Ok(ledger)
@@ -163,6 +170,7 @@ impl Ledger {
         let billed_ms = UnixMillis::now().0;
         let transaction = self.connection.transaction()?;
         let mut outcome = BatchOutcome::default();
+        let mut rollup = rollup::BatchRollup::default();
         {
             let mut new_machine = transaction.prepare_cached("INSERT INTO machines (name) VALUES (?1)")?;
             let mut insert_record = transaction.prepare_cached(
@@ -208,6 +216,7 @@ impl Ledger {
                     outcome.duplicates += 1;
                     continue;
                 }
+                rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
                 insert_line.execute(params![
                     transaction.last_insert_rowid(),
                     line.card_version,
@@ -225,7 +234,9 @@ impl Ledger {
             write_quarantine(&transaction, &batch.quarantined, billed_ms)?;
             outcome.quarantined = batch.quarantined.len();
             write_offsets(&transaction, &batch.offsets)?;
+            write_alerts(&transaction, &batch.alerts)?;
         }
+        rollup.write(&transaction)?;
         if let Err(error) = transaction.commit() {
             // The machine ids cached during the failed transaction were rolled back with it.
             self.machine_ids.clear();
@@ -304,6 +315,24 @@ fn write_offsets(transaction: &Transaction<'_>, offsets: &[(String, i32, i64)]) 
     )?;
     for (topic, partition, next_offset) in offsets {
         statement.execute(params![topic, partition, next_offset])?;
+    }
+    Ok(())
+}
+
+fn write_alerts(transaction: &Transaction<'_>, alerts: &[BudgetAlert]) -> Result<(), LedgerError> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO budget_alerts (machine, period_start_ms, budget, projected, currency, raised_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for alert in alerts {
+        statement.execute(params![
+            alert.machine_id,
+            alert.period_start.0,
+            alert.budget.to_string(),
+            alert.projected.to_string(),
+            alert.currency,
+            alert.raised.0
+        ])?;
     }
     Ok(())
 }

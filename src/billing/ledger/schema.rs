@@ -60,6 +60,22 @@ const MIGRATIONS: &[&str] = &[
         raw BLOB NOT NULL,
         raw_size INTEGER NOT NULL
     );",
+    // 2: small counters (the cost-feed cursor) and budget alerts, first alert per machine and period.
+    "CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE budget_alerts (
+        machine TEXT NOT NULL,
+        period_start_ms INTEGER NOT NULL,
+        budget TEXT NOT NULL,
+        projected TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        raised_ms INTEGER NOT NULL,
+        PRIMARY KEY (machine, period_start_ms)
+    ) WITHOUT ROWID;",
+    // 3: hourly rollups per machine, backfilled from the records already billed.
+    super::rollup::CREATE_AND_BACKFILL,
 ];
 
 /// The schema version this code writes.

@@ -33,6 +33,7 @@ fn batch(records: &[UsageRecord], next_offset: i64) -> Batch {
             .collect(),
         quarantined: Vec::new(),
         offsets: vec![("usage".into(), 0, next_offset)],
+        alerts: Vec::new(),
     }
 }
 
@@ -105,4 +106,42 @@ fn a_missing_ledger_is_not_created_by_a_report() {
     let path = directory.path().join("none.db");
     assert!(matches!(Ledger::open_read_only(&path), Err(LedgerError::Missing(_))));
     assert!(!path.exists());
+}
+
+#[test]
+fn rollups_agree_with_the_records_for_any_range() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    // 10 s windows over about three hours for two machines, in two batches.
+    let records: Vec<_> = (1..=1_100).flat_map(|seq| [record("a", seq), record("b", seq)]).filter(|record| record.seq % 97 != 0).collect();
+    let (first, second) = records.split_at(700);
+    ledger.write_batch(&batch(first, 1)).unwrap();
+    ledger.write_batch(&batch(second, 2)).unwrap();
+    let base = records[0].start.0;
+    let ranges = [
+        (None, None),
+        (Some(base + 1_234_567), None),
+        (None, Some(base + 7_777_777)),
+        (Some(base + 3_000_000), Some(base + 3_500_000)),
+        (Some(base + 10), Some(base + 10_000_000)),
+    ];
+    for (from, to) in ranges {
+        let range = TimeRange { from: from.map(UnixMillis), to: to.map(UnixMillis) };
+        let totals = machine_totals(&ledger, range).unwrap();
+        for total in &totals {
+            let (count, cost, first_seq, last_seq): (i64, String, i64, i64) = ledger
+                .connection()
+                .query_row(
+                    "SELECT count(*), decimal_sum(l.total), min(r.seq), max(r.seq) FROM records r JOIN lines l ON l.record = r.id
+                     JOIN machines m ON m.id = r.machine WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3",
+                    params![total.machine_id, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .unwrap();
+            assert_eq!(total.records, count as u64, "{range:?}");
+            assert_eq!(total.cost.to_string(), cost, "{range:?}");
+            assert_eq!((total.first_seq, total.last_seq), (first_seq as u64, last_seq as u64), "{range:?}");
+        }
+        assert_eq!(totals.len(), 2, "{range:?}");
+    }
 }

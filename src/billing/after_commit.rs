@@ -1,0 +1,87 @@
+//! What a Kafka worker does after each committed batch: publish the new lines to the cost feed and,
+//! every few seconds, check budgets and raise alerts (logged, stored in the ledger, published).
+
+use std::time::{Duration, Instant};
+
+use super::biller::Biller;
+use super::budget::{AlertTracker, Budgets};
+use super::feed::{FeedError, FeedPublisher};
+use crate::config::KafkaConfig;
+use crate::record::UnixMillis;
+
+/// How often budgets are checked: the projection moves slowly, and the query reads every machine.
+pub const BUDGET_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a stopping worker waits for the broker to acknowledge the rest of the feed.
+pub const FEED_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The feed publisher and the budget check of one worker.
+pub struct AfterCommit {
+    feed: Option<FeedPublisher>,
+    budgets: Budgets,
+    tracker: AlertTracker,
+    last_budget_check: Option<Instant>,
+}
+
+impl AfterCommit {
+    /// Starts publishing (when `publish_feed`) from the cursor in the biller's ledger; lines a crash
+    /// left unacknowledged are sent again at once.
+    pub fn start(kafka: &KafkaConfig, biller: &Biller, publish_feed: bool, budgets: Budgets) -> Result<AfterCommit, FeedError> {
+        let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, biller.ledger())?) } else { None };
+        if let Some(feed) = &mut feed {
+            let resent = feed.publish_new(biller.ledger())?;
+            if resent > 0 {
+                tracing::info!("cost feed: sending {resent} line(s) billed before the last stop and not yet acknowledged");
+            }
+        }
+        let tracker = AlertTracker::from_ledger(biller.ledger())?;
+        Ok(AfterCommit { feed, budgets, tracker, last_budget_check: None })
+    }
+
+    /// Publishes the lines of the batch just committed and checks budgets when due.
+    pub fn on_commit(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
+        if let Some(feed) = &mut self.feed {
+            feed.publish_new(biller.ledger())?;
+            feed.settle(biller.ledger())?;
+        }
+        if self.last_budget_check.is_none_or(|checked| checked.elapsed() >= BUDGET_CHECK_INTERVAL) {
+            self.check_budgets(biller)?;
+        }
+        Ok(())
+    }
+
+    fn check_budgets(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
+        self.last_budget_check = Some(Instant::now());
+        let alerts = self.tracker.check(biller.ledger(), &self.budgets, UnixMillis::now())?;
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        for alert in &alerts {
+            tracing::warn!(
+                "budget alert: machine {} is projected to cost {} {} this period, over its budget of {} {}",
+                alert.machine_id,
+                alert.projected.round_dp(2),
+                alert.currency,
+                alert.budget,
+                alert.currency
+            );
+        }
+        biller.record_alerts(alerts.clone())?;
+        if let Some(feed) = &mut self.feed {
+            feed.publish_alerts(&alerts)?;
+        }
+        Ok(())
+    }
+
+    /// Checks budgets a last time and waits for the feed to be acknowledged.
+    pub fn finish(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
+        self.check_budgets(biller)?;
+        if let Some(feed) = &mut self.feed {
+            if feed.finish(biller.ledger(), FEED_FINISH_TIMEOUT)? {
+                tracing::info!("cost feed: every line acknowledged (through row {})", feed.acknowledged_through());
+            } else {
+                tracing::warn!("cost feed: not every line was acknowledged within {FEED_FINISH_TIMEOUT:?}; the next start sends the rest");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! The read-only SQL behind the API's tables. Money is summed by the ledger's exact
+//! `decimal_sum` aggregate (or as `Decimal` in Rust), never as a float.
+
+use std::str::FromStr;
+
+use rusqlite::{OptionalExtension, params};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::params::GroupBy;
+use crate::billing::ledger::{Ledger, LedgerError};
+use crate::billing::report::TimeRange;
+use crate::record::UnixMillis;
+
+const MILLIS_PER_HOUR: i64 = 3_600_000;
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// The cost of one group (a machine, or a UTC day or hour of window starts) in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostGroup {
+    /// The machine id, or the RFC 3339 start of the day or hour.
+    pub group: String,
+    /// Currency of `cost`.
+    pub currency: String,
+    /// Records in the group.
+    pub records: u64,
+    /// Exact cost, as a decimal string.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost: Decimal,
+}
+
+/// The sum of every group in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostTotal {
+    /// The currency.
+    pub currency: String,
+    /// Records in all groups.
+    pub records: u64,
+    /// Exact cost, as a decimal string.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost: Decimal,
+}
+
+/// One machine's usage and cost over one step of a series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageBucket {
+    /// First instant of the step.
+    pub start: UnixMillis,
+    /// First instant after the step.
+    pub end: UnixMillis,
+    /// Records whose window starts in the step.
+    pub records: u64,
+    /// CPU used, in core-hours (busy fraction × cores × hours).
+    pub cpu_core_hours: f64,
+    /// Memory held, in GB-hours (10^9 bytes × hours).
+    pub memory_gb_hours: f64,
+    /// Bytes read from disks.
+    pub disk_read_bytes: i64,
+    /// Bytes written to disks.
+    pub disk_write_bytes: i64,
+    /// Bytes received.
+    pub net_rx_bytes: i64,
+    /// Bytes sent.
+    pub net_tx_bytes: i64,
+    /// Exact cost, as a decimal string.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost: Decimal,
+    /// Currency of `cost`.
+    pub currency: String,
+}
+
+/// A run of seqs missing between two billed records of a machine: a metering gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The machine.
+    pub machine_id: String,
+    /// First seq missing.
+    pub first_missing_seq: u64,
+    /// Last seq missing.
+    pub last_missing_seq: u64,
+    /// How many seqs are missing.
+    pub missing: u64,
+    /// End of the last record before the gap.
+    pub unmetered_from: UnixMillis,
+    /// Start of the first record after the gap.
+    pub unmetered_to: UnixMillis,
+}
+
+/// A message the worker refused, as stored in the ledger's quarantine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    /// Ledger row id; pass it as `after_id` to page on.
+    pub id: i64,
+    /// Topic it came from.
+    pub topic: String,
+    /// Partition it came from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// When the worker received it.
+    pub received_at: UnixMillis,
+    /// Why it was refused.
+    pub reason: String,
+    /// Size of the message in bytes.
+    pub raw_size: i64,
+    /// The kept bytes (at most 4096), as UTF-8 with invalid bytes replaced.
+    pub raw: String,
+}
+
+fn bounds(range: TimeRange) -> (i64, i64) {
+    (range.from.map_or(i64::MIN, |from| from.0), range.to.map_or(i64::MAX, |to| to.0))
+}
+
+fn decimal(text: &str) -> Decimal {
+    // decimal_sum only ever returns what Decimal printed, so this cannot fail on a sound ledger.
+    Decimal::from_str(text).unwrap_or_default()
+}
+
+/// Costs of windows starting in `range`, grouped by `group_by` and currency, in group order.
+pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec<CostGroup>, LedgerError> {
+    let (from, to) = bounds(range);
+    let sql = match group_by {
+        GroupBy::Machine => {
+            "SELECT m.name, l.currency, count(*), decimal_sum(l.total)
+             FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+             WHERE r.start_ms >= ?1 AND r.start_ms < ?2
+             GROUP BY r.machine, l.currency ORDER BY m.name, l.currency"
+        }
+        GroupBy::Day | GroupBy::Hour => {
+            // Window starts are after 2000, so `%` never sees a negative number.
+            "SELECT r.start_ms - r.start_ms % ?3 AS bucket, l.currency, count(*), decimal_sum(l.total)
+             FROM records r JOIN lines l ON l.record = r.id
+             WHERE r.start_ms >= ?1 AND r.start_ms < ?2
+             GROUP BY bucket, l.currency ORDER BY bucket, l.currency"
+        }
+    };
+    let bucket_millis = if group_by == GroupBy::Hour { MILLIS_PER_HOUR } else { MILLIS_PER_DAY };
+    let mut statement = ledger.connection().prepare_cached(sql)?;
+    let to_group = |row: &rusqlite::Row<'_>| {
+        let group = match group_by {
+            GroupBy::Machine => row.get::<_, String>(0)?,
+            GroupBy::Day | GroupBy::Hour => UnixMillis(row.get(0)?).to_string(),
+        };
+        Ok(CostGroup { group, currency: row.get(1)?, records: row.get::<_, i64>(2)? as u64, cost: decimal(&row.get::<_, String>(3)?) })
+    };
+    let groups = match group_by {
+        GroupBy::Machine => statement.query_map(params![from, to], to_group)?.collect::<Result<_, _>>()?,
+        GroupBy::Day | GroupBy::Hour => statement.query_map(params![from, to, bucket_millis], to_group)?.collect::<Result<_, _>>()?,
+    };
+    Ok(groups)
+}
+
+/// Adds each machine's graduated-tier adjustment to its (first) group, as `usagebill report` does.
+pub fn apply_tier_adjustments(groups: &mut [CostGroup], adjustments: &std::collections::BTreeMap<String, Decimal>) {
+    let mut applied = std::collections::BTreeSet::new();
+    for group in groups {
+        if let Some(adjustment) = adjustments.get(&group.group)
+            && applied.insert(group.group.clone())
+        {
+            group.cost = (group.cost + adjustment).normalize();
+        }
+    }
+}
+
+/// Sums `groups` per currency, exactly.
+pub fn cost_totals(groups: &[CostGroup]) -> Vec<CostTotal> {
+    let mut totals: Vec<CostTotal> = Vec::new();
+    for group in groups {
+        match totals.iter_mut().find(|total| total.currency == group.currency) {
+            Some(total) => {
+                total.records += group.records;
+                total.cost += group.cost;
+            }
+            None => totals.push(CostTotal { currency: group.currency.clone(), records: group.records, cost: group.cost }),
+        }
+    }
+    totals.sort_by(|left, right| left.currency.cmp(&right.currency));
+    for total in &mut totals {
+        total.cost = total.cost.normalize();
+    }
+    totals
+}
+
+/// Whether `machine_id` has anything in the ledger.
+pub fn machine_exists(ledger: &Ledger, machine_id: &str) -> Result<bool, LedgerError> {
+    let mut statement = ledger.connection().prepare_cached("SELECT 1 FROM machines WHERE name = ?1")?;
+    Ok(statement.query_row([machine_id], |_| Ok(())).optional()?.is_some())
+}
+
+/// `machine_id`'s usage in steps of `step_millis`, aligned on `range.from` (or the Unix epoch).
+/// Only steps holding a window start are listed.
+pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i64) -> Result<Vec<UsageBucket>, LedgerError> {
+    let (from, to) = bounds(range);
+    let origin = range.from.map_or(0, |from| from.0);
+    let mut statement = ledger.connection().prepare_cached(
+        "SELECT ?4 + ((r.start_ms - ?4) / ?5) * ?5 AS bucket, l.currency, count(*),
+                sum(r.cpu_pct * r.cpu_cores * (r.end_ms - r.start_ms)) / 360000000.0,
+                sum(1.0 * r.mem_used_bytes * (r.end_ms - r.start_ms)) / 3600000000000000.0,
+                sum(r.disk_read_bytes), sum(r.disk_write_bytes), sum(r.net_rx_bytes), sum(r.net_tx_bytes),
+                decimal_sum(l.total)
+         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+         WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3
+         GROUP BY bucket, l.currency ORDER BY bucket, l.currency",
+    )?;
+    let rows = statement.query_map(params![machine_id, from, to, origin, step_millis], |row| {
+        let start: i64 = row.get(0)?;
+        Ok(UsageBucket {
+            start: UnixMillis(start),
+            end: UnixMillis(start.saturating_add(step_millis)),
+            currency: row.get(1)?,
+            records: row.get::<_, i64>(2)? as u64,
+            cpu_core_hours: row.get(3)?,
+            memory_gb_hours: row.get(4)?,
+            disk_read_bytes: row.get(5)?,
+            disk_write_bytes: row.get(6)?,
+            net_rx_bytes: row.get(7)?,
+            net_tx_bytes: row.get(8)?,
+            cost: decimal(&row.get::<_, String>(9)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every metering gap, or only `machine_id`'s, ordered by machine and seq.
+pub fn gaps(ledger: &Ledger, machine_id: Option<&str>) -> Result<Vec<Gap>, LedgerError> {
+    let mut statement = ledger.connection().prepare_cached(
+        "SELECT m.name, g.previous_seq, g.seq, g.previous_end, g.start_ms
+         FROM (SELECT machine, seq, start_ms, lag(seq) OVER by_seq AS previous_seq, lag(end_ms) OVER by_seq AS previous_end
+               FROM records
+               WHERE ?1 IS NULL OR machine = (SELECT id FROM machines WHERE name = ?1)
+               WINDOW by_seq AS (PARTITION BY machine ORDER BY seq)) g
+         JOIN machines m ON m.id = g.machine
+         WHERE g.seq - g.previous_seq > 1
+         ORDER BY m.name, g.seq",
+    )?;
+    let rows = statement.query_map(params![machine_id], |row| {
+        let previous_seq: i64 = row.get(1)?;
+        let seq: i64 = row.get(2)?;
+        Ok(Gap {
+            machine_id: row.get(0)?,
+            first_missing_seq: (previous_seq + 1) as u64,
+            last_missing_seq: (seq - 1) as u64,
+            missing: (seq - previous_seq - 1) as u64,
+            unmetered_from: UnixMillis(row.get(3)?),
+            unmetered_to: UnixMillis(row.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Up to `limit` quarantined messages with ids above `after_id`, oldest first.
+pub fn quarantine(ledger: &Ledger, after_id: i64, limit: i64) -> Result<Vec<QuarantineEntry>, LedgerError> {
+    let mut statement = ledger.connection().prepare_cached(
+        "SELECT id, topic, partition, offset, received_ms, reason, raw, raw_size
+         FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![after_id, limit], |row| {
+        let raw: Vec<u8> = row.get(6)?;
+        Ok(QuarantineEntry {
+            id: row.get(0)?,
+            topic: row.get(1)?,
+            partition: row.get(2)?,
+            offset: row.get(3)?,
+            received_at: UnixMillis(row.get(4)?),
+            reason: row.get(5)?,
+            raw: String::from_utf8_lossy(&raw).into_owned(),
+            raw_size: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,203 @@
+//! Per-machine budgets: a machine whose projected cost for the period crosses its budget raises an
+//! alert. The worker logs it, stores it in its ledger and publishes it on the cost feed; views store
+//! it too, and [`budget_statuses`] is what an API serves.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use globset::{Glob, GlobMatcher};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::ledger::{Ledger, LedgerError};
+use super::period::{self, MachineCost};
+use crate::record::UnixMillis;
+
+/// A budget that does not parse; names the key and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// The pattern is not a machine id or glob.
+    #[error("`billing.budgets.\"{pattern}\"`: not a machine id or glob: {reason}")]
+    Pattern {
+        /// The key.
+        pattern: String,
+        /// What globset said.
+        reason: String,
+    },
+    /// The amount is not a positive decimal string.
+    #[error("`billing.budgets.\"{pattern}\"` = {amount:?}: must be a positive decimal amount as a string, e.g. \"250.00\"")]
+    Amount {
+        /// The key.
+        pattern: String,
+        /// The value.
+        amount: String,
+    },
+}
+
+/// One budget: machines matching `pattern` may cost up to `amount` per period.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// A machine id or glob.
+    pub pattern: String,
+    matcher: GlobMatcher,
+    /// Exact amount, in the rate card's currency.
+    pub amount: Decimal,
+}
+
+/// All configured budgets. A machine takes the budget of the most specific pattern that matches it:
+/// an exact id beats any glob, a longer glob beats a shorter one.
+#[derive(Debug, Clone, Default)]
+pub struct Budgets {
+    budgets: Vec<Budget>,
+}
+
+impl Budgets {
+    /// Parses `pattern = "amount"` pairs (the `[billing.budgets]` table).
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Result<Budgets, BudgetError> {
+        let mut budgets = Vec::new();
+        for (pattern, amount) in pairs {
+            let matcher = Glob::new(pattern)
+                .map_err(|error| BudgetError::Pattern { pattern: pattern.clone(), reason: error.to_string() })?
+                .compile_matcher();
+            let parsed = Decimal::from_str(amount.trim())
+                .ok()
+                .filter(|value| *value > Decimal::ZERO)
+                .ok_or_else(|| BudgetError::Amount { pattern: pattern.clone(), amount: amount.clone() })?;
+            budgets.push(Budget { pattern: pattern.clone(), matcher, amount: parsed });
+        }
+        // Most specific first: exact ids, then longer patterns.
+        budgets.sort_by_key(|budget| (is_glob(&budget.pattern), std::cmp::Reverse(budget.pattern.len())));
+        Ok(Budgets { budgets })
+    }
+
+    /// No budgets configured.
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty()
+    }
+
+    /// The budget of `machine_id`, if one applies.
+    pub fn for_machine(&self, machine_id: &str) -> Option<&Budget> {
+        self.budgets.iter().find(|budget| budget.matcher.is_match(machine_id))
+    }
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+/// A machine whose projection crossed its budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetAlert {
+    /// The machine.
+    pub machine_id: String,
+    /// Start of the period (month, UTC) the projection is for.
+    pub period_start: UnixMillis,
+    /// The budget crossed.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub budget: Decimal,
+    /// The projection to the period's end when the alert was raised.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub projected: Decimal,
+    /// Currency of both amounts.
+    pub currency: String,
+    /// When it was raised.
+    pub raised: UnixMillis,
+}
+
+/// One machine's standing against its budget, for an API or a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetStatus {
+    /// The machine's costs this period.
+    #[serde(flatten)]
+    pub cost: MachineCost,
+    /// Its budget, if one applies.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub budget: Option<Decimal>,
+    /// The pattern the budget came from.
+    pub budget_pattern: Option<String>,
+    /// The projection is above the budget.
+    pub over_budget: bool,
+}
+
+/// Every machine's period costs with its budget, at `now`.
+pub fn budget_statuses(ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetStatus>, LedgerError> {
+    let costs = period::machine_costs(ledger, now)?;
+    Ok(costs
+        .into_iter()
+        .map(|cost| {
+            let budget = budgets.for_machine(&cost.machine_id);
+            BudgetStatus {
+                over_budget: budget.is_some_and(|budget| cost.projected > budget.amount),
+                budget: budget.map(|budget| budget.amount),
+                budget_pattern: budget.map(|budget| budget.pattern.clone()),
+                cost,
+            }
+        })
+        .collect())
+}
+
+/// Raises each alert once per machine and period: remembers what was raised (seeded from the ledger).
+#[derive(Debug, Default)]
+pub struct AlertTracker {
+    raised: HashMap<(String, i64), ()>,
+}
+
+impl AlertTracker {
+    /// A tracker that knows the alerts already stored in `ledger`.
+    pub fn from_ledger(ledger: &Ledger) -> Result<AlertTracker, LedgerError> {
+        let raised = ledger.budget_alerts()?.into_iter().map(|alert| ((alert.machine_id, alert.period_start.0), ())).collect();
+        Ok(AlertTracker { raised })
+    }
+
+    /// New alerts for machines of `ledger` whose projection crossed their budget at `now`.
+    pub fn check(&mut self, ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetAlert>, LedgerError> {
+        if budgets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (period_start, _) = period::month_of(now);
+        let mut alerts = Vec::new();
+        for status in budget_statuses(ledger, budgets, now)? {
+            let (Some(budget), true) = (status.budget, status.over_budget) else { continue };
+            let key = (status.cost.machine_id.clone(), period_start.0);
+            if self.raised.insert(key, ()).is_none() {
+                alerts.push(BudgetAlert {
+                    machine_id: status.cost.machine_id,
+                    period_start,
+                    budget,
+                    projected: status.cost.projected,
+                    currency: status.cost.currency,
+                    raised: now,
+                });
+            }
+        }
+        Ok(alerts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budgets(pairs: &[(&str, &str)]) -> Result<Budgets, BudgetError> {
+        let owned: Vec<(String, String)> = pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        Budgets::parse(owned.iter().map(|(key, value)| (key, value)))
+    }
+
+    #[test]
+    fn the_most_specific_pattern_wins() {
+        let budgets = budgets(&[("*", "10"), ("gpu-*", "500"), ("gpu-7", "900")]).unwrap();
+        assert_eq!(budgets.for_machine("gpu-7").unwrap().amount, Decimal::from(900));
+        assert_eq!(budgets.for_machine("gpu-8").unwrap().amount, Decimal::from(500));
+        assert_eq!(budgets.for_machine("cpu-1").unwrap().pattern, "*");
+    }
+
+    #[test]
+    fn bad_budgets_name_the_key_and_value() {
+        let error = budgets(&[("gpu-*", "lots")]).unwrap_err().to_string();
+        assert!(error.contains("billing.budgets") && error.contains("gpu-*") && error.contains("lots"), "{error}");
+        let error = budgets(&[("gpu-*", "-5")]).unwrap_err().to_string();
+        assert!(error.contains("-5"), "{error}");
+        let error = budgets(&[("gpu-[", "5")]).unwrap_err().to_string();
+        assert!(error.contains("gpu-["), "{error}");
+    }
+}

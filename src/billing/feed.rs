@@ -1,0 +1,252 @@
+//! The cost feed: what the workers billed, published to `kafka.cost_topic` keyed by machine id, and
+//! materialised by any view into a SQLite file with the ledger's schema.
+//!
+//! One message is one JSON object with `"schema": "usagebill.cost-feed.v1"` and a `kind`:
+//! `cost` carries the record (its CloudEvents JSON), its priced line (every amount a decimal string)
+//! and where the worker read it; `budget_alert` carries a [`BudgetAlert`]. Delivery is at least once
+//! (a worker republishes from its ledger's feed cursor after a crash, and a partition that moves is
+//! billed again by its new owner), so views deduplicate by record id (machine + seq).
+
+mod materialiser;
+mod publisher;
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use self::materialiser::{MaterialiserTotals, materialise_until_caught_up, spawn_materialiser};
+pub use self::publisher::FeedPublisher;
+use super::budget::BudgetAlert;
+use super::ledger::{LedgerError, Origin};
+use super::price::PricedLine;
+use crate::record::{RecordError, UsageRecord};
+use crate::transmit::kafka::KafkaSetupError;
+
+/// The `schema` of every feed message; the suffix versions the message layout.
+pub const FEED_SCHEMA: &str = "usagebill.cost-feed.v1";
+
+/// Why the feed could not be published, read or materialised.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// Kafka could not be set up.
+    #[error(transparent)]
+    Setup(#[from] KafkaSetupError),
+    /// Kafka failed while running.
+    #[error("cost feed: kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The ledger or view refused a read or write.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A message is not a valid feed message (the view quarantines it).
+    #[error("not a cost-feed message: {0}")]
+    Invalid(String),
+}
+
+/// One message of the cost feed.
+// Cost messages are nearly all of the feed: boxing the large variant would add an allocation to
+// each of them to save space on the rare alert.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedMessage {
+    /// A billed record and its line.
+    Cost {
+        /// The record.
+        record: UsageRecord,
+        /// Its priced line.
+        line: PricedLine,
+        /// Partition and offset of the usage topic it was read from.
+        origin: Origin,
+    },
+    /// A machine's projection crossed its budget.
+    BudgetAlert(BudgetAlert),
+}
+
+// No `deny_unknown_fields` here: serde does not support it together with `flatten`.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    schema: String,
+    #[serde(flatten)]
+    body: Body,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Body {
+    Cost { record: serde_json::Value, line: LineJson, source_partition: Option<i32>, source_offset: Option<i64> },
+    BudgetAlert { alert: BudgetAlert },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineJson {
+    card_version: String,
+    currency: String,
+    cpu: String,
+    memory: String,
+    net_rx: String,
+    net_tx: String,
+    disk_read: String,
+    disk_write: String,
+    total: String,
+}
+
+impl FeedMessage {
+    /// The Kafka key: the machine id, so one machine's messages stay in order on one partition.
+    pub fn key(&self) -> &str {
+        match self {
+            FeedMessage::Cost { record, .. } => &record.machine_id,
+            FeedMessage::BudgetAlert(alert) => &alert.machine_id,
+        }
+    }
+
+    /// The JSON form. A cost message embeds the record's own CloudEvents bytes as they are, so the
+    /// record is not serialised twice on the worker's hot path.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            FeedMessage::Cost { record, line, origin } => {
+                let line = LineJson {
+                    card_version: line.card_version.clone(),
+                    currency: line.currency.clone(),
+                    cpu: line.cpu.to_string(),
+                    memory: line.memory.to_string(),
+                    net_rx: line.net_rx.to_string(),
+                    net_tx: line.net_tx.to_string(),
+                    disk_read: line.disk_read.to_string(),
+                    disk_write: line.disk_write.to_string(),
+                    total: line.total.to_string(),
+                };
+                let mut out = format!("{{\"schema\":\"{FEED_SCHEMA}\",\"kind\":\"cost\",\"record\":").into_bytes();
+                out.extend_from_slice(&record.to_json());
+                out.extend_from_slice(b",\"line\":");
+                out.extend_from_slice(&serde_json::to_vec(&line).expect("a line serialises"));
+                let source = |value: Option<i64>| value.map_or_else(|| "null".to_owned(), |value| value.to_string());
+                let tail = format!(
+                    ",\"source_partition\":{},\"source_offset\":{}}}",
+                    source(origin.partition.map(i64::from)),
+                    source(origin.offset)
+                );
+                out.extend_from_slice(tail.as_bytes());
+                out
+            }
+            FeedMessage::BudgetAlert(alert) => {
+                let envelope = Envelope { schema: FEED_SCHEMA.to_owned(), body: Body::BudgetAlert { alert: alert.clone() } };
+                serde_json::to_vec(&envelope).expect("a feed message serialises")
+            }
+        }
+    }
+
+    /// Parses and validates: the schema, the record (as at every boundary), each amount as an exact
+    /// decimal, the total as the sum of the components, and the currency code.
+    pub fn parse(bytes: &[u8]) -> Result<FeedMessage, FeedError> {
+        let invalid = |message: String| FeedError::Invalid(message);
+        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
+        if envelope.schema != FEED_SCHEMA {
+            return Err(invalid(format!("`schema` = {:?}: expected {FEED_SCHEMA:?}", envelope.schema)));
+        }
+        match envelope.body {
+            Body::Cost { record, line, source_partition, source_offset } => {
+                let record_bytes = serde_json::to_vec(&record).map_err(|error| invalid(error.to_string()))?;
+                let record = UsageRecord::parse(&record_bytes).map_err(|error: RecordError| invalid(format!("`record`: {error}")))?;
+                let line = parse_line(line)?;
+                Ok(FeedMessage::Cost { record, line, origin: Origin { partition: source_partition, offset: source_offset } })
+            }
+            Body::BudgetAlert { alert } => {
+                crate::record::validate_machine_id(&alert.machine_id)
+                    .map_err(|reason| invalid(format!("`alert.machine_id` = {:?}: {reason}", alert.machine_id)))?;
+                check_currency("alert.currency", &alert.currency)?;
+                Ok(FeedMessage::BudgetAlert(alert))
+            }
+        }
+    }
+}
+
+fn parse_line(line: LineJson) -> Result<PricedLine, FeedError> {
+    let amount = |field: &str, text: &str| {
+        Decimal::from_str(text).map_err(|_| FeedError::Invalid(format!("`line.{field}` = {text:?} is not a decimal string")))
+    };
+    if line.card_version.is_empty() {
+        return Err(FeedError::Invalid("`line.card_version` is empty".into()));
+    }
+    check_currency("line.currency", &line.currency)?;
+    let parsed = PricedLine {
+        cpu: amount("cpu", &line.cpu)?,
+        memory: amount("memory", &line.memory)?,
+        net_rx: amount("net_rx", &line.net_rx)?,
+        net_tx: amount("net_tx", &line.net_tx)?,
+        disk_read: amount("disk_read", &line.disk_read)?,
+        disk_write: amount("disk_write", &line.disk_write)?,
+        total: amount("total", &line.total)?,
+        card_version: line.card_version,
+        currency: line.currency,
+    };
+    let sum = [parsed.cpu, parsed.memory, parsed.net_rx, parsed.net_tx, parsed.disk_read, parsed.disk_write]
+        .into_iter()
+        .try_fold(Decimal::ZERO, |sum, part| sum.checked_add(part));
+    if sum != Some(parsed.total) {
+        return Err(FeedError::Invalid(format!("`line.total` = \"{}\" is not the sum of the components", parsed.total)));
+    }
+    Ok(parsed)
+}
+
+fn check_currency(field: &str, currency: &str) -> Result<(), FeedError> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(FeedError::Invalid(format!("`{field}` = {currency:?} is not a 3-letter ISO 4217 code")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::price::price;
+    use crate::billing::rate_card::RateCard;
+    use crate::record::UnixMillis;
+    use crate::simulate::{Fleet, Profile, record_at};
+
+    fn cost_message() -> FeedMessage {
+        let fleet = Fleet {
+            machines: 2,
+            records: 3,
+            window: std::time::Duration::from_secs(10),
+            profile: Profile::Random,
+            seed: 3,
+            start: UnixMillis(1_767_225_600_000),
+        };
+        let record = record_at(&fleet, 2);
+        let line = price(&record, RateCard::built_in().version_at(record.start)).unwrap();
+        FeedMessage::Cost { record, line, origin: Origin { partition: Some(4), offset: Some(77) } }
+    }
+
+    #[test]
+    fn cost_and_alert_messages_round_trip() {
+        let cost = cost_message();
+        assert_eq!(FeedMessage::parse(&cost.encode()).unwrap(), cost);
+        assert_eq!(cost.key(), "sim-00001");
+        let alert = FeedMessage::BudgetAlert(BudgetAlert {
+            machine_id: "gpu-1".into(),
+            period_start: UnixMillis(1_767_225_600_000),
+            budget: Decimal::from(100),
+            projected: Decimal::from_str("120.5").unwrap(),
+            currency: "USD".into(),
+            raised: UnixMillis(1_767_300_000_000),
+        });
+        let encoded = alert.encode();
+        assert!(String::from_utf8_lossy(&encoded).contains("\"projected\":\"120.5\""), "amounts are decimal strings");
+        assert_eq!(FeedMessage::parse(&encoded).unwrap(), alert);
+    }
+
+    #[test]
+    fn a_tampered_total_an_unknown_schema_and_a_bad_record_are_refused() {
+        let text = String::from_utf8(cost_message().encode()).unwrap();
+        let total_at = text.find("\"total\":\"").unwrap() + "\"total\":\"".len();
+        let tampered = format!("{}9{}", &text[..total_at], &text[total_at..]);
+        let error = FeedMessage::parse(tampered.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("line.total"), "{error}");
+        let error = FeedMessage::parse(text.replace(FEED_SCHEMA, "usagebill.cost-feed.v9").as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("v9"), "{error}");
+        let error = FeedMessage::parse(text.replace("\"cpu_cores\":8", "\"cpu_cores\":0").as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("cpu_cores"), "{error}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Publishing from a worker's ledger to the cost topic, at least once.
+//!
+//! The ledger keeps a cursor: the highest record row whose feed message the broker acknowledged.
+//! After each committed batch the publisher sends every row above what it already sent; a delivery
+//! failure rewinds it to the failed row; a crash rewinds it to the stored cursor. So a line is never
+//! missing from the feed, and sometimes present twice (views deduplicate).
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::{FeedError, FeedMessage};
+use crate::billing::budget::BudgetAlert;
+use crate::billing::ledger::Ledger;
+use crate::config::KafkaConfig;
+use crate::transmit::kafka::{Delivery, ReportingProducer, ensure_topic};
+
+/// Rows read from the ledger per query while publishing.
+const ROWS_PER_READ: usize = 5_000;
+/// Delivery tag of alert messages: they are not rows, so they never move the cursor.
+const ALERT_TAG: u64 = 0;
+
+/// Publishes a ledger's billed lines and budget alerts to `kafka.cost_topic`.
+pub struct FeedPublisher {
+    producer: ReportingProducer,
+    deliveries: Receiver<Delivery>,
+    /// Highest row the broker acknowledged, with every row below it (the stored cursor).
+    acknowledged_through: i64,
+    /// Highest row handed to the producer.
+    produced_through: i64,
+    /// Rows handed to the producer and not yet acknowledged.
+    in_flight: BTreeSet<i64>,
+    /// Lowest row whose delivery failed since the last settle, minus one.
+    rewind_to: Option<i64>,
+}
+
+impl FeedPublisher {
+    /// Creates the cost topic if missing and starts from the cursor stored in `ledger`.
+    pub fn new(kafka: &KafkaConfig, ledger: &Ledger) -> Result<FeedPublisher, FeedError> {
+        ensure_topic(kafka, &kafka.cost_topic)?;
+        let mut feed_kafka = kafka.clone();
+        feed_kafka.topic = kafka.cost_topic.clone();
+        let (sender, deliveries) = mpsc::channel();
+        let producer = ReportingProducer::new(&feed_kafka, sender)?;
+        let cursor = ledger.feed_published_through()?;
+        Ok(FeedPublisher {
+            producer,
+            deliveries,
+            acknowledged_through: cursor,
+            produced_through: cursor,
+            in_flight: BTreeSet::new(),
+            rewind_to: None,
+        })
+    }
+
+    /// Sends every row of `ledger` not sent yet. Returns the number of messages queued.
+    pub fn publish_new(&mut self, ledger: &Ledger) -> Result<usize, FeedError> {
+        let mut queued = 0;
+        loop {
+            let rows = ledger.lines_after(self.produced_through, ROWS_PER_READ)?;
+            let Some(last) = rows.last() else { break };
+            let last_row = last.row_id;
+            for stored in rows {
+                let row_id = stored.row_id;
+                let message = FeedMessage::Cost { record: stored.record, line: stored.line, origin: stored.origin };
+                self.send(&message, row_id as u64)?;
+                self.in_flight.insert(row_id);
+                queued += 1;
+            }
+            self.produced_through = last_row;
+        }
+        Ok(queued)
+    }
+
+    /// Sends budget alerts (best effort: they are also kept in the ledger).
+    pub fn publish_alerts(&mut self, alerts: &[BudgetAlert]) -> Result<(), FeedError> {
+        for alert in alerts {
+            self.send(&FeedMessage::BudgetAlert(alert.clone()), ALERT_TAG)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, message: &FeedMessage, tag: u64) -> Result<(), FeedError> {
+        let payload = message.encode();
+        loop {
+            match self.producer.send(message.key(), &payload, tag) {
+                Ok(()) => return Ok(()),
+                // librdkafka's queue is full: let deliveries drain, then try again.
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    let _ = self.producer.flush(Duration::from_millis(20));
+                    self.drain_deliveries();
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    fn drain_deliveries(&mut self) {
+        for delivery in self.deliveries.try_iter() {
+            if delivery.tag == ALERT_TAG {
+                if let Err(reason) = delivery.outcome {
+                    tracing::warn!("a budget alert was not published to the cost feed: {reason}");
+                }
+                continue;
+            }
+            let row_id = delivery.tag as i64;
+            self.in_flight.remove(&row_id);
+            if let Err(reason) = delivery.outcome {
+                tracing::warn!("cost feed: row {row_id} not delivered ({reason}); it will be sent again");
+                self.rewind_to = Some(self.rewind_to.map_or(row_id - 1, |earlier| earlier.min(row_id - 1)));
+            }
+        }
+    }
+
+    /// Takes the delivery reports that arrived and stores how far the feed is acknowledged.
+    pub fn settle(&mut self, ledger: &Ledger) -> Result<(), FeedError> {
+        self.drain_deliveries();
+        if let Some(rewind) = self.rewind_to.take() {
+            self.in_flight.retain(|row| *row <= rewind);
+            self.produced_through = self.produced_through.min(rewind);
+        }
+        let through = self.in_flight.first().map_or(self.produced_through, |lowest| lowest - 1);
+        if through > self.acknowledged_through {
+            ledger.set_feed_published_through(through)?;
+            self.acknowledged_through = through;
+        }
+        Ok(())
+    }
+
+    /// Publishes what is left and waits up to `timeout` for every acknowledgement. Returns whether
+    /// the feed caught up with the ledger (if not, the next start sends the rest).
+    pub fn finish(&mut self, ledger: &Ledger, timeout: Duration) -> Result<bool, FeedError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.publish_new(ledger)?;
+            let _ = self.producer.flush(Duration::from_millis(100));
+            self.settle(ledger)?;
+            let caught_up = self.in_flight.is_empty() && self.producer.in_flight() == 0 && self.rewind_to.is_none();
+            if caught_up && ledger.lines_after(self.produced_through, 1)?.is_empty() {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Highest row acknowledged by the broker.
+    pub fn acknowledged_through(&self) -> i64 {
+        self.acknowledged_through
+    }
+}

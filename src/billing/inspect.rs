@@ -1,0 +1,213 @@
+//! Listings over a ledger beyond the totals: quarantined messages (`report --quarantine`) and
+//! metering gaps (`report --gaps`), in table, CSV or JSON form.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::ledger::{Ledger, LedgerError};
+use super::report::ReportFormat;
+use crate::record::UnixMillis;
+
+/// A quarantined message as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    /// Topic it came from.
+    pub topic: String,
+    /// Partition it came from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Why it was refused.
+    pub reason: String,
+    /// The kept bytes (at most `QUARANTINE_RAW_CAP`): text when they are UTF-8, else base64.
+    pub raw: String,
+    /// `text` or `base64`.
+    pub raw_encoding: &'static str,
+    /// Size of the whole message in bytes.
+    pub raw_size: u64,
+    /// When the worker received it.
+    pub received: UnixMillis,
+}
+
+/// Every quarantined message, in the order received.
+pub fn quarantined(ledger: &Ledger) -> Result<Vec<QuarantineEntry>, LedgerError> {
+    let mut statement =
+        ledger.connection().prepare("SELECT topic, partition, offset, reason, raw, raw_size, received_ms FROM quarantine ORDER BY id")?;
+    let rows = statement.query_map([], |row| {
+        let raw: Vec<u8> = row.get(4)?;
+        let (raw, raw_encoding) = match String::from_utf8(raw) {
+            Ok(text) => (text, "text"),
+            Err(not_text) => (base64(not_text.as_bytes()), "base64"),
+        };
+        Ok(QuarantineEntry {
+            topic: row.get(0)?,
+            partition: row.get(1)?,
+            offset: row.get(2)?,
+            reason: row.get(3)?,
+            raw,
+            raw_encoding,
+            raw_size: row.get::<_, i64>(5)? as u64,
+            received: UnixMillis(row.get(6)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Renders quarantined messages; the table shows the first 60 characters of each message.
+pub fn render_quarantine(entries: &[QuarantineEntry], format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(entries).expect("entries serialise") + "\n",
+        ReportFormat::Csv => {
+            let mut out = String::from("topic,partition,offset,reason,raw_encoding,raw_size,received,raw\n");
+            for entry in entries {
+                out += &format!(
+                    "{},{},{},{},{},{},{},{}\n",
+                    entry.topic,
+                    entry.partition,
+                    entry.offset,
+                    csv_field(&entry.reason),
+                    entry.raw_encoding,
+                    entry.raw_size,
+                    entry.received,
+                    csv_field(&entry.raw)
+                );
+            }
+            out
+        }
+        ReportFormat::Table => {
+            let mut out = String::new();
+            for entry in entries {
+                let preview: String = entry.raw.chars().take(60).map(|c| if c.is_control() { ' ' } else { c }).collect();
+                out += &format!(
+                    "{}[{}]@{}  {} bytes  {}\n    {preview}\n",
+                    entry.topic, entry.partition, entry.offset, entry.raw_size, entry.reason
+                );
+            }
+            out + &format!("{} quarantined message(s)\n", entries.len())
+        }
+    }
+}
+
+/// A run of missing seqs of one machine: `from_seq..=to_seq` never arrived (yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The machine.
+    pub machine_id: String,
+    /// First missing seq.
+    pub from_seq: u64,
+    /// Last missing seq.
+    pub to_seq: u64,
+}
+
+/// Every gap between billed seqs, by machine and seq. A late record that arrives shrinks or closes its gap.
+pub fn gaps(ledger: &Ledger) -> Result<Vec<Gap>, LedgerError> {
+    let mut statement = ledger.connection().prepare(
+        "SELECT m.name, g.seq + 1, g.next_seq - 1
+         FROM (SELECT machine, seq, lead(seq) OVER (PARTITION BY machine ORDER BY seq) AS next_seq FROM records) g
+         JOIN machines m ON m.id = g.machine
+         WHERE g.next_seq > g.seq + 1
+         ORDER BY m.name, g.seq",
+    )?;
+    let rows = statement.query_map(params![], |row| {
+        Ok(Gap { machine_id: row.get(0)?, from_seq: row.get::<_, i64>(1)? as u64, to_seq: row.get::<_, i64>(2)? as u64 })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Renders gaps.
+pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(gaps).expect("gaps serialise") + "\n",
+        ReportFormat::Csv => gaps.iter().fold(String::from("machine_id,from_seq,to_seq\n"), |out, gap| {
+            out + &format!("{},{},{}\n", gap.machine_id, gap.from_seq, gap.to_seq)
+        }),
+        ReportFormat::Table => {
+            let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
+            let mut out = format!("{:<width$}  {:>10}  {:>10}\n", "machine", "from_seq", "to_seq");
+            let mut missing = 0;
+            for gap in gaps {
+                missing += gap.to_seq - gap.from_seq + 1;
+                out += &format!("{:<width$}  {:>10}  {:>10}\n", gap.machine_id, gap.from_seq, gap.to_seq);
+            }
+            out + &format!("{} gap(s), {missing} missing record(s)\n", gaps.len())
+        }
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+/// Standard base64 (RFC 4648, with padding); small enough not to need a dependency.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let triple = u32::from(chunk[0]) << 16 | u32::from(*chunk.get(1).unwrap_or(&0)) << 8 | u32::from(*chunk.get(2).unwrap_or(&0));
+        for position in 0..4 {
+            if position <= chunk.len() {
+                out.push(ALPHABET[(triple >> (18 - 6 * position) & 0x3f) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::ledger::{Batch, Quarantined};
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn gaps_are_listed_as_runs_and_a_late_record_closes_one() {
+        use crate::billing::biller::{Biller, RawMessage};
+        use crate::billing::rate_card::RateCard;
+        use crate::simulate::{Fleet, Profile, record_at};
+        let fleet = Fleet {
+            machines: 1,
+            records: 10,
+            window: std::time::Duration::from_secs(10),
+            profile: Profile::Constant,
+            seed: 1,
+            start: UnixMillis(1_767_225_600_000),
+        };
+        let message = |seq: u64| RawMessage {
+            topic: "u".into(),
+            partition: 0,
+            offset: seq as i64,
+            payload: Some(record_at(&fleet, seq - 1).to_json()),
+        };
+        let directory = tempfile::tempdir().unwrap();
+        let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
+        biller.bill(&[1, 2, 5, 6, 9, 10].map(message)).unwrap();
+        let run = |from_seq, to_seq| Gap { machine_id: "sim-00001".into(), from_seq, to_seq };
+        assert_eq!(gaps(biller.ledger()).unwrap(), vec![run(3, 4), run(7, 8)]);
+        biller.bill(&[message(7), message(8)]).unwrap();
+        assert_eq!(gaps(biller.ledger()).unwrap(), vec![run(3, 4)]);
+        assert!(render_gaps(&gaps(biller.ledger()).unwrap(), ReportFormat::Csv).ends_with("sim-00001,3,4\n"));
+    }
+
+    #[test]
+    fn binary_messages_are_listed_as_base64_and_text_as_text() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+        let item = |offset, raw: &[u8]| Quarantined { topic: "t".into(), partition: 1, offset, reason: "bad".into(), raw: raw.to_vec() };
+        let batch = Batch { quarantined: vec![item(4, b"not json"), item(5, &[0xff, 0x00, 0xfe])], ..Batch::default() };
+        ledger.write_batch(&batch).unwrap();
+        let listed = quarantined(&ledger).unwrap();
+        assert_eq!((listed[0].raw.as_str(), listed[0].raw_encoding), ("not json", "text"));
+        assert_eq!((listed[1].raw.as_str(), listed[1].raw_encoding, listed[1].raw_size), ("/wD+", "base64", 3));
+        let json: serde_json::Value = serde_json::from_str(&render_quarantine(&listed, ReportFormat::Json)).unwrap();
+        assert_eq!(json[1]["offset"], 5);
+    }
+}

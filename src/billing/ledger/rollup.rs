@@ -1,0 +1,228 @@
+//! Hourly rollups: per machine and hour of window start, the record count, exact cost, seq and time
+//! bounds. Kept in the batch's transaction, so reports over millions of records read thousands of
+//! rows; only the partial hours at a range's edges are read from the records themselves.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rust_decimal::Decimal;
+
+use super::LedgerError;
+use crate::record::UnixMillis;
+
+/// Length of a rollup bucket.
+pub const HOUR_MILLIS: i64 = 3_600_000;
+
+/// The backfill for ledgers written before rollups existed (migration 3).
+pub const CREATE_AND_BACKFILL: &str = "
+    CREATE TABLE hourly (
+        machine INTEGER NOT NULL,
+        hour_ms INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        cost TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        min_seq INTEGER NOT NULL,
+        max_seq INTEGER NOT NULL,
+        min_start_ms INTEGER NOT NULL,
+        max_end_ms INTEGER NOT NULL,
+        covered_ms INTEGER NOT NULL,
+        PRIMARY KEY (machine, hour_ms)
+    ) WITHOUT ROWID;
+    INSERT INTO hourly
+        SELECT r.machine, (r.start_ms / 3600000) * 3600000, count(*), decimal_sum(l.total), min(l.currency),
+               min(r.seq), max(r.seq), min(r.start_ms), max(r.end_ms), sum(r.end_ms - r.start_ms)
+        FROM records r JOIN lines l ON l.record = r.id
+        GROUP BY r.machine, (r.start_ms / 3600000) * 3600000;";
+
+/// Aggregate usage of one machine over some windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    /// Records.
+    pub records: u64,
+    /// Exact cost.
+    pub cost: Decimal,
+    /// Currency (the first seen).
+    pub currency: String,
+    /// Lowest seq.
+    pub min_seq: u64,
+    /// Highest seq.
+    pub max_seq: u64,
+    /// Earliest window start.
+    pub min_start: UnixMillis,
+    /// Latest window end.
+    pub max_end: UnixMillis,
+    /// Sum of window lengths.
+    pub covered_millis: i64,
+}
+
+impl Aggregate {
+    fn merge(&mut self, other: &Aggregate) {
+        self.records += other.records;
+        self.cost += other.cost;
+        self.min_seq = self.min_seq.min(other.min_seq);
+        self.max_seq = self.max_seq.max(other.max_seq);
+        self.min_start = self.min_start.min(other.min_start);
+        self.max_end = self.max_end.max(other.max_end);
+        self.covered_millis += other.covered_millis;
+    }
+}
+
+/// One newly billed record's contribution, gathered while a batch is written.
+#[derive(Debug, Default)]
+pub struct BatchRollup {
+    buckets: HashMap<(i64, i64), Aggregate>,
+}
+
+impl BatchRollup {
+    /// Adds a record of `machine` (dictionary id).
+    pub fn add(&mut self, machine: i64, seq: u64, start: UnixMillis, end: UnixMillis, cost: Decimal, currency: &str) {
+        let single = Aggregate {
+            records: 1,
+            cost,
+            currency: currency.to_owned(),
+            min_seq: seq,
+            max_seq: seq,
+            min_start: start,
+            max_end: end,
+            covered_millis: end.millis_since(start),
+        };
+        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        match self.buckets.get_mut(&(machine, hour)) {
+            Some(bucket) => bucket.merge(&single),
+            None => {
+                self.buckets.insert((machine, hour), single);
+            }
+        }
+    }
+
+    /// Folds the batch into the stored rollups, inside the batch's transaction.
+    pub fn write(self, transaction: &Transaction<'_>) -> Result<(), LedgerError> {
+        let mut read = transaction.prepare_cached(
+            "SELECT records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms FROM hourly WHERE machine = ?1 AND hour_ms = ?2",
+        )?;
+        let mut write = transaction.prepare_cached(
+            "INSERT OR REPLACE INTO hourly (machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for ((machine, hour), mut bucket) in self.buckets {
+            if let Some(stored) = read.query_row(params![machine, hour], aggregate_from_row).optional()? {
+                let mut merged = stored;
+                merged.merge(&bucket);
+                bucket = merged;
+            }
+            write.execute(params![
+                machine,
+                hour,
+                bucket.records as i64,
+                bucket.cost.normalize().to_string(),
+                bucket.currency,
+                bucket.min_seq as i64,
+                bucket.max_seq as i64,
+                bucket.min_start.0,
+                bucket.max_end.0,
+                bucket.covered_millis,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+fn aggregate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
+    Ok(Aggregate {
+        records: row.get::<_, i64>(0)? as u64,
+        cost: Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
+        currency: row.get(2)?,
+        min_seq: row.get::<_, i64>(3)? as u64,
+        max_seq: row.get::<_, i64>(4)? as u64,
+        min_start: UnixMillis(row.get(5)?),
+        max_end: UnixMillis(row.get(6)?),
+        covered_millis: row.get(7)?,
+    })
+}
+
+/// Per machine (by name), the aggregate of the windows starting in `[from, to)`: whole hours from the
+/// rollups, the partial hours at either edge from the records (found through the seq index).
+pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Result<HashMap<String, Aggregate>, LedgerError> {
+    // Valid records lie between 2000 and 2200; clamping keeps the hour arithmetic far from overflow.
+    let (from, to) = (from.max(0), to.min(crate::record::LATEST.0 + crate::record::MAX_WINDOW_MILLIS));
+    let first_whole = from.saturating_add(HOUR_MILLIS - 1).div_euclid(HOUR_MILLIS).saturating_mul(HOUR_MILLIS).max(from);
+    let end_whole = to.div_euclid(HOUR_MILLIS).saturating_mul(HOUR_MILLIS);
+    let mut result: HashMap<String, Aggregate> = HashMap::new();
+    let mut add = |name: String, aggregate: Aggregate| match result.get_mut(&name) {
+        Some(existing) => existing.merge(&aggregate),
+        None => {
+            result.insert(name, aggregate);
+        }
+    };
+    let mut whole = connection.prepare_cached(
+        "SELECT m.name, sum(h.records), decimal_sum(h.cost), min(h.currency), min(h.min_seq), max(h.max_seq),
+                min(h.min_start_ms), max(h.max_end_ms), sum(h.covered_ms)
+         FROM hourly h JOIN machines m ON m.id = h.machine
+         WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2 GROUP BY h.machine",
+    )?;
+    if first_whole < end_whole {
+        let rows = whole.query_map(params![first_whole, end_whole], |row| Ok((row.get::<_, String>(0)?, aggregate_from_offset(row)?)))?;
+        for row in rows {
+            let (name, aggregate) = row?;
+            add(name, aggregate);
+        }
+    }
+    let edges = if first_whole < end_whole { [(from, first_whole), (end_whole, to)] } else { [(from, to), (0, 0)] };
+    let mut edge_buckets = connection.prepare_cached(
+        "SELECT h.machine, m.name, h.min_seq, h.max_seq FROM hourly h JOIN machines m ON m.id = h.machine WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2",
+    )?;
+    let mut edge_records = connection.prepare_cached(
+        "SELECT count(*), coalesce(decimal_sum(l.total), '0'), coalesce(min(l.currency), ''), min(r.seq), max(r.seq),
+                min(r.start_ms), max(r.end_ms), coalesce(sum(r.end_ms - r.start_ms), 0)
+         FROM records r JOIN lines l ON l.record = r.id
+         WHERE r.machine = ?1 AND r.seq BETWEEN ?2 AND ?3 AND r.start_ms >= ?4 AND r.start_ms < ?5",
+    )?;
+    for (edge_from, edge_to) in edges {
+        if edge_from >= edge_to {
+            continue;
+        }
+        let hour_from = edge_from.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        let buckets: Vec<(i64, String, i64, i64)> = edge_buckets
+            .query_map(params![hour_from, edge_to], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        for (machine, name, min_seq, max_seq) in buckets {
+            let (count, aggregate) = edge_records.query_row(params![machine, min_seq, max_seq, edge_from, edge_to], |row| {
+                let count: i64 = row.get(0)?;
+                if count == 0 { Ok((0, None)) } else { Ok((count, Some(aggregate_from_edge(row)?))) }
+            })?;
+            if count > 0
+                && let Some(aggregate) = aggregate
+            {
+                add(name, aggregate);
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn aggregate_from_offset(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
+    Ok(Aggregate {
+        records: row.get::<_, i64>(1)? as u64,
+        cost: Decimal::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
+        currency: row.get(3)?,
+        min_seq: row.get::<_, i64>(4)? as u64,
+        max_seq: row.get::<_, i64>(5)? as u64,
+        min_start: UnixMillis(row.get(6)?),
+        max_end: UnixMillis(row.get(7)?),
+        covered_millis: row.get(8)?,
+    })
+}
+
+fn aggregate_from_edge(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
+    Ok(Aggregate {
+        records: row.get::<_, i64>(0)? as u64,
+        cost: Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
+        currency: row.get(2)?,
+        min_seq: row.get::<_, i64>(3)? as u64,
+        max_seq: row.get::<_, i64>(4)? as u64,
+        min_start: UnixMillis(row.get(5)?),
+        max_end: UnixMillis(row.get(6)?),
+        covered_millis: row.get(7)?,
+    })
+}

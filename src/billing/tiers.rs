@@ -1,0 +1,205 @@
+//! Graduated tiers, priced over a machine's calendar month when a period is computed.
+//!
+//! A stored line always holds the flat price (the first tier, overrides applied), so it depends only
+//! on its record and its card version and `report --verify` can recompute it. The tier adjustment of
+//! a record depends on how much the machine used earlier in the month: that position is taken in
+//! window-start order over the records present, never in arrival order, so the bill is a function of
+//! the set of records (deduplicated by id) and comes out the same on any worker, in any feed view,
+//! whatever order records arrived in. A late record that fills a gap moves the later records' position
+//! and the month's adjustment is recomputed with it. See docs/billing.md.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+
+use super::ledger::{Ledger, LedgerError};
+use super::period::{MachineCost, month_of};
+use super::rate_card::{Component, PricingModel, RateCard, Tier};
+use super::report::{MachineTotal, TimeRange};
+use crate::record::UsageRecord;
+
+const MILLIS_PER_HOUR: i64 = 3_600_000;
+const BYTES_PER_GB: i64 = 1_000_000_000;
+
+/// How much of `component` a record used, in the card's unit (core-hours, GB-hours, GB).
+pub fn quantity(record: &UsageRecord, component: Component) -> Decimal {
+    let millis = Decimal::from(record.window_millis());
+    let gigabytes = |bytes: u64| Decimal::from(bytes) / Decimal::from(BYTES_PER_GB);
+    match component {
+        Component::Cpu => {
+            super::price::exact(record.cpu_pct) * Decimal::from(record.cpu_cores) * millis / Decimal::from(100 * MILLIS_PER_HOUR)
+        }
+        Component::Memory => gigabytes(record.mem_used_bytes) * millis / Decimal::from(MILLIS_PER_HOUR),
+        Component::NetRx => gigabytes(record.net_rx_bytes),
+        Component::NetTx => gigabytes(record.net_tx_bytes),
+        Component::DiskRead => gigabytes(record.disk_read_bytes),
+        Component::DiskWrite => gigabytes(record.disk_write_bytes),
+    }
+}
+
+/// What `quantity` units starting at `used_before` units this month cost beyond the flat price.
+/// Negative when the tiers are cheaper (the usual volume discount).
+pub fn tier_adjustment(used_before: Decimal, quantity: Decimal, flat_price: Decimal, tiers: &[Tier]) -> Decimal {
+    let used_after = used_before + quantity;
+    let mut adjustment = Decimal::ZERO;
+    for (index, tier) in tiers.iter().enumerate() {
+        let tier_end = tiers.get(index + 1).map(|next| next.from);
+        let low = used_before.max(tier.from);
+        let high = tier_end.map_or(used_after, |end| used_after.min(end));
+        if high > low {
+            adjustment += (high - low) * (tier.price - flat_price);
+        }
+    }
+    adjustment
+}
+
+/// Per-machine tier adjustments of the windows starting in `range` (machines without tiers are absent).
+pub fn adjustments(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Decimal>, LedgerError> {
+    let mut result = BTreeMap::new();
+    if !card.versions().iter().any(|version| version.has_tiers()) {
+        return Ok(result);
+    }
+    // The month of `range.from` is read from its start: earlier usage that month sets the position.
+    let read_from = range.from.map_or(i64::MIN, |from| month_of(from).0.0);
+    let read_to = range.to.map_or(i64::MAX, |to| to.0);
+    let mut by_machine: HashMap<String, Vec<(UsageRecord, String)>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let chunk = ledger.lines_after(after, 10_000)?;
+        let Some(last) = chunk.last() else { break };
+        after = last.row_id;
+        for stored in chunk {
+            if (read_from..read_to).contains(&stored.record.start.0) {
+                by_machine.entry(stored.record.machine_id.clone()).or_default().push((stored.record, stored.line.card_version));
+            }
+        }
+    }
+    for (machine, mut records) in by_machine {
+        records.sort_by_key(|(record, _)| (record.start, record.seq));
+        let mut month = i64::MIN;
+        let mut used: BTreeMap<Component, Decimal> = BTreeMap::new();
+        let mut total = Decimal::ZERO;
+        for (record, version_name) in &records {
+            let record_month = month_of(record.start).0.0;
+            if record_month != month {
+                month = record_month;
+                used.clear();
+            }
+            let version = card.version_named(version_name);
+            for component in Component::ALL {
+                let amount = quantity(record, component);
+                let before = used.entry(component).or_default();
+                if let Some(version) = version.filter(|version| version.model == PricingModel::TimeWeighted) {
+                    let tiers = version.tiers_for(&machine, component);
+                    let in_range = range.from.is_none_or(|from| record.start >= from);
+                    if !tiers.is_empty() && in_range {
+                        total += tier_adjustment(*before, amount, version.prices_for(&machine).of(component), tiers);
+                    }
+                }
+                *before += amount;
+            }
+        }
+        if version_has_any_tiers(card, &records) {
+            result.insert(machine, total.normalize());
+        }
+    }
+    Ok(result)
+}
+
+fn version_has_any_tiers(card: &RateCard, records: &[(UsageRecord, String)]) -> bool {
+    records.iter().any(|(_, name)| card.version_named(name).is_some_and(|version| version.has_tiers()))
+}
+
+/// Adds tier adjustments to report totals.
+pub fn apply_to_totals(totals: &mut [MachineTotal], adjustments: &BTreeMap<String, Decimal>) {
+    for total in totals {
+        if let Some(adjustment) = adjustments.get(&total.machine_id) {
+            total.cost = (total.cost + adjustment).normalize();
+        }
+    }
+}
+
+/// Adds this period's tier adjustments to period costs and projections.
+pub fn apply_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, Decimal>) {
+    for cost in costs {
+        if let Some(adjustment) = adjustments.get(&cost.machine_id) {
+            cost.period = (cost.period + adjustment).normalize();
+            cost.projected = (cost.projected + adjustment).normalize();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::billing::biller::{Biller, RawMessage};
+    use crate::record::{Trigger, UnixMillis};
+
+    fn decimal(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_quantity_crossing_a_tier_is_split_at_the_boundary() {
+        let tiers = [Tier { from: decimal("100"), price: decimal("0.03") }, Tier { from: decimal("150"), price: decimal("0.01") }];
+        // 90 → 160: 10 at the flat 0.04, 50 at 0.03, 10 at 0.01.
+        let adjustment = tier_adjustment(decimal("90"), decimal("70"), decimal("0.04"), &tiers);
+        assert_eq!(adjustment, decimal("-0.8"), "50 × -0.01 + 10 × -0.03");
+        assert_eq!(tier_adjustment(decimal("0"), decimal("99"), decimal("0.04"), &tiers), Decimal::ZERO);
+    }
+
+    const TIERED_CARD: &str = r#"
+        [[version]]
+        name = "t1"
+        effective_from = "2026-01-01T00:00:00Z"
+        currency = "USD"
+        cpu_core_hour = "0.04"
+        memory_gb_hour = "0"
+        net_rx_gb = "0"
+        net_tx_gb = "0"
+        disk_read_gb = "0"
+        disk_write_gb = "0"
+        tiers.cpu_core_hour = [{ from = "100", price = "0.02" }]
+    "#;
+
+    fn hour(seq: u64) -> UsageRecord {
+        // One machine, 8 cores at 100 %: 8 core-hours per hourly record.
+        let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 3_600_000);
+        UsageRecord {
+            machine_id: "m".into(),
+            seq,
+            start,
+            end: start.plus_millis(3_600_000),
+            cpu_pct: 100.0,
+            cpu_cores: 8,
+            mem_used_bytes: 0,
+            mem_total_bytes: 1,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            samples: 3600,
+            trigger: Trigger::Interval,
+        }
+    }
+
+    #[test]
+    fn the_month_is_priced_the_same_whatever_order_records_arrive_in() {
+        let card = RateCard::parse(TIERED_CARD, "test").unwrap();
+        let mut totals = Vec::new();
+        for order in [(1..=20).collect::<Vec<u64>>(), (1..=20).rev().collect()] {
+            let directory = tempfile::tempdir().unwrap();
+            let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), card.clone());
+            for (offset, seq) in order.iter().enumerate() {
+                let message = RawMessage { topic: "u".into(), partition: 0, offset: offset as i64, payload: Some(hour(*seq).to_json()) };
+                biller.bill(&[message]).unwrap();
+            }
+            let adjustments = adjustments(biller.ledger(), &card, TimeRange::default()).unwrap();
+            totals.push(adjustments["m"]);
+        }
+        // 160 core-hours: the 60 above 100 cost 0.02 less each.
+        assert_eq!(totals, vec![decimal("-1.2"), decimal("-1.2")]);
+    }
+}
