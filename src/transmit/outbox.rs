@@ -131,16 +131,18 @@ impl Outbox {
     }
 
     /// The seq the next closed window gets (1 for a new machine).
+    /// Every seq ever issued is either still waiting or was counted into `state` when its row left,
+    /// so the next one is past both; appending then costs a single insert.
     pub fn next_seq(&self) -> Result<u64, OutboxError> {
         let stored: Option<i64> = self
             .connection
             .query_row("SELECT value FROM state WHERE key = 'next_seq'", [], |row| row.get(0))
             .optional()
             .map_err(|error| self.sqlite(error))?;
-        Ok(stored.map_or(1, |seq| seq as u64))
+        Ok(stored.map_or(1, |seq| seq as u64).max(self.last_seq + 1))
     }
 
-    /// Stores closed windows and advances the next seq past them, in one transaction.
+    /// Stores closed windows, all or none.
     pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), OutboxError> {
         let Some(last) = records.last() else { return Ok(()) };
         let transaction =
@@ -154,10 +156,6 @@ impl Outbox {
                 insert.execute(params![record.seq as i64, record.start.0, record.end.0, payload])?;
             }
             drop(insert);
-            transaction.execute(
-                "INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                [last.seq as i64 + 1],
-            )?;
             transaction.commit()
         })();
         result.map_err(|error| self.sqlite(error))?;
@@ -213,6 +211,15 @@ impl Outbox {
         let sqlite = |source| OutboxError::Sqlite { path: path.clone(), source };
         let transaction = self.connection.transaction().map_err(sqlite)?;
         let (mut removed, mut bytes) = (0, 0);
+        if let Some(highest) = seqs.iter().max() {
+            // The rows leave; the seqs they used must never be issued again.
+            transaction
+                .execute(
+                    "INSERT INTO state (key, value) VALUES ('next_seq', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    [*highest as i64 + 1],
+                )
+                .map_err(sqlite)?;
+        }
         {
             let mut delete = transaction.prepare_cached("DELETE FROM waiting WHERE seq = ?1 RETURNING length(payload)").map_err(sqlite)?;
             for seq in seqs {

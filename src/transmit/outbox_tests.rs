@@ -69,3 +69,16 @@ fn a_newer_outbox_is_refused() {
     let error = Outbox::open(&path).err().unwrap().to_string();
     assert!(error.contains("schema version 9"), "{error}");
 }
+
+#[test]
+fn seqs_of_delivered_records_are_never_issued_again() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("outbox.db");
+    {
+        let mut outbox = Outbox::open(&path).unwrap();
+        outbox.append(&[record(1), record(2), record(3)]).unwrap();
+        outbox.remove(&[1, 2, 3]).unwrap();
+        assert_eq!(outbox.depth(), 0);
+    }
+    assert_eq!(Outbox::open(&path).unwrap().next_seq().unwrap(), 4);
+}
