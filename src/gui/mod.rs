@@ -1,24 +1,53 @@
-//! The desktop app (views only; the agent and billing run on their own threads).
+//! The desktop app (views only; the agent, the billing and the cost reading run on their own threads).
+//!
+//! [`UsageApp`] holds the state; one file per tab draws it ([`usage_view`], [`send_view`],
+//! [`costs_view`], [`settings_view`]) and [`status_bar`] sums it up. [`background`] and
+//! [`cost_reader`] own every file and socket, talking to the UI over channels.
 
-use crate::app::{AgentOverrides, Settings};
+mod app;
+pub mod background;
+pub mod cost_reader;
+pub mod costs_view;
+pub mod format;
+pub mod history;
+pub mod send_view;
+pub mod settings_view;
+mod status_bar;
+pub mod usage_view;
+
+use eframe::egui;
+
+pub use self::app::{Action, Live, Tab, UsageApp};
+use crate::app::{AgentOverrides, ReadingSource, Settings};
+
+/// The window and desktop icon (256×256 PNG), compiled in so the binary needs no asset files.
+pub const ICON_PNG: &[u8] = include_bytes!("../../assets/usagebill.png");
 
 /// Opens the window and runs until it is closed.
 pub fn run(settings: Settings, overrides: AgentOverrides) -> anyhow::Result<()> {
-    let _ = (settings, overrides);
-    let options = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default().with_title("usagebill").with_inner_size([960.0, 640.0]),
-        ..Default::default()
-    };
-    eframe::run_native("usagebill", options, Box::new(|_| Ok(Box::new(Placeholder))))
-        .map_err(|error| anyhow::anyhow!("opening the window: {error}"))
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("usagebill")
+        .with_app_id("usagebill")
+        .with_inner_size([1100.0, 720.0])
+        .with_min_inner_size([720.0, 480.0]);
+    match eframe::icon_data::from_png_bytes(ICON_PNG) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(error) => tracing::warn!("the built-in icon does not decode: {error}"),
+    }
+    let options = eframe::NativeOptions { viewport, ..Default::default() };
+    eframe::run_native(
+        "usagebill",
+        options,
+        Box::new(move |creation| Ok(Box::new(UsageApp::new(settings, overrides, ReadingSource::Machine, creation.egui_ctx.clone())))),
+    )
+    .map_err(|error| anyhow::anyhow!("opening the window: {error}"))
 }
 
-struct Placeholder;
-
-impl eframe::App for Placeholder {
-    fn ui(&mut self, ui: &mut eframe::egui::Ui, _frame: &mut eframe::Frame) {
-        eframe::egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("usagebill");
-        });
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_built_in_icon_decodes_as_a_square() {
+        let icon = eframe::icon_data::from_png_bytes(super::ICON_PNG).expect("a PNG");
+        assert_eq!((icon.width, icon.height), (256, 256));
     }
 }

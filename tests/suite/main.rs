@@ -5,6 +5,7 @@ mod api;
 mod billing;
 mod disk;
 mod faults;
+mod gui;
 mod pipeline;
 mod properties;
 mod proxy;

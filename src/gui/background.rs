@@ -1,0 +1,266 @@
+//! The app's supervisor thread: it owns the agent (and, in Kafka mode with `worker.embedded`, an
+//! in-process billing worker), saves settings and restarts them. The UI only sends [`Control`]s and
+//! reads [`Event`]s, so opening SQLite files or reaching a broker never stalls a frame.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use eframe::egui;
+
+use super::cost_reader::CostSnapshot;
+use super::settings_view::SettingsField;
+use crate::app::{AgentOverrides, ReadingSource, RunningAgent, Settings, start_agent};
+use crate::billing::biller::Biller;
+use crate::billing::feed;
+use crate::billing::ledger::Ledger;
+use crate::billing::rate_card::RateCard;
+use crate::billing::worker::{self, WorkerOptions};
+use crate::config::ConfigError;
+use crate::transmit::agent::{Command, Input, Update};
+
+/// The cost feed view's file in the data dir.
+pub const FEED_VIEW_FILE: &str = "feed.db";
+
+/// What the UI asks of the supervisor.
+#[derive(Debug)]
+pub enum Control {
+    /// Pass a command to the running agent.
+    Command(Command),
+    /// Save the settings to their config file, then restart the agent with them.
+    Apply(Box<Settings>, AgentOverrides),
+    /// Stop everything (the window is closing).
+    Shutdown,
+}
+
+/// A settings save that failed, with the field to show it beside when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaveError {
+    /// The field at fault; `None` for a failure of the whole save (an unwritable file).
+    pub field: Option<SettingsField>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// News for the UI.
+#[derive(Debug)]
+pub enum Event {
+    /// The agent is running for this machine.
+    AgentStarted {
+        /// The machine id in use.
+        machine_id: String,
+    },
+    /// The agent could not start (a bad setting, an unwritable data dir).
+    AgentFailed(String),
+    /// A reading or a status from the agent.
+    Agent(Update),
+    /// Fresh costs.
+    Costs(CostSnapshot),
+    /// The outcome of [`Control::Apply`]: the config file written, or why not.
+    Saved(Result<PathBuf, SaveError>),
+    /// The in-process billing worker or the cost feed view stopped with an error.
+    BackgroundFailed(String),
+}
+
+/// Sends events to the UI and wakes it: a repaint only when there is news it would show.
+#[derive(Clone)]
+pub struct Notifier {
+    events: Sender<Event>,
+    ctx: egui::Context,
+    charts_visible: Arc<AtomicBool>,
+}
+
+/// How soon after news the window repaints. Not zero: egui paints twice for a zero-delay request
+/// (to let layouts settle), and under software GL each frame costs tens of milliseconds of CPU.
+const REPAINT_DELAY: Duration = Duration::from_millis(1);
+
+impl Notifier {
+    /// A notifier into `events` that repaints `ctx`; readings wake it only while `charts_visible`.
+    pub fn new(events: Sender<Event>, ctx: egui::Context, charts_visible: Arc<AtomicBool>) -> Self {
+        Notifier { events, ctx, charts_visible }
+    }
+
+    /// Delivers `event`; false once the UI is gone.
+    pub fn send(&self, event: Event) -> bool {
+        let shown = !matches!(event, Event::Agent(Update::Reading(_))) || self.charts_visible.load(Ordering::Relaxed);
+        let delivered = self.events.send(event).is_ok();
+        if shown {
+            self.ctx.request_repaint_after(REPAINT_DELAY);
+        }
+        delivered
+    }
+}
+
+/// Starts the supervisor thread with the first settings.
+pub fn spawn_supervisor(
+    settings: Settings,
+    overrides: AgentOverrides,
+    source: ReadingSource,
+    controls: Receiver<Control>,
+    notifier: Notifier,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("app-supervisor".into())
+        .spawn(move || {
+            let mut current = Running::start(&settings, &overrides, &source, &notifier);
+            while let Ok(control) = controls.recv() {
+                match control {
+                    Control::Command(command) => current.command(command),
+                    Control::Apply(settings, overrides) => {
+                        if let Err(error) = save(&settings) {
+                            notifier.send(Event::Saved(Err(error)));
+                            continue;
+                        }
+                        current.stop();
+                        current = Running::start(&settings, &overrides, &source, &notifier);
+                        notifier.send(Event::Saved(Ok(settings.config_path.clone())));
+                    }
+                    Control::Shutdown => break,
+                }
+            }
+            current.stop();
+        })
+        .expect("spawning the app supervisor thread")
+}
+
+/// Checks what only the disk can tell (the rate card parses), then writes the config file.
+fn save(settings: &Settings) -> Result<(), SaveError> {
+    if let Some(card) = &settings.config.worker.rate_card {
+        RateCard::load(Some(card)).map_err(|error| SaveError { field: Some(SettingsField::RateCard), message: error.to_string() })?;
+    }
+    settings.config.validate("the settings").map_err(|error| SaveError { field: field_of(&error), message: error.to_string() })?;
+    settings.config.save(&settings.config_path).map_err(|error| SaveError { field: None, message: error.to_string() })
+}
+
+fn field_of(error: &ConfigError) -> Option<SettingsField> {
+    let ConfigError::Invalid { key, .. } = error else { return None };
+    match *key {
+        "kafka.brokers" => Some(SettingsField::Brokers),
+        "kafka.topic" => Some(SettingsField::Topic),
+        "agent.machine_id" => Some(SettingsField::MachineId),
+        _ => None,
+    }
+}
+
+/// The agent and the optional in-process worker of one set of settings.
+struct Running {
+    agent: Option<RunningAgent>,
+    /// Stop flags and threads of the in-process worker and the cost feed view.
+    helpers: Vec<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Running {
+    fn start(settings: &Settings, overrides: &AgentOverrides, source: &ReadingSource, notifier: &Notifier) -> Running {
+        let forward = notifier.clone();
+        let agent = match start_agent(
+            settings,
+            overrides,
+            source.clone(),
+            Box::new(move |update| {
+                forward.send(Event::Agent(update));
+            }),
+        ) {
+            Ok(agent) => {
+                notifier.send(Event::AgentStarted { machine_id: agent.machine_id.clone() });
+                Some(agent)
+            }
+            Err(error) => {
+                notifier.send(Event::AgentFailed(format!("{error:#}")));
+                None
+            }
+        };
+        let mut helpers = Vec::new();
+        if !settings.embedded() {
+            helpers.push(spawn_feed_view(settings, notifier.clone()));
+            if settings.config.worker.embedded {
+                helpers.push(spawn_worker(settings, notifier.clone()));
+            }
+        }
+        Running { agent, helpers }
+    }
+
+    fn command(&self, command: Command) {
+        if let Some(agent) = &self.agent {
+            let _ = agent.inputs.send(Input::Command(command));
+        }
+    }
+
+    /// Stops the agent (it closes its window and delivers for a few seconds), the worker and the view.
+    fn stop(&mut self) {
+        for (stop, _) in &self.helpers {
+            stop.store(true, Ordering::SeqCst);
+        }
+        for (_, handle) in self.helpers.drain(..) {
+            let _ = handle.join();
+        }
+        if let Some(agent) = self.agent.take() {
+            let _ = agent.inputs.send(Input::Command(Command::Stop));
+            let _ = agent.handle.join();
+        }
+    }
+}
+
+/// The billing worker inside the app (`worker.embedded = true` with brokers): bills the topic into the local ledger.
+fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let settings = settings.clone();
+    let handle = std::thread::Builder::new()
+        .name("app-worker".into())
+        .spawn(move || {
+            let run = || -> anyhow::Result<()> {
+                let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
+                let ledger = Ledger::open(&settings.ledger_path())?;
+                let options = WorkerOptions {
+                    batch_size: settings.config.worker.batch_size.max(1),
+                    batch_linger: Duration::from_millis(10),
+                    exit_when_idle: None,
+                    metrics: None,
+                };
+                worker::run(&settings.config.kafka, Biller::new(ledger, card), &options, &flag)?;
+                Ok(())
+            };
+            if let Err(error) = run() {
+                notifier.send(Event::BackgroundFailed(format!("billing worker: {error:#}")));
+            }
+        })
+        .expect("spawning the app's billing worker thread");
+    (stop, handle)
+}
+
+/// How long a failed cost feed view waits before it tries again (the broker may be down).
+const FEED_VIEW_RETRY: Duration = Duration::from_secs(5);
+
+/// Kafka mode: materialises the workers' cost feed into `feed.db` in the data dir, which the cost
+/// reader reads; retried while the broker cannot be reached.
+fn spawn_feed_view(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let kafka = settings.config.kafka.clone();
+    let view_path = settings.data_dir.join(FEED_VIEW_FILE);
+    let handle = std::thread::Builder::new()
+        .name("app-feed-view".into())
+        .spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let outcome = feed::spawn_materialiser(&kafka, &view_path, Arc::clone(&flag)).join();
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let reason = match outcome {
+                    Ok(Ok(_)) => "stopped".to_owned(),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => "panicked".to_owned(),
+                };
+                notifier.send(Event::BackgroundFailed(format!("cost feed: {reason}; retrying in {}s", FEED_VIEW_RETRY.as_secs())));
+                let resume_at = std::time::Instant::now() + FEED_VIEW_RETRY;
+                while std::time::Instant::now() < resume_at && !flag.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+        .expect("spawning the app's cost feed view thread");
+    (stop, handle)
+}

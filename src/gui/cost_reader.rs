@@ -1,0 +1,209 @@
+//! The cost reader thread: every 500 ms it reads the ledger (embedded mode) or the cost feed file
+//! (Kafka mode) and sends the UI per-machine costs and the selected machine's cost series, only when
+//! they changed, so a billed record shows within a second without repainting an idle window.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+
+use super::background::{Event, Notifier};
+use crate::app::Settings;
+use crate::billing::ledger::{Ledger, LedgerError};
+use crate::billing::period::{self, MachineCost};
+use crate::record::UnixMillis;
+
+/// How often the files are read.
+pub const POLL: Duration = Duration::from_millis(500);
+/// Send at least this often, so the projection (which moves with the clock) stays current.
+const REFRESH_ANYWAY: Duration = Duration::from_secs(10);
+
+/// The span of the cost-over-time chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CostRange {
+    /// The last hour, per minute.
+    #[default]
+    LastHour,
+    /// The last day, per 15 minutes.
+    LastDay,
+    /// The billing period so far, per day.
+    Period,
+}
+
+impl CostRange {
+    /// Every range, in the order offered.
+    pub const ALL: [CostRange; 3] = [CostRange::LastHour, CostRange::LastDay, CostRange::Period];
+
+    /// `[from, to)` and the bucket length for `now`.
+    pub fn span(self, now: UnixMillis) -> (UnixMillis, UnixMillis, i64) {
+        match self {
+            CostRange::LastHour => (now.plus_millis(-3_600_000), now.plus_millis(1), 60_000),
+            CostRange::LastDay => (now.plus_millis(-86_400_000), now.plus_millis(1), 900_000),
+            CostRange::Period => (period::month_of(now).0, now.plus_millis(1), 86_400_000),
+        }
+    }
+
+    /// The words on its button.
+    pub fn label(self) -> &'static str {
+        match self {
+            CostRange::LastHour => "Last hour",
+            CostRange::LastDay => "Last day",
+            CostRange::Period => "Period to date",
+        }
+    }
+}
+
+/// What the UI wants read: shared with the reader thread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostQuery {
+    /// Ledger-schema files to read, in order of preference.
+    pub sources: Vec<PathBuf>,
+    /// The machine whose series is wanted.
+    pub machine: Option<String>,
+    /// The series' span.
+    pub range: CostRange,
+}
+
+impl CostQuery {
+    /// The files that hold costs for `settings`: the local ledger in embedded mode; in Kafka mode the
+    /// materialised cost feed (`feed.db`) and, with an in-process worker, the local ledger too.
+    pub fn sources_for(settings: &Settings) -> Vec<PathBuf> {
+        if settings.embedded() {
+            return vec![settings.ledger_path()];
+        }
+        let mut sources = vec![settings.data_dir.join(super::background::FEED_VIEW_FILE)];
+        if settings.config.worker.embedded {
+            sources.push(settings.ledger_path());
+        }
+        sources
+    }
+}
+
+/// Where the costs stand.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CostState {
+    /// Nothing read yet.
+    #[default]
+    Loading,
+    /// No file holds a billed record yet.
+    NoBills,
+    /// Costs were read.
+    Ready,
+    /// A file could not be read; the message names it.
+    Failed(String),
+}
+
+/// One reading of the costs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostSnapshot {
+    /// Where the costs stand.
+    pub state: CostState,
+    /// One row per machine, ordered by machine id.
+    pub machines: Vec<MachineCost>,
+    /// The machine the series is for.
+    pub series_machine: Option<String>,
+    /// The series' span.
+    pub range: CostRange,
+    /// `(bucket start, exact cost)` for the selected machine.
+    pub series: Vec<(UnixMillis, Decimal)>,
+    /// When it was read.
+    pub read_at: UnixMillis,
+}
+
+impl CostSnapshot {
+    /// Same bills, ignoring the read time and the clock-driven projection.
+    fn same_bills(&self, other: &CostSnapshot) -> bool {
+        let key = |cost: &MachineCost| (cost.machine_id.clone(), cost.period, cost.today, cost.records, cost.gaps, cost.last_seen);
+        self.state == other.state
+            && self.series_machine == other.series_machine
+            && self.range == other.range
+            && self.series == other.series
+            && self.machines.iter().map(key).eq(other.machines.iter().map(key))
+    }
+}
+
+/// Starts the reader; it stops when `wake`'s sender is dropped. A message on `wake` reads at once.
+pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifier) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("app-costs".into())
+        .spawn(move || {
+            let mut open: HashMap<PathBuf, Ledger> = HashMap::new();
+            let mut last_sent: Option<(CostSnapshot, Instant)> = None;
+            loop {
+                let wanted = query.lock().map(|query| query.clone()).unwrap_or_default();
+                open.retain(|path, _| wanted.sources.contains(path));
+                let snapshot = read(&wanted, &mut open, UnixMillis::now());
+                let stale = last_sent.as_ref().is_none_or(|(sent, at)| !sent.same_bills(&snapshot) || at.elapsed() >= REFRESH_ANYWAY);
+                if stale {
+                    if !notifier.send(Event::Costs(snapshot.clone())) {
+                        return;
+                    }
+                    last_sent = Some((snapshot, Instant::now()));
+                }
+                match wake.recv_timeout(POLL) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })
+        .expect("spawning the cost reader thread")
+}
+
+/// Reads every source; a machine found in several keeps the one with the most records.
+fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Ledger>, now: UnixMillis) -> CostSnapshot {
+    let mut machines: Vec<(MachineCost, PathBuf)> = Vec::new();
+    let mut failure = None;
+    for path in &query.sources {
+        if !open.contains_key(path) {
+            match Ledger::open_read_only(path) {
+                Ok(ledger) => drop(open.insert(path.clone(), ledger)),
+                // Until the first record is billed there is no file (or no schema yet): not an error.
+                Err(LedgerError::Missing(_)) => continue,
+                Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => continue,
+                Err(error) => {
+                    failure = Some(error.to_string());
+                    continue;
+                }
+            }
+        }
+        let ledger = &open[path];
+        match period::machine_costs(ledger, now) {
+            Ok(costs) => {
+                for cost in costs {
+                    match machines.iter_mut().find(|(known, _)| known.machine_id == cost.machine_id) {
+                        Some(known) if known.0.records >= cost.records => {}
+                        Some(known) => *known = (cost, path.clone()),
+                        None => machines.push((cost, path.clone())),
+                    }
+                }
+            }
+            Err(error) => failure = Some(error.to_string()),
+        }
+    }
+    machines.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
+    let (from, to, bucket) = query.range.span(now);
+    let series_source = query.machine.as_ref().and_then(|machine| machines.iter().find(|(cost, _)| &cost.machine_id == machine));
+    let series = match series_source.and_then(|(cost, path)| open.get(path).map(|ledger| (cost, ledger))) {
+        Some((cost, ledger)) => period::cost_series(ledger, &cost.machine_id, from, to, bucket).unwrap_or_else(|error| {
+            failure = Some(error.to_string());
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let state = match failure {
+        Some(message) => CostState::Failed(message),
+        None if machines.is_empty() => CostState::NoBills,
+        None => CostState::Ready,
+    };
+    CostSnapshot {
+        state,
+        machines: machines.into_iter().map(|(cost, _)| cost).collect(),
+        series_machine: query.machine.clone(),
+        range: query.range,
+        series,
+        read_at: now,
+    }
+}

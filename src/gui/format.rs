@@ -1,0 +1,99 @@
+//! How numbers, money and instants read in the app: units always shown, amounts rounded only here.
+
+use rust_decimal::Decimal;
+
+use crate::billing::price::round_for_display;
+use crate::record::UnixMillis;
+
+/// Decimal places shown for costs: a few seconds of usage cost millionths of a unit, so cents would read 0.00.
+pub const COST_DIGITS: u32 = 6;
+
+/// A byte count with a binary prefix, e.g. `1.5 GiB`.
+pub fn bytes(count: f64) -> String {
+    scaled(count, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB"])
+}
+
+/// A rate in bytes per second with a decimal prefix, e.g. `12.3 MB/s` (the rule syntax uses k, M, G ×1000).
+pub fn bytes_per_sec(rate: f64) -> String {
+    scaled(rate, 1000.0, &["B/s", "kB/s", "MB/s", "GB/s", "TB/s"])
+}
+
+fn scaled(value: f64, step: f64, units: &[&str]) -> String {
+    let mut value = value.max(0.0);
+    let mut unit = 0;
+    while value >= step && unit + 1 < units.len() {
+        value /= step;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 { format!("{value:.0} {}", units[unit]) } else { format!("{value:.1} {}", units[unit]) }
+}
+
+/// A cost rounded for display, with its currency: `0.001234 EUR`.
+pub fn money(amount: Decimal, currency: &str) -> String {
+    format!("{} {currency}", round_for_display(amount, COST_DIGITS))
+}
+
+/// An instant as `2026-11-25 11:02:44 UTC`.
+pub fn instant(at: UnixMillis) -> String {
+    let text = at.to_string();
+    // The RFC 3339 form is `YYYY-MM-DDTHH:MM:SS.mmmZ`; people read the date and time apart, without millis.
+    match text.get(..19) {
+        Some(head) if text.len() == 24 => format!("{} UTC", head.replacen('T', " ", 1)),
+        _ => text,
+    }
+}
+
+/// A time of day as `11:02:44 UTC`.
+pub fn time_of_day(at: UnixMillis) -> String {
+    let text = instant(at);
+    text.get(11..).map_or(text.clone(), str::to_owned)
+}
+
+/// An axis tick for "seconds before now": `-45 s`, `-10 min`, `now`.
+pub fn seconds_ago(seconds: f64) -> String {
+    let magnitude = seconds.abs();
+    if magnitude < 0.5 {
+        "now".to_owned()
+    } else if magnitude < 120.0 {
+        format!("-{magnitude:.0} s")
+    } else {
+        format!("-{:.0} min", magnitude / 60.0)
+    }
+}
+
+/// A duration written as the config and the rules write it (`10s`, `5m`).
+pub fn duration(value: std::time::Duration) -> String {
+    crate::config::HumanDuration(value).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn units_scale_and_stay_visible() {
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(1.5 * 1024.0 * 1024.0 * 1024.0), "1.5 GiB");
+        assert_eq!(bytes_per_sec(12_300_000.0), "12.3 MB/s");
+        assert_eq!(bytes_per_sec(0.0), "0 B/s");
+        assert_eq!(bytes_per_sec(250_000.0), "250 kB/s");
+    }
+
+    #[test]
+    fn money_rounds_half_away_from_zero_only_for_display() {
+        assert_eq!(money(Decimal::from_str("0.0000125").unwrap(), "EUR"), "0.000013 EUR");
+        assert_eq!(money(Decimal::from_str("2").unwrap(), "USD"), "2 USD");
+    }
+
+    #[test]
+    fn instants_and_ticks_read_plainly() {
+        let at = UnixMillis::parse_rfc3339("2026-11-25T11:02:44.123Z").unwrap();
+        assert_eq!(instant(at), "2026-11-25 11:02:44 UTC");
+        assert_eq!(time_of_day(at), "11:02:44 UTC");
+        assert_eq!(seconds_ago(-45.0), "-45 s");
+        assert_eq!(seconds_ago(-600.0), "-10 min");
+        assert_eq!(seconds_ago(0.0), "now");
+    }
+}

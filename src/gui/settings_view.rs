@@ -1,0 +1,186 @@
+//! The Settings tab: brokers, topic, machine id, Kafka properties, rate card file and data dir, each
+//! validated as typed with the error beside its field; saved to the TOML config and applied at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use eframe::egui;
+
+use super::app::Action;
+use super::background::SaveError;
+use crate::app::{AgentOverrides, Settings};
+use crate::config::{validate_broker, validate_topic};
+use crate::record::validate_machine_id;
+
+/// Width of each text field, in points.
+const FIELD_WIDTH: f32 = 380.0;
+
+/// A field of the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SettingsField {
+    /// Bootstrap brokers.
+    Brokers,
+    /// Usage topic.
+    Topic,
+    /// This machine's id.
+    MachineId,
+    /// Pass-through librdkafka properties.
+    KafkaProperties,
+    /// Rate card file.
+    RateCard,
+    /// Data dir.
+    DataDir,
+}
+
+/// The form's text, as typed.
+#[derive(Debug, Default)]
+pub struct SettingsForm {
+    brokers: String,
+    topic: String,
+    machine_id: String,
+    properties: String,
+    rate_card: String,
+    data_dir: String,
+    /// Errors only the save could find (a rate card that does not parse), until the next edit.
+    save_errors: HashMap<SettingsField, String>,
+    outcome: Option<Result<String, String>>,
+    saving: bool,
+}
+
+impl SettingsForm {
+    /// A form showing the settings in force.
+    pub fn new(settings: &Settings, overrides: &AgentOverrides) -> Self {
+        let config = &settings.config;
+        SettingsForm {
+            brokers: config.kafka.brokers.join(", "),
+            topic: config.kafka.topic.clone(),
+            machine_id: overrides.machine_id.clone().or_else(|| config.agent.machine_id.clone()).unwrap_or_default(),
+            properties: config.kafka.properties.iter().map(|(key, value)| format!("{key} = {value}\n")).collect(),
+            rate_card: config.worker.rate_card.as_deref().map(|path| path.display().to_string()).unwrap_or_default(),
+            data_dir: settings.data_dir.display().to_string(),
+            ..SettingsForm::default()
+        }
+    }
+
+    /// Every field's error as typed.
+    pub fn errors(&self) -> HashMap<SettingsField, String> {
+        let mut errors = self.save_errors.clone();
+        let mut note = |field, error: Option<String>| {
+            if let Some(error) = error {
+                errors.insert(field, error);
+            }
+        };
+        note(
+            SettingsField::Brokers,
+            brokers(&self.brokers).find_map(|broker| validate_broker(broker).err().map(|expected| format!("{broker:?} is not {expected}"))),
+        );
+        note(SettingsField::Topic, validate_topic(self.topic.trim()).err().map(str::to_owned));
+        let machine_id = self.machine_id.trim();
+        note(
+            SettingsField::MachineId,
+            (!machine_id.is_empty()).then(|| validate_machine_id(machine_id).err()).flatten().map(str::to_owned),
+        );
+        note(SettingsField::KafkaProperties, properties(&self.properties).err());
+        note(SettingsField::DataDir, self.data_dir.trim().is_empty().then(|| "a directory is needed".to_owned()));
+        errors
+    }
+
+    /// The save went through.
+    pub fn saved(&mut self, path: &Path) {
+        self.saving = false;
+        self.outcome = Some(Ok(format!("Saved to {} and applied.", path.display())));
+    }
+
+    /// The save failed; the error goes beside its field when it has one.
+    pub fn failed(&mut self, error: SaveError) {
+        self.saving = false;
+        match error.field {
+            Some(field) => drop(self.save_errors.insert(field, error.message)),
+            None => self.outcome = Some(Err(error.message)),
+        }
+    }
+
+    /// Draws the tab.
+    pub fn show(&mut self, ui: &mut egui::Ui, settings: &Settings, actions: &mut Vec<Action>) {
+        let errors = self.errors();
+        let mut edited = false;
+        egui::Grid::new("settings").num_columns(3).spacing([12.0, 10.0]).show(ui, |ui| {
+            let rows: [(SettingsField, &str, &mut String, &str, bool); 6] = [
+                (SettingsField::Brokers, "Brokers", &mut self.brokers, "host:port, comma-separated; empty: embedded mode", false),
+                (SettingsField::Topic, "Topic", &mut self.topic, "where usage records go", false),
+                (SettingsField::MachineId, "Machine id", &mut self.machine_id, "empty: automatic (kept in the data dir)", false),
+                (SettingsField::KafkaProperties, "Kafka properties", &mut self.properties, "one KEY = VALUE per line (SASL, TLS…)", true),
+                (SettingsField::RateCard, "Rate card file", &mut self.rate_card, "empty: the built-in card", false),
+                (SettingsField::DataDir, "Data dir", &mut self.data_dir, "outbox, ledger and machine id", false),
+            ];
+            for (field, label, text, hint, multiline) in rows {
+                let name = ui.label(label);
+                let editor = if multiline { egui::TextEdit::multiline(text).desired_rows(3) } else { egui::TextEdit::singleline(text) };
+                // A grid cell is only as wide as last frame's column, so the width is a minimum, not a wish.
+                edited |= ui.add(editor.min_size(egui::vec2(FIELD_WIDTH, 0.0))).labelled_by(name.id).changed();
+                match errors.get(&field) {
+                    Some(error) => ui.colored_label(ui.visuals().error_fg_color, error),
+                    None => ui.label(egui::RichText::new(hint).weak()),
+                };
+                ui.end_row();
+            }
+        });
+        if edited {
+            self.save_errors.clear();
+            self.outcome = None;
+        }
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            let ready = errors.is_empty() && !self.saving;
+            if ui.add_enabled(ready, egui::Button::new("Save and apply")).clicked() {
+                self.saving = true;
+                self.outcome = None;
+                actions.push(Action::Apply(Box::new(self.build(settings))));
+            }
+            if self.saving {
+                ui.spinner();
+            }
+            match &self.outcome {
+                Some(Ok(message)) => drop(ui.label(message)),
+                Some(Err(message)) => drop(ui.colored_label(ui.visuals().error_fg_color, message)),
+                None => drop(ui.label(egui::RichText::new(format!("Config file: {}", settings.config_path.display())).weak())),
+            }
+        });
+    }
+
+    /// The settings the form describes (only call when [`SettingsForm::errors`] is empty).
+    fn build(&self, settings: &Settings) -> Settings {
+        let mut next = settings.clone();
+        let config = &mut next.config;
+        config.kafka.brokers = brokers(&self.brokers).map(str::to_owned).collect();
+        config.kafka.topic = self.topic.trim().to_owned();
+        let machine_id = self.machine_id.trim();
+        config.agent.machine_id = (!machine_id.is_empty()).then(|| machine_id.to_owned());
+        config.kafka.properties = properties(&self.properties).unwrap_or_default();
+        let rate_card = self.rate_card.trim();
+        config.worker.rate_card = (!rate_card.is_empty()).then(|| PathBuf::from(rate_card));
+        let data_dir = PathBuf::from(self.data_dir.trim());
+        // A data dir given by flag or env stays out of the file unless the person changed it here.
+        if data_dir != settings.data_dir {
+            config.data_dir = Some(data_dir.clone());
+            next.data_dir = data_dir;
+        }
+        next
+    }
+}
+
+fn brokers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|broker| !broker.is_empty())
+}
+
+fn properties(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut properties = BTreeMap::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let (key, value) = line.split_once('=').ok_or_else(|| format!("line {}: write KEY = VALUE", number + 1))?;
+        if key.trim().is_empty() {
+            return Err(format!("line {}: the key is empty", number + 1));
+        }
+        properties.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok(properties)
+}

@@ -1,0 +1,42 @@
+//! The status bar: the mode (embedded or Kafka), the broker's state, the records sent today, and the
+//! latest problem, in words.
+
+use eframe::egui;
+
+use super::app::Live;
+use crate::app::Settings;
+
+/// Draws the bar.
+pub fn show(ui: &mut egui::Ui, settings: &Settings, live: &Live) {
+    ui.horizontal(|ui| {
+        let mode = if settings.embedded() {
+            "Mode: embedded (billing on this machine)".to_owned()
+        } else {
+            format!("Mode: Kafka ({})", settings.config.kafka.brokers.join(", "))
+        };
+        ui.label(mode);
+        ui.separator();
+        let broker = match (&live.status, &live.agent_error) {
+            (_, Some(_)) => "Broker: agent not running".to_owned(),
+            (Some(status), None) => format!("Broker: {}", status.link.label()),
+            (None, None) => "Broker: starting".to_owned(),
+        };
+        ui.label(broker);
+        ui.separator();
+        ui.label(format!("Sent today: {} record(s)", live.sent_today.1));
+        if let Some(machine) = &live.machine_id {
+            ui.separator();
+            ui.label(format!("Machine: {machine}"));
+        }
+        let problem = live
+            .agent_error
+            .as_deref()
+            .map(|error| format!("Agent: {error}"))
+            .or_else(|| live.background_error.clone())
+            .or_else(|| live.status.as_ref().and_then(|status| status.problem.clone()));
+        if let Some(problem) = problem {
+            ui.separator();
+            ui.colored_label(ui.visuals().error_fg_color, problem);
+        }
+    });
+}

@@ -1,0 +1,396 @@
+//! The desktop app driven through egui_kittest with its real parts behind it: a scripted agent, the
+//! embedded biller and ledger on a temp data dir, and the test broker in Kafka mode. Widgets are found
+//! by label; charts are checked through their plot bounds and data, not pixels.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use rust_decimal::Decimal;
+use usagebill::app::{AgentOverrides, ReadingSource, Settings};
+use usagebill::billing::biller::{Biller, RawMessage};
+use usagebill::billing::ledger::Ledger;
+use usagebill::billing::rate_card::RateCard;
+use usagebill::config::Config;
+use usagebill::gui::UsageApp;
+use usagebill::gui::format;
+use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
+use usagebill::record::{Trigger, UnixMillis, UsageRecord};
+
+use crate::util::{Broker, read_topic, unique};
+
+/// The harness state: the app is built inside the first frame, where the harness's egui context exists.
+struct Slot {
+    make: Option<Box<dyn FnOnce(egui::Context) -> UsageApp>>,
+    app: Option<UsageApp>,
+}
+
+type AppHarness = Harness<'static, Slot>;
+
+fn open_app(settings: Settings, overrides: AgentOverrides, script: PathBuf) -> AppHarness {
+    let make: Box<dyn FnOnce(egui::Context) -> UsageApp> =
+        Box::new(move |ctx| UsageApp::new(settings, overrides, ReadingSource::Script(script), ctx));
+    let mut harness = Harness::builder().with_size(egui::vec2(1100.0, 780.0)).build_ui_state(
+        |ui, slot: &mut Slot| {
+            if let Some(make) = slot.make.take() {
+                slot.app = Some(make(ui.ctx().clone()));
+            }
+            slot.app.as_mut().expect("built in the first frame").show(ui);
+        },
+        Slot { make: Some(make), app: None },
+    );
+    wait_for(&mut harness, "the agent's first status and reading", Duration::from_secs(10), |app| {
+        app.live().status.is_some() && !app.live().history.is_empty()
+    });
+    harness
+}
+
+fn app(harness: &AppHarness) -> &UsageApp {
+    harness.state().app.as_ref().expect("the app is built")
+}
+
+/// Steps frames until `condition` holds for the app.
+fn wait_for(harness: &mut AppHarness, what: &str, timeout: Duration, condition: impl Fn(&UsageApp) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        harness.step();
+        if harness.state().app.as_ref().is_some_and(&condition) {
+            harness.run_ok();
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; status: {:?}",
+            harness.state().app.as_ref().map(|a| &a.live().status)
+        );
+        std::thread::sleep(Duration::from_millis(40));
+    }
+}
+
+fn click(harness: &mut AppHarness, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run_ok();
+}
+
+fn embedded_settings(data_dir: &Path, machine_id: &str) -> Settings {
+    let mut config = Config::default();
+    config.agent.machine_id = Some(machine_id.into());
+    Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
+}
+
+/// Only Send now (and the window length) closes windows; readings every 200 ms.
+fn manual_only() -> AgentOverrides {
+    AgentOverrides { interval: Some(None), sample_interval: Some(Duration::from_millis(200)), ..AgentOverrides::default() }
+}
+
+fn script(dir: &Path, lines: &[&str]) -> PathBuf {
+    let path = dir.join("readings.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+const STEADY: &str = r#"{"cpu_pct": 40, "mem_used_bytes": 4000000000, "mem_total_bytes": 16000000000, "disk_read_bytes_per_sec": 2000000, "net_tx_bytes_per_sec": 500000}"#;
+const IDLE: &str = r#"{"cpu_pct": 10, "mem_used_bytes": 1000000000}"#;
+const BUSY: &str = r#"{"cpu_pct": 97, "mem_used_bytes": 1000000000}"#;
+
+/// `(seq, trigger)` of every record billed for `machine`.
+fn billed(ledger: &Path, machine: &str) -> Vec<(u64, String)> {
+    let Ok(ledger) = Ledger::open_read_only(ledger) else { return Vec::new() };
+    let mut statement = ledger
+        .connection()
+        .prepare("SELECT r.seq, r.trigger FROM records r JOIN machines m ON m.id = r.machine WHERE m.name = ?1 ORDER BY r.seq")
+        .unwrap();
+    statement.query_map([machine], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn send_now_bills_a_record_and_confirms_it() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let ledger = settings.ledger_path();
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Send");
+    assert!(billed(&ledger, "desk-1").is_empty(), "nothing is sent before the person asks");
+    click(&mut harness, "Send now");
+    wait_for(&mut harness, "the delivery", Duration::from_secs(10), |app| {
+        app.live().status.as_ref().is_some_and(|s| s.delivered_total >= 1)
+    });
+    let records = billed(&ledger, "desk-1");
+    assert_eq!(records, vec![(1, "manual".to_owned())]);
+    let notice = app(&harness).send_view().notice().expect("a notice").text.clone();
+    assert!(notice.starts_with("Sent successfully: 1 record(s)"), "{notice}");
+    harness.get_by_label(&notice);
+    harness.get_by_label_contains("Sent today: 1 record(s)");
+    harness.get_by_label_contains("Mode: embedded");
+}
+
+#[test]
+fn the_usage_charts_plot_the_scripted_load_over_the_chosen_range() {
+    let data = tempfile::tempdir().unwrap();
+    let mut harness = open_app(embedded_settings(data.path(), "desk-1"), manual_only(), script(data.path(), &[STEADY]));
+    wait_for(&mut harness, "a few readings", Duration::from_secs(10), |app| app.live().history.len() >= 5);
+    harness.get_by_label("40.0 %");
+    let usage = app(&harness).usage_view();
+    let cpu = usage.drawn(Chart::Cpu).expect("the CPU chart is drawn");
+    assert_eq!((cpu.bounds.min(), cpu.bounds.max()), ([-60.0, 0.0], [0.0, 100.0 * FULL_SCALE_HEADROOM]));
+    let points = &cpu.lines[0].1;
+    assert!(points.len() >= 5 && points.iter().all(|[x, y]| (-60.0..=0.0).contains(x) && *y == 40.0), "{points:?}");
+    assert_eq!(points.last().unwrap()[0], 0.0, "the newest reading sits at the right edge");
+    let memory = usage.drawn(Chart::Memory).unwrap();
+    assert_eq!(memory.bounds.max()[1], 16e9 * FULL_SCALE_HEADROOM, "memory is drawn against the installed total");
+    let disk = usage.drawn(Chart::Disk).unwrap();
+    let read = &disk.lines.iter().find(|(name, _)| name == "read").unwrap().1;
+    assert!(read.iter().all(|[_, rate]| (*rate - 2e6).abs() < 1.0), "2 MB/s read: {read:?}");
+    assert!((disk.bounds.max()[1] - 2.3e6).abs() < 1.0, "the rate axis fits the data: {:?}", disk.bounds);
+    click(&mut harness, "15 min");
+    let network = app(&harness).usage_view().drawn(Chart::Network).unwrap();
+    assert_eq!(network.bounds.min()[0], -900.0);
+    let sent = &network.lines.iter().find(|(name, _)| name == "sent").unwrap().1;
+    assert!(sent.iter().all(|[_, rate]| (*rate - 5e5).abs() < 1.0));
+}
+
+#[test]
+fn pause_holds_the_windows_and_resume_delivers_them() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let ledger = settings.ledger_path();
+    let overrides = AgentOverrides { max_window: Some(Duration::from_secs(1)), ..manual_only() };
+    let mut harness = open_app(settings, overrides, script(data.path(), &[STEADY]));
+    click(&mut harness, "Send");
+    click(&mut harness, "Pause");
+    wait_for(&mut harness, "paused", Duration::from_secs(5), |app| app.live().status.as_ref().is_some_and(|s| s.paused));
+    let before = billed(&ledger, "desk-1").len();
+    wait_for(&mut harness, "three held windows", Duration::from_secs(10), |app| {
+        app.live().status.as_ref().is_some_and(|s| s.outbox_depth >= 3)
+    });
+    assert_eq!(billed(&ledger, "desk-1").len(), before, "nothing is billed while paused");
+    harness.get_by_label_contains("Paused:");
+    click(&mut harness, "Resume");
+    wait_for(&mut harness, "the held windows delivered", Duration::from_secs(10), |app| {
+        app.live().status.as_ref().is_some_and(|s| !s.paused && s.outbox_depth == 0)
+    });
+    let records = billed(&ledger, "desk-1");
+    assert!(records.len() >= before + 3, "held windows billed after resume: {records:?}");
+    assert!(records.iter().map(|(seq, _)| *seq).eq(1..=records.len() as u64), "in order, once each: {records:?}");
+}
+
+#[test]
+fn a_threshold_rule_typed_in_the_ui_fires_under_load() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let ledger = settings.ledger_path();
+    // About 3 s idle, then busy from then on.
+    let lines: Vec<&str> = [IDLE; 15].into_iter().chain([BUSY]).collect();
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &lines));
+    click(&mut harness, "Send");
+    click(&mut harness, "Add rule");
+    harness.get_by_label("Rule 1").set_text_value_accesskit("cpu_pct >> 90 for 1s");
+    harness.run_ok();
+    harness.get_by_label("comparison `>>` must be > or <");
+    harness.get_by_label("Rule 1").set_text_value_accesskit("cpu_pct > 90 for 1s");
+    harness.run_ok();
+    click(&mut harness, "Apply rules");
+    wait_for(&mut harness, "the rule in force", Duration::from_secs(5), |app| {
+        app.live().status.as_ref().is_some_and(|s| s.rules.len() == 1)
+    });
+    harness.get_by_label("In force: cpu_pct > 90 for 1s");
+    wait_for(&mut harness, "the threshold window billed", Duration::from_secs(15), |app| {
+        app.live().status.as_ref().is_some_and(|s| s.delivered_total >= 1)
+    });
+    assert_eq!(billed(&ledger, "desk-1"), vec![(1, Trigger::Threshold.as_str().to_owned())]);
+}
+
+/// A 10 s window at 50 % of 8 cores, 4 GiB, 1 MB/s each way on disk and network.
+fn steady_record(machine: &str, seq: u64, end: UnixMillis) -> UsageRecord {
+    let start = end.plus_millis(-10_000);
+    UsageRecord {
+        machine_id: machine.into(),
+        seq,
+        start,
+        end,
+        cpu_pct: 50.0,
+        cpu_cores: 8,
+        mem_used_bytes: 4 << 30,
+        mem_total_bytes: 16 << 30,
+        disk_read_bytes: 10_000_000,
+        disk_write_bytes: 10_000_000,
+        net_rx_bytes: 10_000_000,
+        net_tx_bytes: 10_000_000,
+        samples: 10,
+        trigger: Trigger::Interval,
+    }
+}
+
+/// The built-in card's price of one [`steady_record`], worked out by hand.
+fn steady_record_cost() -> Decimal {
+    let hours = Decimal::from(10) / Decimal::from(3600);
+    let cpu = Decimal::from(4) * hours * Decimal::from_str("0.04").unwrap();
+    let memory = Decimal::from_str("4.294967296").unwrap() * hours * Decimal::from_str("0.005").unwrap();
+    let traffic = Decimal::from_str("0.01").unwrap()
+        * (Decimal::from_str("0.01").unwrap() + Decimal::from_str("0.09").unwrap() + Decimal::from_str("0.02").unwrap());
+    cpu + memory + traffic
+}
+
+/// Bills `count` consecutive records of `machine`, the last ending two minutes ago.
+fn prebill(ledger: &Path, machine: &str, count: u64) {
+    let mut biller = Biller::new(Ledger::open(ledger).unwrap(), RateCard::built_in());
+    let last_end = UnixMillis::now().plus_millis(-120_000);
+    let messages: Vec<RawMessage> = (1..=count)
+        .map(|seq| {
+            let end = last_end.plus_millis(-10_000 * (count - seq) as i64);
+            RawMessage { topic: "seed".into(), partition: 0, offset: seq as i64, payload: Some(steady_record(machine, seq, end).to_json()) }
+        })
+        .collect();
+    biller.bill(&messages).unwrap();
+}
+
+#[test]
+fn the_costs_tab_shows_each_machine_with_its_total_and_charts_the_selected_one() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let ledger = settings.ledger_path();
+    prebill(&ledger, "rack-a", 3);
+    prebill(&ledger, "rack-b", 5);
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "both machines", Duration::from_secs(5), |app| app.live().costs.machines.len() == 2);
+    for (machine, records) in [("rack-a", 3), ("rack-b", 5)] {
+        let expected = steady_record_cost() * Decimal::from(records);
+        let cost = app(&harness).live().costs.machines.iter().find(|cost| cost.machine_id == machine).unwrap().clone();
+        assert_eq!((cost.period, cost.records, cost.gaps), (expected, records, 0), "{machine}");
+        // The row shows the rounded total beside the machine's name.
+        let row = harness.get_by_label(machine).rect();
+        let shown = format::money(expected, "USD");
+        let beside =
+            harness.query_all_by_label(&shown).any(|cell| cell.rect().center().y > row.min.y && cell.rect().center().y < row.max.y);
+        assert!(beside, "{shown} is not on the row of {machine}");
+    }
+    // Descending by this period's cost puts rack-b first.
+    click(&mut harness, "This period");
+    click(&mut harness, "This period");
+    assert!(harness.get_by_label("rack-b").rect().min.y < harness.get_by_label("rack-a").rect().min.y);
+    click(&mut harness, "rack-b");
+    wait_for(&mut harness, "rack-b's cost series", Duration::from_secs(5), |app| {
+        app.costs_view().chart().is_some_and(|chart| chart.machine == "rack-b" && !chart.bars.is_empty())
+    });
+    let chart = app(&harness).costs_view().chart().unwrap().clone();
+    let charted: f64 = chart.bars.iter().map(|bar| bar[1]).sum();
+    let expected = f64::try_from(steady_record_cost() * Decimal::from(5)).unwrap();
+    assert!((charted - expected).abs() < 1e-12, "bars add up to the period total: {charted} vs {expected}");
+    assert_eq!((chart.bounds.min()[0], chart.bounds.max()[0]), (-60.0, 1.0), "the last hour, in minutes");
+    assert!(chart.bars.iter().all(|[minutes, _]| (-4.0..=-2.0).contains(minutes)), "billed 2–3 minutes ago: {:?}", chart.bars);
+    // A record billed now shows within a second.
+    click(&mut harness, "Send");
+    click(&mut harness, "Send now");
+    click(&mut harness, "Costs");
+    let asked = Instant::now();
+    wait_for(&mut harness, "this machine's first bill", Duration::from_secs(5), |app| app.live().costs.machines.len() == 3);
+    assert!(asked.elapsed() < Duration::from_millis(1_500), "took {:?}", asked.elapsed());
+    harness.get_by_label("desk-1");
+}
+
+#[test]
+fn settings_show_errors_beside_their_fields_and_save_to_the_config_file() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let config_path = settings.config_path.clone();
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Settings");
+    harness.get_by_label("Brokers").set_text_value_accesskit("not a broker");
+    harness.run_ok();
+    let field = harness.get_by_label("Brokers").rect();
+    let error = harness.get_by_label("\"not a broker\" is not host:port, e.g. localhost:9092").rect();
+    assert!(error.min.x >= field.max.x && (field.min.y..=field.max.y).contains(&error.center().y), "beside: {field:?} {error:?}");
+    assert!(harness.get_by_label("Save and apply").accesskit_node().is_disabled(), "nothing invalid is saved");
+    harness.get_by_label("Brokers").set_text_value_accesskit("");
+    harness.get_by_label("Topic").set_text_value_accesskit("usage-from-the-ui");
+    harness.run_ok();
+    assert!(!harness.get_by_label("Save and apply").accesskit_node().is_disabled());
+    click(&mut harness, "Save and apply");
+    wait_for(&mut harness, "the save", Duration::from_secs(15), |app| app.settings().config.kafka.topic == "usage-from-the-ui");
+    let saved = Config::load(&config_path).unwrap();
+    assert_eq!((saved.kafka.topic.as_str(), saved.agent.machine_id.as_deref()), ("usage-from-the-ui", Some("desk-1")));
+    harness.get_by_label_contains("Saved to");
+}
+
+#[test]
+fn kafka_mode_send_now_delivers_to_the_topic() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.kafka.brokers = vec![broker.bootstrap.clone()];
+    config.kafka.topic = unique("usage");
+    config.kafka.partitions = 1;
+    config.agent.machine_id = Some("desk-kafka".into());
+    let topic = config.kafka.topic.clone();
+    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    harness.get_by_label_contains("Mode: Kafka");
+    click(&mut harness, "Send");
+    click(&mut harness, "Send now");
+    wait_for(&mut harness, "the delivery report", Duration::from_secs(30), |app| {
+        app.live().status.as_ref().is_some_and(|s| s.delivered_total >= 1)
+    });
+    harness.get_by_label_contains("Broker: connected");
+    let records = read_topic(&broker.bootstrap, &topic, 1, Duration::from_secs(5));
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].machine_id.as_str(), records[0].seq, records[0].trigger), ("desk-kafka", 1, Trigger::Manual));
+    assert!(app(&harness).send_view().notice().is_some_and(|notice| !notice.failed));
+}
+
+fn repo_script(name: &str) -> std::process::Command {
+    std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name))
+}
+
+#[test]
+fn the_deb_package_holds_the_binary_the_desktop_entry_the_icons_and_the_units() {
+    let out = tempfile::tempdir().unwrap();
+    let output = repo_script("package-deb.sh")
+        .args([env!("CARGO_BIN_EXE_usagebill"), out.path().to_str().unwrap()])
+        .env("DEB_COMPRESSION", "gzip")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "package-deb.sh failed: {}", String::from_utf8_lossy(&output.stderr));
+    let deb = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    let listing = std::process::Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for path in [
+        "./usr/bin/usagebill",
+        "./usr/share/applications/usagebill.desktop",
+        "./usr/share/icons/hicolor/256x256/apps/usagebill.png",
+        "./usr/share/icons/hicolor/scalable/apps/usagebill.svg",
+        "./lib/systemd/system/usagebill-agent.service",
+        "./lib/systemd/system/usagebill-worker.service",
+    ] {
+        assert!(listing.lines().any(|line| line.ends_with(path)), "{path} missing from {}:\n{listing}", deb.display());
+    }
+    assert!(listing.lines().any(|line| line.starts_with("-rwxr-xr-x root/root") && line.ends_with("./usr/bin/usagebill")), "{listing}");
+    let control = std::process::Command::new("dpkg-deb").args(["-f"]).arg(&deb).args(["Package", "Depends"]).output().unwrap();
+    let control = String::from_utf8(control.stdout).unwrap();
+    assert!(control.contains("Package: usagebill") && control.contains("libc6"), "{control}");
+}
+
+#[test]
+fn install_desktop_puts_the_entry_and_icons_under_the_users_data_home_and_removes_them() {
+    let home = tempfile::tempdir().unwrap();
+    let data_home = home.path().join("share");
+    let run = |args: &[&str]| {
+        let output =
+            repo_script("install-desktop.sh").args(args).env("HOME", home.path()).env("XDG_DATA_HOME", &data_home).output().unwrap();
+        assert!(output.status.success(), "install-desktop.sh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    run(&[env!("CARGO_BIN_EXE_usagebill")]);
+    let installed = home.path().join(".local/bin/usagebill");
+    let entry = std::fs::read_to_string(data_home.join("applications/usagebill.desktop")).unwrap();
+    assert!(entry.lines().any(|line| line == format!("Exec={}", installed.display())), "{entry}");
+    assert!(entry.lines().any(|line| line == "Icon=usagebill") && entry.contains("Type=Application"), "{entry}");
+    assert!(data_home.join("icons/hicolor/256x256/apps/usagebill.png").is_file());
+    assert!(data_home.join("icons/hicolor/scalable/apps/usagebill.svg").is_file());
+    let version = std::process::Command::new(&installed).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("usagebill "), "the installed binary runs");
+    run(&["--uninstall"]);
+    assert!(!installed.exists() && !data_home.join("applications/usagebill.desktop").exists());
+}
