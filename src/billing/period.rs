@@ -25,7 +25,7 @@ pub struct MachineCost {
     /// Exact cost of windows starting in this period.
     #[serde(with = "rust_decimal::serde::str")]
     pub period: Decimal,
-    /// `period` plus the burn rate of the last hour carried to the period's end.
+    /// `period` plus the recent burn rate (windows since the start of the previous hour) carried to the period's end.
     #[serde(with = "rust_decimal::serde::str")]
     pub projected: Decimal,
     /// Currency.
@@ -64,7 +64,9 @@ pub fn machine_costs(ledger: &Ledger, now: UnixMillis) -> Result<Vec<MachineCost
     let ever = rollup::aggregate_by_machine(connection, i64::MIN, i64::MAX)?;
     let period = rollup::aggregate_by_machine(connection, period_start.0, i64::MAX)?;
     let today = rollup::aggregate_by_machine(connection, day_of(now).0, i64::MAX)?;
-    let burn = rollup::aggregate_by_machine(connection, now.0 - BURN_WINDOW_MILLIS, i64::MAX)?;
+    // From a whole hour, so the burn rate reads rollups only: between one and two hours of windows.
+    let burn_from = (now.0 - BURN_WINDOW_MILLIS).div_euclid(rollup::HOUR_MILLIS) * rollup::HOUR_MILLIS;
+    let burn = rollup::aggregate_by_machine(connection, burn_from, i64::MAX)?;
     let remaining = Decimal::from((period_end.0 - now.0).max(0));
     let mut costs: Vec<MachineCost> = ever
         .into_iter()
