@@ -129,15 +129,20 @@ impl BatchRollup {
 }
 
 fn aggregate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
+    aggregate_at(row, 0)
+}
+
+/// Reads the eight aggregate columns starting at column `first`.
+fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggregate> {
     Ok(Aggregate {
-        records: row.get::<_, i64>(0)? as u64,
-        cost: Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
-        currency: row.get(2)?,
-        min_seq: row.get::<_, i64>(3)? as u64,
-        max_seq: row.get::<_, i64>(4)? as u64,
-        min_start: UnixMillis(row.get(5)?),
-        max_end: UnixMillis(row.get(6)?),
-        covered_millis: row.get(7)?,
+        records: row.get::<_, i64>(first)? as u64,
+        cost: Decimal::from_str(&row.get::<_, String>(first + 1)?).unwrap_or_default(),
+        currency: row.get(first + 2)?,
+        min_seq: row.get::<_, i64>(first + 3)? as u64,
+        max_seq: row.get::<_, i64>(first + 4)? as u64,
+        min_start: UnixMillis(row.get(first + 5)?),
+        max_end: UnixMillis(row.get(first + 6)?),
+        covered_millis: row.get(first + 7)?,
     })
 }
 
@@ -162,7 +167,7 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
          WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2 GROUP BY h.machine",
     )?;
     if first_whole < end_whole {
-        let rows = whole.query_map(params![first_whole, end_whole], |row| Ok((row.get::<_, String>(0)?, aggregate_from_offset(row)?)))?;
+        let rows = whole.query_map(params![first_whole, end_whole], |row| Ok((row.get::<_, String>(0)?, aggregate_at(row, 1)?)))?;
         for row in rows {
             let (name, aggregate) = row?;
             add(name, aggregate);
@@ -189,7 +194,7 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
         for (machine, name, min_seq, max_seq) in buckets {
             let (count, aggregate) = edge_records.query_row(params![machine, min_seq, max_seq, edge_from, edge_to], |row| {
                 let count: i64 = row.get(0)?;
-                if count == 0 { Ok((0, None)) } else { Ok((count, Some(aggregate_from_edge(row)?))) }
+                if count == 0 { Ok((0, None)) } else { Ok((count, Some(aggregate_from_row(row)?))) }
             })?;
             if count > 0
                 && let Some(aggregate) = aggregate
@@ -199,30 +204,4 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
         }
     }
     Ok(result)
-}
-
-fn aggregate_from_offset(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
-    Ok(Aggregate {
-        records: row.get::<_, i64>(1)? as u64,
-        cost: Decimal::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
-        currency: row.get(3)?,
-        min_seq: row.get::<_, i64>(4)? as u64,
-        max_seq: row.get::<_, i64>(5)? as u64,
-        min_start: UnixMillis(row.get(6)?),
-        max_end: UnixMillis(row.get(7)?),
-        covered_millis: row.get(8)?,
-    })
-}
-
-fn aggregate_from_edge(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
-    Ok(Aggregate {
-        records: row.get::<_, i64>(0)? as u64,
-        cost: Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
-        currency: row.get(2)?,
-        min_seq: row.get::<_, i64>(3)? as u64,
-        max_seq: row.get::<_, i64>(4)? as u64,
-        min_start: UnixMillis(row.get(5)?),
-        max_end: UnixMillis(row.get(6)?),
-        covered_millis: row.get(7)?,
-    })
 }
