@@ -146,3 +146,50 @@ fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
     assert!(records.len() >= 38, "about 44 one-second windows, got {}", records.len());
     assert_tiled_once_in_order(&records);
 }
+
+#[test]
+fn an_agent_killed_at_20_random_moments_loses_no_seq_and_bills_each_once() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let args = ["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"];
+    // A small generator seeded from the clock: the moments differ between runs, the log shows them.
+    let mut state = usagebill::record::UnixMillis::now().0 as u64 | 1;
+    let mut moments = Vec::new();
+    for _ in 0..20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let millis = 300 + state % 2_200;
+        moments.push(millis);
+        let mut agent = headless(data.path(), &broker, &topic, &args);
+        std::thread::sleep(Duration::from_millis(millis));
+        agent.kill().unwrap();
+        agent.wait().unwrap();
+    }
+    eprintln!("killed after {moments:?} ms");
+    let last = headless(data.path(), &broker, &topic, &args);
+    std::thread::sleep(Duration::from_secs(4));
+    stop_gracefully(last);
+    assert_eq!(waiting_in_outbox(data.path()), 0);
+
+    let arrived = read_topic(&broker.bootstrap, &topic, 100_000, Duration::from_secs(5));
+    let highest = arrived.iter().map(|record| record.seq).max().unwrap();
+    let distinct: std::collections::BTreeSet<u64> = arrived.iter().map(|record| record.seq).collect();
+    assert_eq!(distinct.len() as u64, highest, "no seq lost: every one of 1..={highest} arrived");
+    eprintln!("{} records sent, {} distinct, {} re-sent after a kill", arrived.len(), distinct.len(), arrived.len() - distinct.len());
+    for id in &distinct {
+        let copies: Vec<_> = arrived.iter().filter(|record| record.seq == *id).collect();
+        assert!(copies.windows(2).all(|pair| pair[0] == pair[1]), "a re-sent seq {id} carries the same window and usage");
+    }
+
+    let group = unique("billing");
+    crate::util::run_ok(
+        usagebill(data.path())
+            .args(["--brokers", &broker.bootstrap, "--topic", &topic, "worker", "--exit-when-idle", "2s", "--group", &group, "--no-feed"])
+            .args(crate::util::FAST_GROUP),
+    );
+    let machines = crate::util::report_json(data.path());
+    assert_eq!(machines[0]["records"].as_u64(), Some(highest), "billed exactly once each");
+    assert_eq!(machines[0]["gaps"], 0);
+}
