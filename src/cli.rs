@@ -186,6 +186,10 @@ pub struct SimulateArgs {
     /// Also send N malformed messages (not JSON, bad fields, unknown type, oversize), spread evenly.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub malformed: u64,
+    /// Live: windows end from now on, machines staggered, each record sent when its window ends
+    /// (one record per machine per window; for latency runs). Ignores --rate and --start.
+    #[arg(long)]
+    pub live: bool,
 }
 
 /// `usagebill config ...`.

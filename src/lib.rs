@@ -10,6 +10,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod gui;
+pub mod progress;
 pub mod record;
 pub mod simulate;
 pub mod transmit;

@@ -77,6 +77,21 @@ pub struct Variations {
     pub jitter_pct: u32,
     /// Malformed messages sent among the records, spread evenly.
     pub malformed: u64,
+    /// Live: windows end now and onwards, machines staggered across the window, and each record is
+    /// sent the moment its window ends (for latency runs: one record per machine per window).
+    pub live: bool,
+}
+
+/// Record `index` of a live fleet: machine `m` of `n` is offset by `m/n` of a window, so the fleet's
+/// records end evenly spread in time; `fleet.start` should be one window before now.
+pub fn live_record_at(fleet: &Fleet, index: u64) -> UsageRecord {
+    let window_millis = fleet.window.as_millis() as i64;
+    let machine = (index % u64::from(fleet.machines)) as i64;
+    let offset = machine * window_millis / i64::from(fleet.machines);
+    let mut record = record_at(fleet, index);
+    record.start = record.start.plus_millis(offset);
+    record.end = record.end.plus_millis(offset);
+    record
 }
 
 /// Records of machine `machine` (0-based) in a fleet of `fleet.records`.
@@ -171,6 +186,15 @@ pub fn produce(kafka: &KafkaConfig, fleet: &Fleet, rate: u64) -> Result<u64, Sim
 /// [`produce`] with jittered windows and malformed messages mixed in; malformed ones count as sent.
 pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: Variations) -> Result<u64, SimulateError> {
     ensure_topic(kafka, &kafka.topic)?;
+    let live_fleet;
+    let fleet = if variations.live {
+        live_fleet = Fleet { start: UnixMillis::now().plus_millis(-(fleet.window.as_millis() as i64)), ..fleet.clone() };
+        &live_fleet
+    } else {
+        fleet
+    };
+    let live_epoch = (Instant::now(), fleet.start.plus_millis(fleet.window.as_millis() as i64));
+    let progress = crate::progress::bar(fleet.records, "records");
     let (deliveries_tx, deliveries) = mpsc::channel();
     let mut sender = Sender { producer: ReportingProducer::new(kafka, deliveries_tx)?, deliveries, delivered: 0, failures: Vec::new() };
     let began = Instant::now();
@@ -178,11 +202,21 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     let every = (fleet.records / variations.malformed.max(1)).max(1);
     let malformed_inline = (fleet.records / every).min(variations.malformed);
     for index in 0..fleet.records {
-        if rate > 0 {
-            let due = began + Duration::from_secs_f64(index as f64 / rate as f64);
+        let record = if variations.live {
+            let record = live_record_at(fleet, index);
+            let due = live_epoch.0 + Duration::from_millis(record.end.millis_since(live_epoch.1).max(0) as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            record
+        } else {
+            if rate > 0 {
+                let due = began + Duration::from_secs_f64(index as f64 / rate as f64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            jittered_record_at(fleet, index, variations.jitter_pct)
+        };
+        if index % 1_000 == 0 {
+            progress.set_position(index);
         }
-        let record = jittered_record_at(fleet, index, variations.jitter_pct);
         sender.send(&record.machine_id, &record.to_json(), index);
         if index % every == every - 1 && index / every < malformed_inline {
             sender.send("sim-malformed", &malformed_message(fleet, index / every), index);
@@ -191,6 +225,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     for number in malformed_inline..variations.malformed {
         sender.send("sim-malformed", &malformed_message(fleet, number), fleet.records + number);
     }
+    progress.finish_and_clear();
     // Waits for every report: each message is delivered or times out after message.timeout.ms.
     while sender.producer.in_flight() > 0 {
         let _ = sender.producer.flush(Duration::from_millis(100));
@@ -302,5 +337,24 @@ mod tests {
         assert!(first.iter().all(|record| record.validate().is_ok()));
         let other = Fleet { seed: 43, ..fleet };
         assert_ne!(record_at(&other, 0), first[0]);
+    }
+
+    #[test]
+    fn a_live_fleet_staggers_machines_and_keeps_windows_contiguous() {
+        let fleet = Fleet {
+            machines: 4,
+            records: 12,
+            window: Duration::from_secs(2),
+            profile: Profile::Constant,
+            seed: 0,
+            start: UnixMillis(1_000_000),
+        };
+        let records: Vec<_> = (0..fleet.records).map(|index| live_record_at(&fleet, index)).collect();
+        let ends: Vec<i64> = records[..4].iter().map(|record| record.end.0).collect();
+        assert_eq!(ends, [1_002_000, 1_002_500, 1_003_000, 1_003_500], "ends spread evenly over a window");
+        for machine in 0..4 {
+            let own: Vec<_> = records.iter().skip(machine).step_by(4).collect();
+            assert!(own.windows(2).all(|pair| pair[0].end == pair[1].start));
+        }
     }
 }

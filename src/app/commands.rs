@@ -213,7 +213,7 @@ pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitC
         start: parse_time("--start", &args.start)?,
     };
     let began = Instant::now();
-    let variations = simulate::Variations { jitter_pct: args.jitter, malformed: args.malformed };
+    let variations = simulate::Variations { jitter_pct: args.jitter, malformed: args.malformed, live: args.live };
     let delivered = simulate::produce_with(&settings.config.kafka, &fleet, args.rate, variations)?;
     let seconds = began.elapsed().as_secs_f64();
     eprintln!(

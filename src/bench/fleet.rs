@@ -1,7 +1,6 @@
 //! Measurements through the broker: worker throughput and end-to-end latency.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{BenchBroker, BenchOptions, Figure, thousands};
@@ -11,8 +10,8 @@ use crate::billing::rate_card::RateCard;
 use crate::billing::worker::{self, WorkerOptions};
 use crate::config::KafkaConfig;
 use crate::record::UnixMillis;
-use crate::simulate::{self, Fleet, Profile, record_at};
-use crate::transmit::kafka::{ReportingProducer, ensure_topic};
+use crate::simulate::{self, Fleet, Profile, Variations};
+use crate::transmit::kafka::ensure_topic;
 
 fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
     let mut kafka = KafkaConfig { brokers: vec![broker.bootstrap.clone()], ..KafkaConfig::default() };
@@ -99,9 +98,9 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
     // Let the worker join its group before the clock starts.
     std::thread::sleep(Duration::from_secs(5));
     let machines = options.latency_machines.max(1);
-    let window = Duration::from_secs(1);
     let records = u64::from(machines) * u64::from(options.latency_seconds);
-    produce_live(&kafka, machines, window, records)?;
+    let fleet = Fleet { machines, records, window: Duration::from_secs(1), profile: Profile::Constant, seed: 0, start: UnixMillis::now() };
+    simulate::produce_with(&kafka, &fleet, 0, Variations { live: true, ..Variations::default() })?;
     worker.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
     let ledger = Ledger::open_read_only(&path)?;
     let mut statement = ledger.connection().prepare("SELECT billed_ms - end_ms FROM records")?;
@@ -116,30 +115,4 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
         Figure::new(&format!("{label}: p99"), format!("{p99} ms"), "≤ 100 ms", Some(p99 <= 100), String::new()),
         Figure::new(&format!("{label}: max (bounds the consumer lag)"), format!("{max} ms"), "", None, String::new()),
     ])
-}
-
-/// Produces `records` staggered so each machine's record leaves at the moment its window ends.
-fn produce_live(kafka: &KafkaConfig, machines: u32, window: Duration, records: u64) -> anyhow::Result<()> {
-    let (deliveries, reports) = mpsc::channel();
-    let producer = ReportingProducer::new(kafka, deliveries)?;
-    let window_millis = window.as_millis() as i64;
-    let began = UnixMillis::now();
-    let fleet = Fleet { machines, records, window, profile: Profile::Constant, seed: 0, start: began.plus_millis(-window_millis) };
-    let clock = Instant::now();
-    for index in 0..records {
-        let machine = index % u64::from(machines);
-        let offset = machine as i64 * window_millis / i64::from(machines);
-        let mut record = record_at(&fleet, index);
-        record.start = record.start.plus_millis(offset);
-        record.end = record.end.plus_millis(offset);
-        let due = Duration::from_millis(record.end.millis_since(began).max(0) as u64);
-        std::thread::sleep(due.saturating_sub(clock.elapsed()));
-        while producer.send(&record.machine_id, &record.to_json(), index).is_err() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    producer.flush(Duration::from_secs(30))?;
-    let failed = reports.try_iter().filter(|report| report.outcome.is_err()).count();
-    anyhow::ensure!(failed == 0, "{failed} records were not delivered");
-    Ok(())
 }

@@ -114,6 +114,7 @@ pub fn reports(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let card = RateCard::built_in();
     let mut biller = Biller::new(Ledger::open(&path)?, card);
     let mut batch = Vec::with_capacity(50_000);
+    let progress = crate::progress::bar(fleet.records, "records into the ledger");
     for index in 0..fleet.records {
         batch.push(RawMessage {
             topic: "bench".into(),
@@ -124,8 +125,10 @@ pub fn reports(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
         if batch.len() == 50_000 || index + 1 == fleet.records {
             biller.bill(&batch)?;
             batch.clear();
+            progress.set_position(index + 1);
         }
     }
+    progress.finish_and_clear();
     drop(biller);
     let ledger = Ledger::open_read_only(&path)?;
     let began = Instant::now();
