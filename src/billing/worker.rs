@@ -20,7 +20,7 @@ use super::budget::Budgets;
 use super::feed::FeedError;
 use super::ledger::{Ledger, LedgerError};
 use crate::config::KafkaConfig;
-use crate::transmit::kafka::{KafkaSetupError, client_config, ensure_topic};
+use crate::transmit::kafka::{KafkaSetupError, apply_properties, client_config, ensure_topic};
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -157,9 +157,7 @@ pub fn run_with_feed(
         .set("auto.offset.reset", "earliest")
         // librdkafka waits up to 500 ms for a fetch to fill by default; billing wants each record at once.
         .set("fetch.wait.max.ms", "10");
-    for (key, value) in &kafka.properties {
-        config.set(key, value);
-    }
+    apply_properties(&mut config, kafka)?;
     let consumer: BaseConsumer<ResumeFromLedger> =
         config.create_with_context(context).map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
     consumer.subscribe(&[&kafka.topic])?;

@@ -25,6 +25,14 @@ pub enum KafkaSetupError {
     /// A property in `[kafka.properties]` collides with one usagebill owns.
     #[error("`kafka.properties.{0}` is set by usagebill itself; use the matching [kafka] key or flag instead")]
     OwnedProperty(String),
+    /// A `${env:…}` or `${file:…}` property value cannot be read.
+    #[error("`kafka.properties.{key}`: {reason}")]
+    Secret {
+        /// The property.
+        key: String,
+        /// What could not be read (never the value).
+        reason: String,
+    },
     /// No brokers configured where Kafka is needed.
     #[error("no Kafka brokers configured: pass --brokers HOST:PORT or set kafka.brokers")]
     NoBrokers,
@@ -46,13 +54,33 @@ pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig, KafkaSetupErro
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka.brokers.join(","));
     config.set("socket.keepalive.enable", "true");
+    apply_properties(&mut config, kafka)?;
+    Ok(config)
+}
+
+/// Sets the pass-through `[kafka.properties]` on `config`, over any default set before. A value
+/// written `${env:NAME}` or `${file:PATH}` is read from that env var or file (trimmed), so secrets
+/// such as `sasl.password` need not sit in the config file; errors name the key, never the secret.
+pub fn apply_properties(config: &mut ClientConfig, kafka: &KafkaConfig) -> Result<(), KafkaSetupError> {
     for (key, value) in &kafka.properties {
         if OWNED_PROPERTIES.contains(&key.as_str()) {
             return Err(KafkaSetupError::OwnedProperty(key.clone()));
         }
-        config.set(key, value);
+        let resolved = resolve_secret(value).map_err(|reason| KafkaSetupError::Secret { key: key.clone(), reason })?;
+        config.set(key, resolved);
     }
-    Ok(config)
+    Ok(())
+}
+
+fn resolve_secret(value: &str) -> Result<String, String> {
+    let Some(reference) = value.strip_prefix("${").and_then(|rest| rest.strip_suffix('}')) else { return Ok(value.to_owned()) };
+    if let Some(name) = reference.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        return std::fs::read_to_string(path).map(|text| text.trim().to_owned()).map_err(|error| format!("cannot read {path}: {error}"));
+    }
+    Err(format!("`${{{reference}}}` is neither ${{env:NAME}} nor ${{file:PATH}}"))
 }
 
 /// Creates `topic` with the configured partitions unless it exists.
@@ -148,9 +176,7 @@ impl ReportingProducer {
             .set("linger.ms", "5")
             .set("message.timeout.ms", kafka.message_timeout.as_millis().to_string());
         // Pass-through properties win over the defaults above (e.g. zstd instead of lz4).
-        for (key, value) in &kafka.properties {
-            config.set(key, value);
-        }
+        apply_properties(&mut config, kafka)?;
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
         let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false) };
         let producer = config
@@ -188,5 +214,43 @@ impl ReportingProducer {
     /// Waits up to `timeout` for every queued message to be delivered or to fail.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka_with(key: &str, value: &str) -> KafkaConfig {
+        let mut kafka = KafkaConfig { brokers: vec!["127.0.0.1:9092".into()], ..KafkaConfig::default() };
+        kafka.properties.insert(key.into(), value.into());
+        kafka
+    }
+
+    #[test]
+    fn secrets_come_from_env_vars_and_files() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("password");
+        std::fs::write(&file, "s3cret-from-file\n").unwrap();
+        let config = client_config(&kafka_with("sasl.password", &format!("${{file:{}}}", file.display()))).unwrap();
+        assert_eq!(config.get("sasl.password"), Some("s3cret-from-file"));
+        // PATH is set in every test environment; its value stands in for a secret.
+        let config = client_config(&kafka_with("sasl.username", "${env:PATH}")).unwrap();
+        assert_eq!(config.get("sasl.username").map(str::to_owned), std::env::var("PATH").ok());
+        assert_eq!(client_config(&kafka_with("client.id", "plain")).unwrap().get("client.id"), Some("plain"));
+    }
+
+    #[test]
+    fn an_unreadable_secret_names_the_key_but_not_a_value() {
+        let error = client_config(&kafka_with("sasl.password", "${env:USAGEBILL_NO_SUCH_VARIABLE}")).err().unwrap().to_string();
+        assert!(error.contains("kafka.properties.sasl.password") && error.contains("USAGEBILL_NO_SUCH_VARIABLE"), "{error}");
+        let error = client_config(&kafka_with("sasl.password", "${vault:x}")).err().unwrap().to_string();
+        assert!(error.contains("neither"), "{error}");
+    }
+
+    #[test]
+    fn properties_usagebill_owns_are_refused() {
+        let error = client_config(&kafka_with("enable.idempotence", "false")).err().unwrap().to_string();
+        assert!(error.contains("enable.idempotence"), "{error}");
     }
 }
