@@ -35,6 +35,23 @@ impl Reading {
         if self.mem_total_bytes == 0 { 0.0 } else { self.mem_used_bytes as f64 * 100.0 / self.mem_total_bytes as f64 }
     }
 
+    /// A one-second reading at `at` with `cpu_pct` busy, half of a tiny memory in use and no I/O:
+    /// the fixture the policy and chart tests share.
+    #[cfg(test)]
+    pub(crate) fn steady_for_tests(at: UnixMillis, cpu_pct: f64) -> Reading {
+        Reading {
+            at,
+            cpu_pct,
+            mem_used_bytes: 1,
+            mem_total_bytes: 2,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            elapsed_millis: 1000,
+        }
+    }
+
     /// Rate of a counter delta of this reading, per second.
     pub fn per_second(&self, count: u64) -> f64 {
         rate::per_second(count, std::time::Duration::from_millis(self.elapsed_millis)).unwrap_or(0.0)

@@ -134,17 +134,7 @@ mod tests {
     }
 
     fn reading(at_secs: i64, cpu_pct: f64) -> Reading {
-        Reading {
-            at: UnixMillis(at_secs * 1000),
-            cpu_pct,
-            mem_used_bytes: 1,
-            mem_total_bytes: 2,
-            disk_read_bytes: 0,
-            disk_write_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
-            elapsed_millis: 1000,
-        }
+        Reading::steady_for_tests(UnixMillis(at_secs * 1000), cpu_pct)
     }
 
     #[test]
