@@ -169,6 +169,8 @@ pub fn run_with_feed(
     let mut batch_opened = Instant::now();
     let mut last_activity = Instant::now();
     let mut idle_clock_started = false;
+    // Set while the ledger refuses writes: the batch is kept, consumption paused, the write retried.
+    let mut held: Option<HeldBatch> = None;
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(20)) {
             Some(Ok(message)) => {
@@ -187,15 +189,44 @@ pub fn run_with_feed(
             Some(Err(error)) => tracing::warn!("consumer: {error}"),
             None => {}
         }
-        let full = batch.len() >= options.batch_size;
-        if !batch.is_empty() && (full || batch_opened.elapsed() >= options.batch_linger) {
+        let due = match &held {
+            Some(held) => held.retry_at <= Instant::now(),
+            None => batch.len() >= options.batch_size || batch_opened.elapsed() >= options.batch_linger,
+        };
+        if !batch.is_empty() && due {
             let commit_began = Instant::now();
-            commit_batch(&consumer, &mut biller, &mut batch)?;
+            let waiting = batch.len();
+            match commit_batch(&consumer, &mut biller, &mut batch) {
+                Ok(()) => {
+                    if let Some(held) = held.take() {
+                        resume_consuming(&consumer);
+                        tracing::info!("ledger writable again after {:.1?}; billing resumed", held.since.elapsed());
+                    }
+                }
+                Err(WorkerError::Ledger(error)) if error.is_storage_fault() => {
+                    if held.is_none() {
+                        tracing::error!(
+                            "ledger {} refused a write: {error}; holding {waiting} message(s) unbilled and unacknowledged, \
+                             retrying every {LEDGER_RETRY:?}",
+                            biller.ledger().path().display()
+                        );
+                    }
+                    pause_consuming(&consumer);
+                    let since = held.map_or_else(Instant::now, |held| held.since);
+                    held = Some(HeldBatch { since, retry_at: Instant::now() + LEDGER_RETRY });
+                    continue;
+                }
+                Err(other) => return Err(other),
+            }
             if let Some(metrics) = &options.metrics {
                 metrics.record_commit(biller.totals(), commit_began.elapsed());
             }
             throughput.last_commit = Some(Instant::now());
-            after_commit.on_commit(&mut biller)?;
+            match after_commit.on_commit(&mut biller) {
+                // The feed resumes from its cursor in the ledger, so a cursor not written now is caught up later.
+                Err(FeedError::Ledger(error)) if error.is_storage_fault() => tracing::warn!("cost feed: {error}; catching up later"),
+                other => other?,
+            }
             // Publishing can take a while; that time is the worker's own, not time without news.
             last_activity = Instant::now();
         }
@@ -233,6 +264,38 @@ pub fn run_with_feed(
         throughput.describe(totals.billed + totals.duplicates + totals.quarantined)
     );
     Ok(totals)
+}
+
+/// How often a ledger that refused a write (full disk, I/O error) is tried again.
+const LEDGER_RETRY: Duration = Duration::from_secs(1);
+
+/// A batch the ledger refused, kept in memory until a retry succeeds.
+struct HeldBatch {
+    since: Instant,
+    retry_at: Instant,
+}
+
+/// Stops fetching (polling goes on, so the group keeps this member) while the ledger refuses writes.
+fn pause_consuming(consumer: &BaseConsumer<ResumeFromLedger>) {
+    match consumer.assignment() {
+        Ok(assignment) => {
+            if let Err(error) = consumer.pause(&assignment) {
+                tracing::warn!("pausing consumption: {error}");
+            }
+        }
+        Err(error) => tracing::warn!("reading the assignment to pause it: {error}"),
+    }
+}
+
+fn resume_consuming(consumer: &BaseConsumer<ResumeFromLedger>) {
+    match consumer.assignment() {
+        Ok(assignment) => {
+            if let Err(error) = consumer.resume(&assignment) {
+                tracing::warn!("resuming consumption: {error}");
+            }
+        }
+        Err(error) => tracing::warn!("reading the assignment to resume it: {error}"),
+    }
 }
 
 /// From the first message received to the last batch committed, for the throughput figure.

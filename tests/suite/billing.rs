@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use crate::util::{Broker, FAST_GROUP, report_json, run_ok, signal, unique, usagebill};
 
 /// The cost of one constant-profile machine for `seconds`, from the built-in card's prices.
-fn constant_cost(seconds: Decimal) -> Decimal {
+pub fn constant_cost(seconds: Decimal) -> Decimal {
     let hours = seconds / Decimal::from(3600);
     let core_hours = Decimal::from(4) * hours; // 50 % of 8 cores
     let memory_gb_hours = Decimal::from_str("4.294967296").unwrap() * hours; // 4 GiB
@@ -25,23 +25,23 @@ fn kafka<'a>(broker: &'a Broker, topic: &'a str) -> [&'a str; 4] {
     ["--brokers", broker.bootstrap.as_str(), "--topic", topic]
 }
 
-fn simulate(data: &Path, broker: &Broker, topic: &str, args: &[&str]) {
+pub fn simulate(data: &Path, broker: &Broker, topic: &str, args: &[&str]) {
     run_ok(usagebill(data).args(kafka(broker, topic)).arg("simulate").args(args));
 }
 
-fn worker(data: &Path, broker: &Broker, topic: &str, group: &str, idle: &str) -> Command {
+pub fn worker(data: &Path, broker: &Broker, topic: &str, group: &str, idle: &str) -> Command {
     let mut command = usagebill(data);
     command.args(kafka(broker, topic)).args(["worker", "--group", group, "--exit-when-idle", idle]).args(FAST_GROUP);
     command
 }
 
-fn totals(machines: &[serde_json::Value]) -> (u64, Decimal) {
+pub fn totals(machines: &[serde_json::Value]) -> (u64, Decimal) {
     let records = machines.iter().map(|machine| machine["records"].as_u64().unwrap()).sum();
     let cost = machines.iter().map(|machine| Decimal::from_str(machine["cost"].as_str().unwrap()).unwrap()).sum();
     (records, cost)
 }
 
-fn assert_verifies(data: &Path) {
+pub fn assert_verifies(data: &Path) {
     let output = run_ok(usagebill(data).args(["report", "--verify"]));
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(text.lines().last(), Some("0 differences"), "{text}");
@@ -52,7 +52,7 @@ fn feed_report(view: &Path, broker: &Broker, topic: &str) -> Vec<serde_json::Val
     serde_json::from_slice(&output.stdout).expect("report --from-feed --format json prints JSON")
 }
 
-fn ledger_records(ledger: &Path) -> i64 {
+pub fn ledger_records(ledger: &Path) -> i64 {
     let count = || -> rusqlite::Result<i64> {
         let connection = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         connection.query_row("SELECT count(*) FROM records", [], |row| row.get(0))

@@ -11,12 +11,12 @@ use usagebill::transmit::agent::Command;
 use crate::agent::{IDLE, TestAgent, manual_only, script};
 
 /// A small tmpfs, unmounted on drop.
-struct SmallDisk {
+pub struct SmallDisk {
     mount_point: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
+    pub fn mount(size: &str) -> SmallDisk {
         let mount_point = tempfile::tempdir().unwrap();
         let status = Process::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(mount_point.path()).status();
         assert!(
@@ -26,7 +26,7 @@ impl SmallDisk {
         SmallDisk { mount_point }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.mount_point.path()
     }
 }

@@ -6,6 +6,7 @@ mod billing;
 mod disk;
 mod faults;
 mod gui;
+mod ledger_faults;
 mod pipeline;
 mod properties;
 mod proxy;

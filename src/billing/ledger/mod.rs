@@ -61,6 +61,16 @@ pub enum LedgerError {
     },
 }
 
+impl LedgerError {
+    /// Whether the write may succeed later without anyone touching the ledger: a full disk, an I/O
+    /// error, a lock held by another process. The transaction was rolled back, so retrying is safe.
+    pub fn is_storage_fault(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+        matches!(self, LedgerError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+            if matches!(failure.code, DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked))
+    }
+}
+
 /// Where a record was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Origin {
