@@ -137,13 +137,13 @@ fn the_same_batch_produced_twice_bills_once_and_budgets_alert() {
 }
 
 #[test]
-fn a_worker_killed_ten_times_bills_100k_records_exactly() {
+fn a_worker_killed_twenty_times_bills_100k_records_exactly() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     simulate(data.path(), &broker, &topic, &["--machines", "100", "--records", "100000", "--window", "10s"]);
     let ledger = data.path().join("ledger.db");
-    for kill in 0..10 {
+    for kill in 0..20 {
         let before = ledger_records(&ledger);
         // A new group each time: the ledger's offsets are what the worker resumes from, and a fresh
         // group does not wait for the killed member's session to time out.
@@ -174,7 +174,18 @@ fn a_worker_killed_ten_times_bills_100k_records_exactly() {
 }
 
 #[test]
-fn three_workers_a_kill_and_a_late_joiner_bill_the_fleet_exactly_once() {
+fn three_workers_a_kill_and_a_late_joiner_bill_the_fleet_exactly_once_with_eager_assignment() {
+    // librdkafka's default assignors (range, roundrobin) are eager: a rebalance revokes everything.
+    fleet_exactly_once("range");
+}
+
+#[test]
+fn three_workers_a_kill_and_a_late_joiner_bill_the_fleet_exactly_once_with_cooperative_assignment() {
+    // Cooperative: a rebalance moves only the partitions that change owner; the others keep billing.
+    fleet_exactly_once("cooperative-sticky");
+}
+
+fn fleet_exactly_once(assignor: &str) {
     let broker = Broker::start();
     let topic = unique("usage");
     let group = unique("billing");
@@ -185,7 +196,14 @@ fn three_workers_a_kill_and_a_late_joiner_bill_the_fleet_exactly_once() {
         .spawn()
         .unwrap();
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let start = |index: usize| worker(dirs[index].path(), &broker, &topic, &group, "15s").stderr(Stdio::null()).spawn().unwrap();
+    let strategy = format!("partition.assignment.strategy={assignor}");
+    let start = |index: usize| {
+        worker(dirs[index].path(), &broker, &topic, &group, "15s")
+            .args(["--kafka-property", &strategy])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let mut workers: Vec<Child> = (0..3).map(start).collect();
     std::thread::sleep(Duration::from_secs(4));
     signal(workers[1].id(), "KILL");
@@ -198,7 +216,7 @@ fn three_workers_a_kill_and_a_late_joiner_bill_the_fleet_exactly_once() {
         wait_success(child, Duration::from_secs(120));
     }
     let per_ledger: Vec<i64> = dirs.iter().map(|dir| ledger_records(&dir.path().join("ledger.db"))).collect();
-    eprintln!("records per worker ledger: {per_ledger:?}");
+    eprintln!("{assignor}: records per worker ledger: {per_ledger:?}");
     assert!(per_ledger[3] > 0, "the late joiner took partitions");
 
     let view = tempfile::tempdir().unwrap();

@@ -47,7 +47,7 @@ impl Broker {
             return Broker { bootstrap, process: None };
         }
         let port = free_port();
-        Broker::spawn_tansu(port, advertised_port.unwrap_or(port), &format!("127.0.0.1:{port}"))
+        Broker::spawn_tansu(port, advertised_port.unwrap_or(port), &format!("127.0.0.1:{port}"), extra_args)
     }
 
     /// Starts a tansu on `port`, which must be free: for a broker that comes up after its clients.
@@ -55,11 +55,11 @@ impl Broker {
         if std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty()) {
             panic!("this test starts its own tansu late; unset USAGEBILL_TEST_BOOTSTRAP to run it");
         }
-        Broker::spawn_tansu(port, port, &format!("127.0.0.1:{port}"))
+        Broker::spawn_tansu(port, port, &format!("127.0.0.1:{port}"), &[])
     }
 
     /// Starts tansu on `port` of the host in `bootstrap`, telling clients to connect to `advertised_port`.
-    fn spawn_tansu(port: u16, advertised_port: u16, bootstrap: &str) -> Broker {
+    fn spawn_tansu(port: u16, advertised_port: u16, bootstrap: &str, extra_args: &[&str]) -> Broker {
         let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
         let host = bootstrap.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
         let url = format!("tcp://{host}:{port}");
