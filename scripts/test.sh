@@ -8,6 +8,8 @@ source scripts/deps.sh
 # python3 for the test broker's package (the GUI tests draw headless, without an X server).
 extra=()
 command -v python3 >/dev/null || extra+=(python3 python3-pip)
+# A virtualenv for Schemathesis, which fuzzes the HTTP API after the Rust tests.
+python3 -c "import venv, ensurepip" 2>/dev/null || extra+=(python3-venv)
 # The fault tests: strace injects I/O errors, nftables drops packets in a network namespace (iproute2).
 command -v strace >/dev/null || extra+=(strace)
 command -v nft >/dev/null || extra+=(nftables)
@@ -31,3 +33,9 @@ if [ -z "${USAGEBILL_TEST_BOOTSTRAP:-}" ] && [ -z "${USAGEBILL_TANSU:-}" ]; then
 fi
 
 cargo test --all-targets "$@"
+
+# The HTTP API against its own OpenAPI document with Schemathesis (from PyPI): no 5xx, every
+# response as documented. Only on a full run: arguments select a few Rust tests.
+if [ $# -eq 0 ]; then
+    ./scripts/schemathesis.sh
+fi
