@@ -108,6 +108,7 @@ fn a_silent_drop_of_30_seconds_loses_and_duplicates_nothing() {
     std::thread::sleep(Duration::from_secs(30));
     let waiting = waiting_in_outbox(data.path());
     namespace.heal();
+    eprintln!("{waiting} windows waited in the outbox during the silence");
     assert!(waiting >= 20, "the windows closed during the silence waited in the outbox, found {waiting}");
     std::thread::sleep(Duration::from_secs(15));
     stop_gracefully(agent);
