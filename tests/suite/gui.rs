@@ -42,7 +42,8 @@ fn open_app(settings: Settings, overrides: AgentOverrides, script: PathBuf) -> A
         },
         Slot { make: Some(make), app: None },
     );
-    wait_for(&mut harness, "the agent's first status and reading", Duration::from_secs(10), |app| {
+    // Generous: on a loaded 2-core CI machine the first status can take seconds.
+    wait_for(&mut harness, "the agent's first status and reading", Duration::from_secs(30), |app| {
         app.live().status.is_some() && !app.live().history.is_empty()
     });
     harness
