@@ -9,4 +9,5 @@ mod gui;
 mod pipeline;
 mod properties;
 mod proxy;
+mod secrets;
 mod util;
