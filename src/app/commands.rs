@@ -115,7 +115,9 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         settings.config.kafka.group_id = group;
     }
     for property in &args.kafka_properties {
-        let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {property:?}: write KEY=VALUE"))?;
+        // Echo the argument only when it names no secret: `sasl.password hunter2` lacks its `=`.
+        let shown = if config::secret::is_secret_key(property) { config::secret::MASK } else { property };
+        let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {shown:?}: write KEY=VALUE"))?;
         settings.config.kafka.properties.insert(key.trim().to_owned(), value.trim().to_owned());
     }
     anyhow::ensure!(

@@ -159,7 +159,7 @@ pub fn run_with_feed(
         .set("fetch.wait.max.ms", "10");
     apply_properties(&mut config, kafka)?;
     let consumer: BaseConsumer<ResumeFromLedger> =
-        config.create_with_context(context).map_err(|source| KafkaSetupError::Kafka { what: "creating the consumer".into(), source })?;
+        config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the consumer", source))?;
     consumer.subscribe(&[&kafka.topic])?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
     let mut after_commit = AfterCommit::start(kafka, &biller, feed.publish_feed, feed.budgets.clone())?;

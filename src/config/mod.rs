@@ -3,6 +3,7 @@
 //! Every key is documented in `config.example.toml`; unknown keys are rejected.
 
 pub mod duration;
+pub mod secret;
 mod suggest;
 
 use std::collections::BTreeMap;
@@ -124,8 +125,8 @@ impl Default for AgentConfig {
     }
 }
 
-/// `[kafka]`: the broker and topics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[kafka]`: the broker and topics. `Debug` masks secret properties (see [`secret`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port`; empty means embedded mode (no Kafka at all).
@@ -158,6 +159,23 @@ impl Default for KafkaConfig {
             message_timeout: HumanDuration::from_secs(30),
             properties: BTreeMap::new(),
         }
+    }
+}
+
+// By hand rather than derived: `properties` may hold `sasl.password` and the like, and a `{:?}` of
+// the config (or of the `Settings` around it) must not put them in a log.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("cost_topic", &self.cost_topic)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("group_id", &self.group_id)
+            .field("message_timeout", &self.message_timeout)
+            .field("properties", &secret::RedactedProperties(&self.properties))
+            .finish()
     }
 }
 
@@ -198,8 +216,12 @@ impl Config {
 
     /// Parses and validates TOML text that came from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|error| ConfigError::Parse { path: path.to_owned(), message: suggest::with_suggestion(&error.to_string()) })?;
+        // TOML's errors quote the offending line and value; scrubbing keeps a typo on a secret's
+        // line from printing the secret (`config check`, the app's start-up error).
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: secret::scrub(&suggest::with_suggestion(&error.to_string()), text),
+        })?;
         config.validate(&path.display().to_string())?;
         Ok(config)
     }

@@ -67,3 +67,20 @@ fn brokers_need_a_host_and_a_port() {
         assert!(validate_broker(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn secrets_stay_out_of_debug_and_parse_errors() {
+    let config = parse("[kafka.properties]\n\"sasl.password\" = \"hunter2-secret\"\n\"sasl.username\" = \"usagebill\"\n").unwrap();
+    assert_eq!(config.kafka.properties["sasl.password"], "hunter2-secret", "the secret itself is kept as written");
+    let shown = format!("{config:?} {:#?}", config.kafka);
+    assert!(!shown.contains("hunter2") && shown.contains("sasl.password") && shown.contains("usagebill"), "{shown}");
+    for text in [
+        "[kafka.properties]\n\"sasl.password\" = hunter2-secret\n",
+        "[kafka.properties]\n\"ssl.key.password\" = 20242025\n",
+        "[kafka]\nproperties = { \"sasl.username\" = \"me\" }\n\"sasl.password\" = 'hunter2-secret'\nbogus = 1\n",
+    ] {
+        let error = parse(text).unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("20242025"), "{shown}");
+    }
+}

@@ -210,7 +210,7 @@ impl UsageApp {
                         self.wake_cost_reader();
                         self.settings = settings;
                     }
-                    self.settings_form.saved(&path);
+                    self.settings_form.saved(&path, &self.settings);
                 }
                 Event::Saved(Err(error)) => {
                     self.pending_settings = None;

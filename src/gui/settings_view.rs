@@ -1,7 +1,15 @@
 //! The Settings tab: brokers, topic, machine id, Kafka properties, rate card file and data dir, each
 //! validated as typed with the error beside its field; saved to the TOML config and applied at once.
+//!
+//! Secret Kafka properties (`sasl.password`, `ssl.key.pem`, … see [`secret::is_secret_key`]) are
+//! never put in the form in clear: the app may be on a shared screen, in a screenshot or a screen
+//! recording, and egui hands every field's text to the accessibility tree, where other programs can
+//! read it. Such a line shows [`secret::MASK`] instead of the value (a `${env:…}` / `${file:…}`
+//! reference is shown, as it only says where the secret lives). A line left at the mask keeps the
+//! saved value; typing over the mask sets a new one, shown as typed until the save, masked after.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use eframe::egui;
@@ -9,7 +17,7 @@ use eframe::egui;
 use super::app::Action;
 use super::background::SaveError;
 use crate::app::{AgentOverrides, Settings};
-use crate::config::{validate_broker, validate_topic};
+use crate::config::{secret, validate_broker, validate_topic};
 use crate::record::validate_machine_id;
 
 /// Width of each text field, in points.
@@ -33,12 +41,15 @@ pub enum SettingsField {
 }
 
 /// The form's text, as typed.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SettingsForm {
     brokers: String,
     topic: String,
     machine_id: String,
+    /// `KEY = VALUE` lines, secrets masked (see the module doc).
     properties: String,
+    /// Keys whose saved value the form shows as [`secret::MASK`]; only the keys, never the values.
+    masked: BTreeSet<String>,
     rate_card: String,
     data_dir: String,
     /// Errors only the save could find (a rate card that does not parse), until the next edit.
@@ -47,19 +58,77 @@ pub struct SettingsForm {
     saving: bool,
 }
 
+// By hand: the derived `Debug` would print `properties` as typed, new secrets included.
+impl fmt::Debug for SettingsForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties = properties(&self.properties).map(|properties| format!("{:?}", secret::RedactedProperties(&properties)));
+        f.debug_struct("SettingsForm")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("machine_id", &self.machine_id)
+            .field("properties", &properties.unwrap_or_else(|_| "(not KEY = VALUE lines)".into()))
+            .field("masked", &self.masked)
+            .field("rate_card", &self.rate_card)
+            .field("data_dir", &self.data_dir)
+            .field("save_errors", &self.save_errors)
+            .field("outcome", &self.outcome)
+            .field("saving", &self.saving)
+            .finish()
+    }
+}
+
 impl SettingsForm {
     /// A form showing the settings in force.
     pub fn new(settings: &Settings, overrides: &AgentOverrides) -> Self {
         let config = &settings.config;
-        SettingsForm {
+        let mut form = SettingsForm {
             brokers: config.kafka.brokers.join(", "),
             topic: config.kafka.topic.clone(),
             machine_id: overrides.machine_id.clone().or_else(|| config.agent.machine_id.clone()).unwrap_or_default(),
-            properties: config.kafka.properties.iter().map(|(key, value)| format!("{key} = {value}\n")).collect(),
             rate_card: config.worker.rate_card.as_deref().map(|path| path.display().to_string()).unwrap_or_default(),
             data_dir: settings.data_dir.display().to_string(),
             ..SettingsForm::default()
+        };
+        form.show_properties(&config.kafka.properties);
+        form
+    }
+
+    /// Puts `saved` in the properties field, each secret as [`secret::MASK`].
+    fn show_properties(&mut self, saved: &BTreeMap<String, String>) {
+        self.properties.clear();
+        self.masked.clear();
+        for (key, value) in saved {
+            let shown = secret::redacted(key, value);
+            if shown == secret::MASK {
+                self.masked.insert(key.clone());
+            }
+            self.properties.push_str(&format!("{key} = {shown}\n"));
         }
+    }
+
+    /// What is wrong with the properties as typed: a line that is not `KEY = VALUE`, or the mask
+    /// under a key that had no secret saved (moved to another line's key, say), so no value to keep.
+    fn properties_error(&self) -> Option<String> {
+        let typed = match properties(&self.properties) {
+            Ok(typed) => typed,
+            Err(error) => return Some(error),
+        };
+        let (key, _) = typed.iter().find(|(key, value)| *value == secret::MASK && !self.masked.contains(*key))?;
+        Some(format!("{key}: type its value ({} stands for the saved secret of a key)", secret::MASK))
+    }
+
+    /// The properties as typed, each line left at the mask given back its value from `saved`.
+    fn properties_to_save(&self, saved: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut typed = properties(&self.properties).unwrap_or_default();
+        for (key, value) in &mut typed {
+            if value == secret::MASK
+                && self.masked.contains(key)
+                && let Some(old) = saved.get(key)
+            {
+                value.clone_from(old);
+            }
+        }
+        typed
     }
 
     /// Every field's error as typed.
@@ -80,13 +149,14 @@ impl SettingsForm {
             SettingsField::MachineId,
             (!machine_id.is_empty()).then(|| validate_machine_id(machine_id).err()).flatten().map(str::to_owned),
         );
-        note(SettingsField::KafkaProperties, properties(&self.properties).err());
+        note(SettingsField::KafkaProperties, self.properties_error());
         note(SettingsField::DataDir, self.data_dir.trim().is_empty().then(|| "a directory is needed".to_owned()));
         errors
     }
 
-    /// The save went through.
-    pub fn saved(&mut self, path: &Path) {
+    /// The save of `settings` went through; a secret typed in clear is masked again.
+    pub fn saved(&mut self, path: &Path, settings: &Settings) {
+        self.show_properties(&settings.config.kafka.properties);
         self.saving = false;
         self.outcome = Some(Ok(format!("Saved to {} and applied.", path.display())));
     }
@@ -156,7 +226,7 @@ impl SettingsForm {
         config.kafka.topic = self.topic.trim().to_owned();
         let machine_id = self.machine_id.trim();
         config.agent.machine_id = (!machine_id.is_empty()).then(|| machine_id.to_owned());
-        config.kafka.properties = properties(&self.properties).unwrap_or_default();
+        config.kafka.properties = self.properties_to_save(&settings.config.kafka.properties);
         let rate_card = self.rate_card.trim();
         config.worker.rate_card = (!rate_card.is_empty()).then(|| PathBuf::from(rate_card));
         let data_dir = PathBuf::from(self.data_dir.trim());
@@ -183,4 +253,56 @@ fn properties(text: &str) -> Result<BTreeMap<String, String>, String> {
         properties.insert(key.trim().to_owned(), value.trim().to_owned());
     }
     Ok(properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn settings_with(properties: &[(&str, &str)]) -> Settings {
+        let mut config = Config::default();
+        config.kafka.properties = properties.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        Settings { config, config_path: PathBuf::from("/nonexistent/config.toml"), data_dir: PathBuf::from("/nonexistent") }
+    }
+
+    const SAVED: [(&str, &str); 3] =
+        [("sasl.password", "hunter2-secret"), ("sasl.username", "usagebill"), ("ssl.key.password", "${env:KEY_PASSWORD}")];
+
+    #[test]
+    fn secrets_are_masked_and_references_and_plain_values_shown() {
+        let form = SettingsForm::new(&settings_with(&SAVED), &AgentOverrides::default());
+        assert!(!form.properties.contains("hunter2"), "{}", form.properties);
+        assert!(form.properties.contains(&format!("sasl.password = {}", secret::MASK)), "{}", form.properties);
+        assert!(form.properties.contains("sasl.username = usagebill") && form.properties.contains("${env:KEY_PASSWORD}"));
+        assert!(!format!("{form:?}").contains("hunter2"));
+        assert!(form.errors().is_empty(), "{:?}", form.errors());
+    }
+
+    #[test]
+    fn an_untouched_mask_keeps_the_saved_secret_and_a_typed_one_replaces_it() {
+        let settings = settings_with(&SAVED);
+        let mut form = SettingsForm::new(&settings, &AgentOverrides::default());
+        form.properties.push_str("client.id = desk\n");
+        let next = form.build(&settings);
+        assert_eq!(next.config.kafka.properties.get("sasl.password").map(String::as_str), Some("hunter2-secret"));
+        assert_eq!(next.config.kafka.properties.get("client.id").map(String::as_str), Some("desk"));
+        assert_eq!(next.config.kafka.properties.get("ssl.key.password").map(String::as_str), Some("${env:KEY_PASSWORD}"));
+
+        form.properties = form.properties.replace(&format!("sasl.password = {}", secret::MASK), "sasl.password = correct-horse");
+        assert!(!format!("{form:?}").contains("correct-horse"), "typed secrets stay out of Debug too");
+        let next = form.build(&settings);
+        assert_eq!(next.config.kafka.properties.get("sasl.password").map(String::as_str), Some("correct-horse"));
+        form.saved(Path::new("/nonexistent/config.toml"), &next);
+        assert!(!form.properties.contains("correct-horse"), "masked again once saved: {}", form.properties);
+    }
+
+    #[test]
+    fn a_mask_under_a_key_with_no_saved_secret_is_an_error() {
+        let settings = settings_with(&SAVED);
+        let mut form = SettingsForm::new(&settings, &AgentOverrides::default());
+        form.properties.push_str(&format!("sasl.oauthbearer.client.secret = {}\n", secret::MASK));
+        let error = form.errors().remove(&SettingsField::KafkaProperties).expect("an error beside the properties");
+        assert!(error.contains("sasl.oauthbearer.client.secret"), "{error}");
+    }
 }

@@ -14,7 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::transport::{LinkState, link_state_to};
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, secret};
 
 /// Properties usagebill sets itself; setting them again under `[kafka.properties]` is refused.
 const OWNED_PROPERTIES: &[&str] = &["bootstrap.servers", "enable.idempotence", "group.id", "enable.auto.commit"];
@@ -44,6 +44,21 @@ pub enum KafkaSetupError {
         /// librdkafka's error.
         source: KafkaError,
     },
+}
+
+impl KafkaSetupError {
+    /// librdkafka failed at `what`. A property it refused comes back in its error with the value
+    /// (`Client config error: … sasl.password hunter2`), so a secret property's value is masked
+    /// here, before the error can reach a log or the screen.
+    pub fn kafka(what: impl Into<String>, source: KafkaError) -> Self {
+        let source = match source {
+            KafkaError::ClientConfig(code, description, key, value) if secret::is_secret_key(&key) && !value.is_empty() => {
+                KafkaError::ClientConfig(code, description.replace(&value, secret::MASK), key, secret::MASK.to_owned())
+            }
+            other => other,
+        };
+        KafkaSetupError::Kafka { what: what.into(), source }
+    }
 }
 
 /// Client settings common to producers, consumers and admin clients.
@@ -85,7 +100,7 @@ fn resolve_secret(value: &str) -> Result<String, String> {
 
 /// Creates `topic` with the configured partitions unless it exists.
 pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    let failed = |source| KafkaSetupError::Kafka { what: format!("creating topic {topic}"), source };
+    let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)?.create().map_err(failed)?;
     let new_topic = NewTopic::new(topic, kafka.partitions, TopicReplication::Fixed(kafka.replication_factor));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
@@ -213,9 +228,7 @@ impl ReportingProducer {
         apply_properties(&mut config, kafka)?;
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
         let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
-        let producer = config
-            .create_with_context(context)
-            .map_err(|source| KafkaSetupError::Kafka { what: "creating the producer".into(), source })?;
+        let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
         Ok(ReportingProducer { producer, topic: kafka.topic.clone() })
     }
 
@@ -280,6 +293,26 @@ mod tests {
         assert!(error.contains("kafka.properties.sasl.password") && error.contains("USAGEBILL_NO_SUCH_VARIABLE"), "{error}");
         let error = client_config(&kafka_with("sasl.password", "${vault:x}")).err().unwrap().to_string();
         assert!(error.contains("neither"), "{error}");
+    }
+
+    #[test]
+    fn a_refused_secret_property_is_not_echoed() {
+        let refused = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter2-secret\" for configuration property \"ssl.key.password\"".into(),
+            "ssl.key.password".into(),
+            "hunter2-secret".into(),
+        );
+        let error = KafkaSetupError::kafka("creating the producer", refused);
+        let shown = format!("{error} {error:?} {}", std::error::Error::source(&error).unwrap());
+        assert!(!shown.contains("hunter2") && shown.contains("ssl.key.password"), "{shown}");
+        let plain = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value".into(),
+            "linger.ms".into(),
+            "soon".into(),
+        );
+        assert!(KafkaSetupError::kafka("creating the producer", plain).to_string().contains("soon"), "a plain value helps fix it");
     }
 
     #[test]

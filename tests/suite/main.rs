@@ -12,5 +12,6 @@ mod netns;
 mod pipeline;
 mod properties;
 mod proxy;
+mod secrets;
 mod security;
 mod util;

@@ -30,7 +30,7 @@ pub fn start_probe(
 ) -> Result<JoinHandle<()>, ApiError> {
     // No group.id: this client only asks for watermarks and never joins the worker's group.
     let consumer: BaseConsumer =
-        client_config(kafka)?.create().map_err(|source| KafkaSetupError::Kafka { what: "creating the lag probe".into(), source })?;
+        client_config(kafka)?.create().map_err(|source| KafkaSetupError::kafka("creating the lag probe", source))?;
     std::thread::Builder::new()
         .name("consumer-lag".into())
         .spawn(move || {
