@@ -194,7 +194,8 @@ impl ProducerContext for DeliveryReporter {
                 if identity_refused {
                     self.fenced.store(true, Ordering::Relaxed);
                 }
-                let mut reason = format!("{error} (topic {}, key {:?})", message.topic(), message.key().map(String::from_utf8_lossy));
+                let key = message.key().map_or_else(|| "none".into(), String::from_utf8_lossy);
+                let mut reason = format!("{error} (topic {}, key {key})", message.topic());
                 if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
                     && let Some(connection_error) = self.connection_error()
                 {
