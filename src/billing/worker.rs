@@ -199,7 +199,7 @@ pub fn run_with_feed(
             match commit_batch(&consumer, &mut biller, &mut batch) {
                 Ok(()) => {
                     if let Some(held) = held.take() {
-                        resume_consuming(&consumer);
+                        set_paused(&consumer, false);
                         tracing::info!("ledger writable again after {:.1?}; billing resumed", held.since.elapsed());
                     }
                 }
@@ -211,7 +211,7 @@ pub fn run_with_feed(
                             biller.ledger().path().display()
                         );
                     }
-                    pause_consuming(&consumer);
+                    set_paused(&consumer, true);
                     let since = held.map_or_else(Instant::now, |held| held.since);
                     held = Some(HeldBatch { since, retry_at: Instant::now() + LEDGER_RETRY });
                     continue;
@@ -275,26 +275,13 @@ struct HeldBatch {
     retry_at: Instant,
 }
 
-/// Stops fetching (polling goes on, so the group keeps this member) while the ledger refuses writes.
-fn pause_consuming(consumer: &BaseConsumer<ResumeFromLedger>) {
-    match consumer.assignment() {
-        Ok(assignment) => {
-            if let Err(error) = consumer.pause(&assignment) {
-                tracing::warn!("pausing consumption: {error}");
-            }
-        }
-        Err(error) => tracing::warn!("reading the assignment to pause it: {error}"),
-    }
-}
-
-fn resume_consuming(consumer: &BaseConsumer<ResumeFromLedger>) {
-    match consumer.assignment() {
-        Ok(assignment) => {
-            if let Err(error) = consumer.resume(&assignment) {
-                tracing::warn!("resuming consumption: {error}");
-            }
-        }
-        Err(error) => tracing::warn!("reading the assignment to resume it: {error}"),
+/// Pauses fetching while the ledger refuses writes (polling goes on, so the group keeps this
+/// member), or resumes it.
+fn set_paused(consumer: &BaseConsumer<ResumeFromLedger>, paused: bool) {
+    let result =
+        consumer.assignment().and_then(|assignment| if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) });
+    if let Err(error) = result {
+        tracing::warn!("{} consumption: {error}", if paused { "pausing" } else { "resuming" });
     }
 }
 
