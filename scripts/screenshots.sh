@@ -43,7 +43,9 @@ pids+=($!)
 export DISPLAY="$display"
 for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
-printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "5s"\n' >"$data/app/config.toml"
+# A SASL password in the config shows how the Settings tab masks secrets.
+printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "5s"\n\n[kafka.properties]\n"sasl.username" = "desk-1"\n"sasl.password" = "not-shown-anywhere"\n' \
+    >"$data/app/config.toml"
 "$binary" --config "$data/app/config.toml" --data-dir "$data/app" 2>"$data/app.log" &
 app_pid=$!
 pids+=("$app_pid")
