@@ -20,7 +20,7 @@ use super::budget::Budgets;
 use super::feed::FeedError;
 use super::ledger::{Ledger, LedgerError};
 use crate::config::KafkaConfig;
-use crate::transmit::kafka::{KafkaSetupError, apply_properties, client_config, ensure_topic};
+use crate::transmit::kafka::{ClientRole, KafkaSetupError, apply_properties, client_config, ensure_topic};
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +149,7 @@ pub fn run_with_feed(
 ) -> Result<BillerTotals, WorkerError> {
     ensure_topic(kafka, &kafka.topic)?;
     let context = ResumeFromLedger { ledger_path: biller.ledger().path().to_owned(), assigned: AtomicBool::new(false) };
-    let mut config = client_config(kafka)?;
+    let mut config = client_config(kafka, ClientRole::Consumer)?;
     config
         .set("group.id", &kafka.group_id)
         .set("enable.auto.commit", "false")
@@ -157,7 +157,7 @@ pub fn run_with_feed(
         .set("auto.offset.reset", "earliest")
         // librdkafka waits up to 500 ms for a fetch to fill by default; billing wants each record at once.
         .set("fetch.wait.max.ms", "10");
-    apply_properties(&mut config, kafka)?;
+    apply_properties(&mut config, kafka, ClientRole::Consumer)?;
     let consumer: BaseConsumer<ResumeFromLedger> =
         config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the consumer", source))?;
     consumer.subscribe(&[&kafka.topic])?;

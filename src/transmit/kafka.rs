@@ -61,25 +61,87 @@ impl KafkaSetupError {
     }
 }
 
-/// Client settings common to producers, consumers and admin clients.
-pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig, KafkaSetupError> {
+/// Which kind of client a configuration is for. One `[kafka.properties]` table serves them all, and
+/// librdkafka warns (CONFWARN) about each property meant for another kind, so each gets only its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    /// Sends records or the cost feed.
+    Producer,
+    /// Reads the usage topic or the cost feed.
+    Consumer,
+    /// Creates topics (librdkafka builds it on a producer handle, but it produces nothing).
+    Admin,
+}
+
+impl ClientRole {
+    /// Whether `key` is read by this kind of client; general properties (TLS, SASL, timeouts of the
+    /// connection) are read by all. librdkafka's CONFIGURATION.md marks the others "C" or "P".
+    fn reads(self, key: &str) -> bool {
+        let consumer_only = ["group.", "fetch.", "queued."].iter().any(|prefix| key.starts_with(prefix))
+            || matches!(
+                key,
+                "session.timeout.ms"
+                    | "heartbeat.interval.ms"
+                    | "max.poll.interval.ms"
+                    | "partition.assignment.strategy"
+                    | "coordinator.query.interval.ms"
+                    | "enable.auto.commit"
+                    | "auto.commit.interval.ms"
+                    | "enable.auto.offset.store"
+                    | "auto.offset.reset"
+                    | "isolation.level"
+                    | "enable.partition.eof"
+                    | "check.crcs"
+                    | "max.partition.fetch.bytes"
+            );
+        let producer_only = ["queue.buffering.", "batch.", "compression.", "transaction"].iter().any(|prefix| key.starts_with(prefix))
+            || matches!(
+                key,
+                "linger.ms"
+                    | "acks"
+                    | "request.required.acks"
+                    | "request.timeout.ms"
+                    | "enable.idempotence"
+                    | "enable.gapless.guarantee"
+                    | "message.timeout.ms"
+                    | "delivery.timeout.ms"
+                    | "message.send.max.retries"
+                    | "retries"
+                    | "partitioner"
+                    | "sticky.partitioning.linger.ms"
+                    | "queuing.strategy"
+            );
+        match self {
+            ClientRole::Producer => !consumer_only,
+            ClientRole::Consumer => !producer_only,
+            ClientRole::Admin => !consumer_only && !producer_only,
+        }
+    }
+}
+
+/// Client settings common to producers, consumers and admin clients, with the pass-through
+/// properties a `role` client reads.
+pub fn client_config(kafka: &KafkaConfig, role: ClientRole) -> Result<ClientConfig, KafkaSetupError> {
     if kafka.brokers.is_empty() {
         return Err(KafkaSetupError::NoBrokers);
     }
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka.brokers.join(","));
     config.set("socket.keepalive.enable", "true");
-    apply_properties(&mut config, kafka)?;
+    apply_properties(&mut config, kafka, role)?;
     Ok(config)
 }
 
 /// Sets the pass-through `[kafka.properties]` on `config`, over any default set before. A value
 /// written `${env:NAME}` or `${file:PATH}` is read from that env var or file (trimmed), so secrets
 /// such as `sasl.password` need not sit in the config file; errors name the key, never the secret.
-pub fn apply_properties(config: &mut ClientConfig, kafka: &KafkaConfig) -> Result<(), KafkaSetupError> {
+pub fn apply_properties(config: &mut ClientConfig, kafka: &KafkaConfig, role: ClientRole) -> Result<(), KafkaSetupError> {
     for (key, value) in &kafka.properties {
         if OWNED_PROPERTIES.contains(&key.as_str()) {
             return Err(KafkaSetupError::OwnedProperty(key.clone()));
+        }
+        if !role.reads(key) {
+            continue;
         }
         let resolved = resolve_secret(value).map_err(|reason| KafkaSetupError::Secret { key: key.clone(), reason })?;
         config.set(key, resolved);
@@ -101,7 +163,7 @@ fn resolve_secret(value: &str) -> Result<String, String> {
 /// Creates `topic` with the configured partitions unless it exists.
 pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
     let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka)?.create().map_err(failed)?;
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, ClientRole::Admin)?.create().map_err(failed)?;
     let new_topic = NewTopic::new(topic, kafka.partitions, TopicReplication::Fixed(kafka.replication_factor));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
     let results = futures_executor::block_on(admin.create_topics([&new_topic], &options)).map_err(failed)?;
@@ -218,7 +280,7 @@ pub struct ReportingProducer {
 impl ReportingProducer {
     /// Connects lazily (librdkafka retries in the background); errors only on bad settings.
     pub fn new(kafka: &KafkaConfig, deliveries: Sender<Delivery>) -> Result<Self, KafkaSetupError> {
-        let mut config = client_config(kafka)?;
+        let mut config = client_config(kafka, ClientRole::Producer)?;
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -226,7 +288,7 @@ impl ReportingProducer {
             .set("linger.ms", "5")
             .set("message.timeout.ms", kafka.message_timeout.as_millis().to_string());
         // Pass-through properties win over the defaults above (e.g. zstd instead of lz4).
-        apply_properties(&mut config, kafka)?;
+        apply_properties(&mut config, kafka, ClientRole::Producer)?;
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
         let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
         let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
@@ -276,23 +338,44 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_client_gets_only_the_properties_it_reads() {
+        let mut kafka = kafka_with("security.protocol", "ssl");
+        for (key, value) in [("session.timeout.ms", "6000"), ("fetch.wait.max.ms", "5"), ("linger.ms", "20"), ("compression.type", "zstd")]
+        {
+            kafka.properties.insert(key.into(), value.into());
+        }
+        let has = |role, key| client_config(&kafka, role).unwrap().get(key).is_some();
+        for role in [ClientRole::Producer, ClientRole::Consumer, ClientRole::Admin] {
+            assert!(has(role, "security.protocol"), "{role:?} reads the connection's settings");
+        }
+        assert!(has(ClientRole::Consumer, "session.timeout.ms") && has(ClientRole::Consumer, "fetch.wait.max.ms"));
+        assert!(!has(ClientRole::Consumer, "linger.ms") && !has(ClientRole::Consumer, "compression.type"));
+        assert!(has(ClientRole::Producer, "linger.ms") && has(ClientRole::Producer, "compression.type"));
+        assert!(!has(ClientRole::Producer, "session.timeout.ms") && !has(ClientRole::Producer, "fetch.wait.max.ms"));
+        assert!(!has(ClientRole::Admin, "session.timeout.ms") && !has(ClientRole::Admin, "linger.ms"));
+    }
+
+    #[test]
     fn secrets_come_from_env_vars_and_files() {
         let directory = tempfile::tempdir().unwrap();
         let file = directory.path().join("password");
         std::fs::write(&file, "s3cret-from-file\n").unwrap();
-        let config = client_config(&kafka_with("sasl.password", &format!("${{file:{}}}", file.display()))).unwrap();
+        let config = client_config(&kafka_with("sasl.password", &format!("${{file:{}}}", file.display())), ClientRole::Producer).unwrap();
         assert_eq!(config.get("sasl.password"), Some("s3cret-from-file"));
         // PATH is set in every test environment; its value stands in for a secret.
-        let config = client_config(&kafka_with("sasl.username", "${env:PATH}")).unwrap();
+        let config = client_config(&kafka_with("sasl.username", "${env:PATH}"), ClientRole::Producer).unwrap();
         assert_eq!(config.get("sasl.username").map(str::to_owned), std::env::var("PATH").ok());
-        assert_eq!(client_config(&kafka_with("client.id", "plain")).unwrap().get("client.id"), Some("plain"));
+        assert_eq!(client_config(&kafka_with("client.id", "plain"), ClientRole::Producer).unwrap().get("client.id"), Some("plain"));
     }
 
     #[test]
     fn an_unreadable_secret_names_the_key_but_not_a_value() {
-        let error = client_config(&kafka_with("sasl.password", "${env:USAGEBILL_NO_SUCH_VARIABLE}")).err().unwrap().to_string();
+        let error = client_config(&kafka_with("sasl.password", "${env:USAGEBILL_NO_SUCH_VARIABLE}"), ClientRole::Producer)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("kafka.properties.sasl.password") && error.contains("USAGEBILL_NO_SUCH_VARIABLE"), "{error}");
-        let error = client_config(&kafka_with("sasl.password", "${vault:x}")).err().unwrap().to_string();
+        let error = client_config(&kafka_with("sasl.password", "${vault:x}"), ClientRole::Producer).err().unwrap().to_string();
         assert!(error.contains("neither"), "{error}");
     }
 
@@ -318,7 +401,7 @@ mod tests {
 
     #[test]
     fn properties_usagebill_owns_are_refused() {
-        let error = client_config(&kafka_with("enable.idempotence", "false")).err().unwrap().to_string();
+        let error = client_config(&kafka_with("enable.idempotence", "false"), ClientRole::Producer).err().unwrap().to_string();
         assert!(error.contains("enable.idempotence"), "{error}");
     }
 }

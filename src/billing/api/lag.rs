@@ -14,7 +14,7 @@ use super::ApiError;
 use super::metrics::{PartitionPosition, WorkerMetrics};
 use crate::billing::ledger::Ledger;
 use crate::config::KafkaConfig;
-use crate::transmit::kafka::{KafkaSetupError, client_config};
+use crate::transmit::kafka::{ClientRole, KafkaSetupError, client_config};
 
 /// Time between two lag measurements.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -30,7 +30,7 @@ pub fn start_probe(
 ) -> Result<JoinHandle<()>, ApiError> {
     // No group.id: this client only asks for watermarks and never joins the worker's group.
     let consumer: BaseConsumer =
-        client_config(kafka)?.create().map_err(|source| KafkaSetupError::kafka("creating the lag probe", source))?;
+        client_config(kafka, ClientRole::Consumer)?.create().map_err(|source| KafkaSetupError::kafka("creating the lag probe", source))?;
     std::thread::Builder::new()
         .name("consumer-lag".into())
         .spawn(move || {

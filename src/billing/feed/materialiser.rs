@@ -20,7 +20,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::{FeedError, FeedMessage};
 use crate::billing::ledger::{Batch, Ledger, Quarantined};
 use crate::config::KafkaConfig;
-use crate::transmit::kafka::{KafkaSetupError, client_config, ensure_topic};
+use crate::transmit::kafka::{ClientRole, KafkaSetupError, client_config, ensure_topic};
 
 /// Most feed messages per view transaction.
 const BATCH_MESSAGES: usize = 5_000;
@@ -77,7 +77,7 @@ impl Materialiser {
     fn open(kafka: &KafkaConfig, view_path: &Path) -> Result<Materialiser, FeedError> {
         ensure_topic(kafka, &kafka.cost_topic)?;
         let view = Ledger::open(view_path)?;
-        let mut config = client_config(kafka)?;
+        let mut config = client_config(kafka, ClientRole::Consumer)?;
         // A group id is required by librdkafka's consumer, but it is never joined or committed to.
         config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
         let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the cost-feed consumer", source))?;
