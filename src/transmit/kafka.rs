@@ -128,6 +128,13 @@ pub fn client_config(kafka: &KafkaConfig, role: ClientRole) -> Result<ClientConf
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka.brokers.join(","));
     config.set("socket.keepalive.enable", "true");
+    if role == ClientRole::Consumer {
+        // usagebill's producers are idempotent, never transactional, so every record is committed
+        // the moment it is acknowledged. read_committed (librdkafka's default) reads only up to the
+        // broker's last stable offset, which tansu was seen to leave behind for good after fencing a
+        // producer: records acknowledged after that would never have been billed.
+        config.set("isolation.level", "read_uncommitted");
+    }
     apply_properties(&mut config, kafka, role)?;
     Ok(config)
 }
@@ -238,7 +245,8 @@ impl ProducerContext for DeliveryReporter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
         let outcome = match result {
-            Ok(_) => {
+            Ok(message) => {
+                tracing::debug!("delivered #{tag} to {}[{}] at offset {}", message.topic(), message.partition(), message.offset());
                 self.link.store(link_state_to(LinkState::Up), Ordering::Relaxed);
                 self.set_connection_error(None);
                 Ok(())
@@ -353,6 +361,9 @@ mod tests {
         assert!(has(ClientRole::Producer, "linger.ms") && has(ClientRole::Producer, "compression.type"));
         assert!(!has(ClientRole::Producer, "session.timeout.ms") && !has(ClientRole::Producer, "fetch.wait.max.ms"));
         assert!(!has(ClientRole::Admin, "session.timeout.ms") && !has(ClientRole::Admin, "linger.ms"));
+        let isolation = |kafka: &KafkaConfig| client_config(kafka, ClientRole::Consumer).unwrap().get("isolation.level").map(str::to_owned);
+        assert_eq!(isolation(&kafka).as_deref(), Some("read_uncommitted"), "consumers read every acknowledged record");
+        assert_eq!(isolation(&kafka_with("isolation.level", "read_committed")).as_deref(), Some("read_committed"), "unless told otherwise");
     }
 
     #[test]

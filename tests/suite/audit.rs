@@ -46,8 +46,11 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
         let (messages, ends) = read_to_end(&broker.bootstrap, topic);
         let seen: BTreeSet<u64> = messages.iter().map(|record| record.seq).collect();
         if seen.len() as u64 >= closed || reads == 5 {
-            if reads > 1 {
+            if reads > 1 && seen.len() as u64 >= closed {
                 eprintln!("audit: the topic showed every closed window only at read {reads}");
+            }
+            if seen.len() as u64 != closed {
+                eprintln!("audit: partition ends {ends:?}; {} messages read, seqs {:?}", messages.len(), seen);
             }
             break (messages, ends);
         }
@@ -121,6 +124,8 @@ fn read_to_end(bootstrap: &str, topic: &str) -> (Vec<UsageRecord>, BTreeMap<i32,
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("auditor"))
+        // As the worker reads: every acknowledged record, whatever the broker's last stable offset.
+        .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
         .create()
         .expect("creating the auditor's consumer");

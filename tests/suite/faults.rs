@@ -19,7 +19,8 @@ pub fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) ->
         .args(["--brokers", &broker.bootstrap, "--topic", topic, "agent", "--headless", "--machine-id", "fault-box"])
         .args(args)
         .current_dir(data_dir)
-        .env("RUST_LOG", "warn")
+        // USAGEBILL_AGENT_LOG=debug shows, among others, the offset of every delivery.
+        .env("RUST_LOG", std::env::var("USAGEBILL_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
         .spawn()
         .expect("starting the headless agent")
 }

@@ -185,6 +185,7 @@ pub fn read_topic_with(
 
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap).set("group.id", unique("reader")).set("enable.auto.commit", "false");
+    config.set("isolation.level", "read_uncommitted");
     for (key, value) in properties {
         config.set(*key, *value);
     }
