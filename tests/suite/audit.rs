@@ -25,6 +25,8 @@ pub struct Audit {
     pub duplicated: usize,
     /// Records the fresh worker billed.
     pub billed: u64,
+    /// Every message of the topic, in partition order, as the audit read it.
+    pub messages: Vec<UsageRecord>,
 }
 
 /// Audits the run of the agent whose data dir is `agent_dir` and machine id `machine`, which sent
@@ -93,7 +95,8 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
     let written: BTreeMap<i32, i64> = high_watermarks.into_iter().filter(|(_, high)| *high > 0).collect();
     assert_eq!(stored, written, "the ledger's offsets reach the end of every partition: no hole");
 
-    let audit = Audit { closed, sent: messages.len(), duplicated: messages.len() - by_seq.len(), billed };
+    let duplicated = messages.len() - by_seq.len();
+    let audit = Audit { closed, sent: messages.len(), duplicated, billed, messages };
     eprintln!(
         "audit: {} windows closed, {} messages sent, 0 lost, {} re-sent and billed once, {} billed, offsets to the end",
         audit.closed, audit.sent, audit.duplicated, audit.billed

@@ -60,16 +60,18 @@ pub fn ledger_records(ledger: &Path) -> i64 {
     count().unwrap_or(0)
 }
 
-fn wait_success(mut child: Child, within: Duration) {
+/// Waits for a worker to exit 0 within `within`; on failure shows its log, when it writes one.
+pub fn wait_success(mut child: Child, within: Duration, log: Option<&Path>) {
+    let log_text = || log.map(|log| format!("; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default())).unwrap_or_default();
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "a worker failed: {status}");
+            assert!(status.success(), "a worker failed: {status}{}", log_text());
             return;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("a worker did not exit within {within:?}");
+            panic!("a worker did not exit within {within:?}{}", log_text());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -93,7 +95,7 @@ fn the_same_load_bills_the_same_whatever_the_window() {
         .collect();
     let mut bills = Vec::new();
     for ((data, child), (window, _, jitter)) in runs.into_iter().zip(shapes) {
-        wait_success(child, Duration::from_secs(60));
+        wait_success(child, Duration::from_secs(60), None);
         let (records, cost) = totals(&report_json(data.path()));
         assert!(records > 0, "window {window} jitter {jitter}: nothing billed");
         bills.push((window, jitter, cost));
@@ -213,7 +215,7 @@ fn fleet_exactly_once(assignor: &str) {
     workers.push(start(3));
     assert!(producer.wait().unwrap().success(), "simulate failed");
     for child in workers {
-        wait_success(child, Duration::from_secs(120));
+        wait_success(child, Duration::from_secs(120), None);
     }
     let per_ledger: Vec<i64> = dirs.iter().map(|dir| ledger_records(&dir.path().join("ledger.db"))).collect();
     eprintln!("{assignor}: records per worker ledger: {per_ledger:?}");

@@ -65,8 +65,7 @@ fn a_broker_frozen_for_30_seconds_loses_and_duplicates_nothing() {
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 38, "about 42 one-second windows, got {}", audit.closed);
-    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
-    assert_tiled_once_in_order(&records);
+    assert_tiled_once_in_order(&audit.messages);
 }
 
 #[test]
@@ -87,8 +86,7 @@ fn a_broker_down_longer_than_the_message_timeout_loses_and_duplicates_nothing() 
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 15, "about 18 one-second windows, got {}", audit.closed);
-    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
-    assert_tiled_once_in_order(&records);
+    assert_tiled_once_in_order(&audit.messages);
 }
 
 #[test]
@@ -112,8 +110,8 @@ fn records_waiting_when_the_agent_is_killed_arrive_after_restart_once() {
     std::thread::sleep(Duration::from_secs(4));
     stop_gracefully(second);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
-    let records = read_topic(&broker.bootstrap, &topic, audit.sent, Duration::from_secs(5));
-    assert_seqs_once_in_order(&records);
+    let records = &audit.messages;
+    assert_seqs_once_in_order(records);
     // The windows of each run tile; the time the agent was down is a hole in time, not in seqs.
     let held = waiting as usize;
     assert_tiled_once_in_order(&records[..held]);
@@ -167,8 +165,7 @@ fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
     assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0, "the cut dropped live connections");
     let audit = audit_agent_run(&through_proxy, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 38, "about 44 one-second windows, got {}", audit.closed);
-    let records = read_topic(&through_proxy.bootstrap, &topic, audit.sent, Duration::from_secs(5));
-    assert_tiled_once_in_order(&records);
+    assert_tiled_once_in_order(&audit.messages);
 }
 
 #[test]

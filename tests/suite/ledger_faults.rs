@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
-use crate::billing::{assert_verifies, constant_cost, ledger_records, simulate, totals, worker};
+use crate::billing::{assert_verifies, constant_cost, ledger_records, simulate, totals, wait_success, worker};
 use crate::disk::SmallDisk;
 use crate::util::{Broker, report_json, unique};
 
@@ -34,21 +34,6 @@ fn wait_for_log(child: &mut Child, log: &Path, text: &str, within: Duration) {
         }
         assert!(Instant::now() < deadline, "the worker never logged {text:?} within {within:?}; its log:\n{contents}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_exit_ok(mut child: Child, within: Duration, log: &Path) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "the worker failed with {status}; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the worker did not finish within {within:?}; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -103,7 +88,7 @@ fn a_full_disk_under_the_ledger_holds_the_batch_and_recovers_by_itself() {
     for filler in fillers {
         std::fs::remove_file(filler).unwrap();
     }
-    wait_exit_ok(child, Duration::from_secs(90), &log);
+    wait_success(child, Duration::from_secs(90), Some(&log));
     assert!(std::fs::read_to_string(&log).unwrap().contains("ledger writable again"), "the worker says it recovered");
     eprintln!("disk full after {held} records; recovered and billed all {RECORDS}");
     assert_billed_exactly(disk.path());
@@ -144,7 +129,7 @@ fn io_errors_injected_into_ledger_writes_are_retried_and_bill_once() {
             .spawn()
             .unwrap();
     wait_for_log(&mut child, &log, "refused a write", Duration::from_secs(60));
-    wait_exit_ok(child, Duration::from_secs(90), &log);
+    wait_success(child, Duration::from_secs(90), Some(&log));
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("disk I/O error"), "the error names the cause:\n{logged}");
     assert!(logged.contains("ledger writable again"), "the worker says it recovered:\n{logged}");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::faults::waiting_in_outbox;
 use crate::util::{Broker, FAST_GROUP, assert_tiled_once_in_order, free_port, read_topic_with, report_json, signal, unique, usagebill};
 
 const INSTALL_TOOLS: &str = "the security tests need the `openssl` and `stunnel` commands: \
@@ -232,11 +233,6 @@ fn agent_output(data: &Path) -> String {
 fn send_failure(log: &str) -> &str {
     let at = log.find("send failed").unwrap_or_else(|| panic!("no send failure logged:\n{log}"));
     log[at..].lines().next().unwrap_or_default()
-}
-
-fn waiting_in_outbox(data: &Path) -> i64 {
-    let connection = rusqlite::Connection::open(data.join("outbox.db")).unwrap();
-    connection.query_row("SELECT count(*) FROM waiting", [], |row| row.get(0)).unwrap()
 }
 
 /// Runs `command` to its end within `within` (killed otherwise); its output is captured in files.
