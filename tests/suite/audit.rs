@@ -40,10 +40,10 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
     let next_seq: i64 = connection.query_row("SELECT value FROM state WHERE key = 'next_seq'", [], |row| row.get(0)).unwrap();
     let closed = next_seq as u64 - 1;
 
-    // A broker may acknowledge a record a moment before its high watermark shows it; read again
-    // (from the start, so nothing is counted twice) before calling a record lost.
+    // A broker may acknowledge a record a moment before a fetch shows it; read again (from the
+    // start, so nothing is counted twice) before calling a record lost.
     let mut reads = 0;
-    let (messages, high_watermarks) = loop {
+    let (messages, partition_ends) = loop {
         reads += 1;
         let (messages, ends) = read_to_end(&broker.bootstrap, topic);
         let seen: BTreeSet<u64> = messages.iter().map(|record| record.seq).collect();
@@ -92,7 +92,7 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
     let mut statement = connection.prepare("SELECT partition, next_offset FROM offsets WHERE topic = ?1").unwrap();
     let stored: BTreeMap<i32, i64> =
         statement.query_map([topic], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect();
-    let written: BTreeMap<i32, i64> = high_watermarks.into_iter().filter(|(_, high)| *high > 0).collect();
+    let written: BTreeMap<i32, i64> = partition_ends.into_iter().filter(|(_, high)| *high > 0).collect();
     assert_eq!(stored, written, "the ledger's offsets reach the end of every partition: no hole");
 
     let duplicated = messages.len() - by_seq.len();
@@ -119,8 +119,12 @@ fn list_price(record: &UsageRecord) -> Decimal {
 }
 
 /// Every message of `topic` from the start of each partition to its end, and each partition's end.
+///
+/// The end is where a fetch reports it (partition EOF), at or past the high watermark read first:
+/// tansu's `ListOffsets` stops at the base offset of a multi-record last batch, plus one.
 fn read_to_end(bootstrap: &str, topic: &str) -> (Vec<UsageRecord>, BTreeMap<i32, i64>) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
     use rdkafka::message::Message;
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -130,27 +134,36 @@ fn read_to_end(bootstrap: &str, topic: &str) -> (Vec<UsageRecord>, BTreeMap<i32,
         // As the worker reads: every acknowledged record, whatever the broker's last stable offset.
         .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .create()
         .expect("creating the auditor's consumer");
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("reading topic metadata");
-    let mut ends = BTreeMap::new();
+    let mut watermarks = BTreeMap::new();
     let mut partitions = TopicPartitionList::new();
     for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
         let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10)).expect("reading watermarks");
-        ends.insert(partition.id(), high);
+        watermarks.insert(partition.id(), high);
         partitions.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
     }
     consumer.assign(&partitions).expect("assigning partitions");
-    let mut next: BTreeMap<i32, i64> = ends.keys().map(|partition| (*partition, 0)).collect();
+    let mut next: BTreeMap<i32, i64> = watermarks.keys().map(|partition| (*partition, 0)).collect();
+    let mut at_end = BTreeSet::new();
     let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while next.iter().any(|(partition, offset)| *offset < ends[partition]) {
-        assert!(Instant::now() < deadline, "the topic was not read to its end within 30 s: at {next:?} of {ends:?}");
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("consuming");
-            records.push(UsageRecord::parse(message.payload().expect("a payload")).expect("a valid record"));
-            next.insert(message.partition(), message.offset() + 1);
+    while next.iter().any(|(partition, offset)| *offset < watermarks[partition] || !at_end.contains(partition)) {
+        assert!(Instant::now() < deadline, "the topic was not read to its end within 30 s: at {next:?} of {watermarks:?}");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Some(message) => {
+                let message = message.expect("consuming");
+                records.push(UsageRecord::parse(message.payload().expect("a payload")).expect("a valid record"));
+                next.insert(message.partition(), message.offset() + 1);
+                at_end.remove(&message.partition());
+            }
+            None => {}
         }
     }
-    (records, ends)
+    (records, next)
 }

@@ -60,6 +60,13 @@ pub fn ledger_records(ledger: &Path) -> i64 {
     count().unwrap_or(0)
 }
 
+/// Every (machine, seq) a ledger billed.
+fn ledger_machine_seqs(ledger: &Path) -> Vec<(String, i64)> {
+    let connection = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut statement = connection.prepare("SELECT m.name, r.seq FROM records r JOIN machines m ON m.id = r.machine").unwrap();
+    statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
 /// Waits for a worker to exit 0 within `within`; on failure shows its log, when it writes one.
 pub fn wait_success(mut child: Child, within: Duration, log: Option<&Path>) {
     let log_text = || log.map(|log| format!("; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default())).unwrap_or_default();
@@ -220,6 +227,10 @@ fn fleet_exactly_once(assignor: &str) {
     let per_ledger: Vec<i64> = dirs.iter().map(|dir| ledger_records(&dir.path().join("ledger.db"))).collect();
     eprintln!("{assignor}: records per worker ledger: {per_ledger:?}");
     assert!(per_ledger[3] > 0, "the late joiner took partitions");
+    // The workers' ledgers together hold every record: a shortfall below is the feed's, not billing's.
+    let billed: std::collections::BTreeSet<(String, i64)> =
+        dirs.iter().flat_map(|dir| ledger_machine_seqs(&dir.path().join("ledger.db"))).collect();
+    assert_eq!(billed.len(), 30_000, "every distinct record billed by some worker");
 
     let view = tempfile::tempdir().unwrap();
     let (records, cost) = totals(&feed_report(view.path(), &broker, &topic));
@@ -227,6 +238,21 @@ fn fleet_exactly_once(assignor: &str) {
     assert_eq!(records, 30_000, "every distinct record exactly once");
     assert_eq!(cost.round_dp(2), expected.round_dp(2), "to the cent");
     assert_eq!(cost, expected, "and exactly");
+}
+
+#[test]
+fn the_feed_view_reads_to_the_end_of_a_last_batch_of_many_lines() {
+    // One worker publishes 200 lines of one machine at once: librdkafka sends them in a few batches
+    // of many records, the last of which tansu's ListOffsets answer does not cover.
+    let broker = Broker::start();
+    let topic = unique("usage");
+    let data = tempfile::tempdir().unwrap();
+    simulate(data.path(), &broker, &topic, &["--machines", "1", "--records", "200", "--window", "10s"]);
+    run_ok(&mut worker(data.path(), &broker, &topic, &unique("billing"), "2s"));
+    let billed = totals(&report_json(data.path()));
+    assert_eq!(billed.0, 200);
+    let view = tempfile::tempdir().unwrap();
+    assert_eq!(totals(&feed_report(view.path(), &broker, &topic)), billed, "the view holds every line the worker billed");
 }
 
 #[test]
