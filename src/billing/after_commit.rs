@@ -51,7 +51,7 @@ impl AfterCommit {
 
     fn check_budgets(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
         self.last_budget_check = Some(Instant::now());
-        let alerts = self.tracker.check(biller.ledger(), &self.budgets, UnixMillis::now())?;
+        let alerts = self.tracker.check(biller.ledger(), biller.card(), &self.budgets, UnixMillis::now())?;
         if alerts.is_empty() {
             return Ok(());
         }

@@ -48,6 +48,11 @@ impl Biller {
         Biller { ledger, card, totals: BillerTotals::default() }
     }
 
+    /// The card records are priced with.
+    pub fn card(&self) -> &RateCard {
+        &self.card
+    }
+
     /// The ledger, e.g. to read stored offsets.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger

@@ -2,7 +2,7 @@
 //! alert. The worker logs it, stores it in its ledger and publishes it on the cost feed; views store
 //! it too, and [`budget_statuses`] is what an API serves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use globset::{Glob, GlobMatcher};
@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ledger::{Ledger, LedgerError};
 use super::period::{self, MachineCost};
+use super::period_tiers::{PeriodTiers, TierAdjustment};
+use super::rate_card::RateCard;
+use super::tiers;
 use crate::record::UnixMillis;
 
 /// A budget that does not parse; names the key and the value.
@@ -119,9 +122,15 @@ pub struct BudgetStatus {
     pub over_budget: bool,
 }
 
-/// Every machine's period costs with its budget, at `now`.
-pub fn budget_statuses(ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetStatus>, LedgerError> {
-    let costs = period::machine_costs(ledger, now)?;
+/// Every machine's period costs, tier adjustments included, with its budget, at `now`.
+pub fn budget_statuses(
+    ledger: &Ledger,
+    budgets: &Budgets,
+    adjustments: &BTreeMap<String, TierAdjustment>,
+    now: UnixMillis,
+) -> Result<Vec<BudgetStatus>, LedgerError> {
+    let mut costs = period::machine_costs(ledger, now)?;
+    tiers::apply_to_costs(&mut costs, adjustments);
     Ok(costs
         .into_iter()
         .map(|cost| {
@@ -140,23 +149,26 @@ pub fn budget_statuses(ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> R
 #[derive(Debug, Default)]
 pub struct AlertTracker {
     raised: HashMap<(String, i64), ()>,
+    tiers: PeriodTiers,
 }
 
 impl AlertTracker {
     /// A tracker that knows the alerts already stored in `ledger`.
     pub fn from_ledger(ledger: &Ledger) -> Result<AlertTracker, LedgerError> {
         let raised = ledger.budget_alerts()?.into_iter().map(|alert| ((alert.machine_id, alert.period_start.0), ())).collect();
-        Ok(AlertTracker { raised })
+        Ok(AlertTracker { raised, tiers: PeriodTiers::new() })
     }
 
-    /// New alerts for machines of `ledger` whose projection crossed their budget at `now`.
-    pub fn check(&mut self, ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetAlert>, LedgerError> {
+    /// New alerts for machines of `ledger` whose projection under `card` crossed their budget at `now`.
+    pub fn check(&mut self, ledger: &Ledger, card: &RateCard, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetAlert>, LedgerError> {
         if budgets.is_empty() {
             return Ok(Vec::new());
         }
         let (period_start, _) = period::month_of(now);
+        self.tiers.refresh(ledger, card, now)?;
+        let adjustments = self.tiers.adjustments(ledger, card, now)?;
         let mut alerts = Vec::new();
-        for status in budget_statuses(ledger, budgets, now)? {
+        for status in budget_statuses(ledger, budgets, &adjustments, now)? {
             let (Some(budget), true) = (status.budget, status.over_budget) else { continue };
             let key = (status.cost.machine_id.clone(), period_start.0);
             if self.raised.insert(key, ()).is_none() {
@@ -189,6 +201,72 @@ mod tests {
         assert_eq!(budgets.for_machine("gpu-7").unwrap().amount, Decimal::from(900));
         assert_eq!(budgets.for_machine("gpu-8").unwrap().amount, Decimal::from(500));
         assert_eq!(budgets.for_machine("cpu-1").unwrap().pattern, "*");
+    }
+
+    #[test]
+    fn a_projection_is_checked_with_the_cards_graduated_tiers() {
+        use crate::billing::biller::{Biller, RawMessage};
+        use crate::record::{Trigger, UsageRecord};
+
+        let tiered = RateCard::parse(
+            r#"
+            [[version]]
+            name = "t"
+            effective_from = "2026-01-01T00:00:00Z"
+            currency = "USD"
+            cpu_core_hour = "0.04"
+            memory_gb_hour = "0"
+            net_rx_gb = "0"
+            net_tx_gb = "0"
+            disk_read_gb = "0"
+            disk_write_gb = "0"
+            tiers.cpu_core_hour = [{ from = "10", price = "0.01" }]
+            "#,
+            "test",
+        )
+        .unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), tiered.clone());
+        // 2026-01-01, ten hourly windows of 8 busy cores: 80 core-hours, 70 of them past the tier.
+        let new_year = 1_767_225_600_000;
+        let messages: Vec<RawMessage> = (1..=10u64)
+            .map(|seq| {
+                let start = UnixMillis(new_year + (seq as i64 - 1) * 3_600_000);
+                let record = UsageRecord {
+                    machine_id: "m".into(),
+                    seq,
+                    start,
+                    end: start.plus_millis(3_600_000),
+                    cpu_pct: 100.0,
+                    cpu_cores: 8,
+                    mem_used_bytes: 0,
+                    mem_total_bytes: 1,
+                    disk_read_bytes: 0,
+                    disk_write_bytes: 0,
+                    net_rx_bytes: 0,
+                    net_tx_bytes: 0,
+                    samples: 3600,
+                    trigger: Trigger::Interval,
+                };
+                RawMessage { topic: "u".into(), partition: 0, offset: seq as i64, payload: Some(record.to_json()) }
+            })
+            .collect();
+        biller.bill(&messages).unwrap();
+        let now = UnixMillis(new_year + 10 * 3_600_000);
+        let flat = budget_statuses(biller.ledger(), &Budgets::default(), &BTreeMap::new(), now).unwrap()[0].cost.clone();
+        let mut running = PeriodTiers::new();
+        running.refresh(biller.ledger(), &tiered, now).unwrap();
+        let adjustments = running.adjustments(biller.ledger(), &tiered, now).unwrap();
+        let with_tiers = budget_statuses(biller.ledger(), &Budgets::default(), &adjustments, now).unwrap()[0].cost.clone();
+        assert_eq!(flat.period - with_tiers.period, Decimal::from_str("2.1").unwrap(), "70 core-hours 0.03 cheaper");
+        // A budget between the two projections: over it at the flat price, under it with the tiers.
+        let between = ((flat.projected + with_tiers.projected) / Decimal::TWO).round_dp(2).to_string();
+        let budgets = budgets(&[("m", between.as_str())]).unwrap();
+        let mut tracker = AlertTracker::from_ledger(biller.ledger()).unwrap();
+        assert!(tracker.check(biller.ledger(), &tiered, &budgets, now).unwrap().is_empty(), "under budget with the tiers");
+        let mut tracker = AlertTracker::from_ledger(biller.ledger()).unwrap();
+        let alerts = tracker.check(biller.ledger(), &RateCard::built_in(), &budgets, now).unwrap();
+        assert_eq!(alerts.len(), 1, "over budget at the flat price");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod feed;
 pub mod inspect;
 pub mod ledger;
 pub mod period;
+pub mod period_tiers;
 pub mod price;
 pub mod rate_card;
 pub mod report;

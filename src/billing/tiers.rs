@@ -14,9 +14,15 @@ use rust_decimal::Decimal;
 
 use super::ledger::{Ledger, LedgerError};
 use super::period::{MachineCost, month_of};
+use super::period_tiers::TierAdjustment;
 use super::rate_card::{Component, PricingModel, RateCard, Tier};
 use super::report::{MachineTotal, TimeRange};
 use crate::record::UsageRecord;
+
+/// Digits after the point a machine's tier adjustment keeps. Quantities divide by 3,600,000 ms and
+/// 100 %, so they repeat; pricing a sum of them (`period_tiers`) and summing their prices (here)
+/// differ in the 28th digit. Rounded at the 12th, the two agree and no currency notices.
+pub const ADJUSTMENT_DIGITS: u32 = 12;
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
 const BYTES_PER_GB: i64 = 1_000_000_000;
@@ -100,7 +106,7 @@ pub fn adjustments(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result
             }
         }
         if version_has_any_tiers(card, &records) {
-            result.insert(machine, total.normalize());
+            result.insert(machine, total.round_dp(ADJUSTMENT_DIGITS).normalize());
         }
     }
     Ok(result)
@@ -119,12 +125,14 @@ pub fn apply_to_totals(totals: &mut [MachineTotal], adjustments: &BTreeMap<Strin
     }
 }
 
-/// Adds this period's tier adjustments to period costs and projections.
-pub fn apply_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, Decimal>) {
+/// Adds tier adjustments to period costs. The projection gets the period's adjustment: the rest of
+/// the month is projected at the flat price (a further discount is not counted before it is earned).
+pub fn apply_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, TierAdjustment>) {
     for cost in costs {
         if let Some(adjustment) = adjustments.get(&cost.machine_id) {
-            cost.period = (cost.period + adjustment).normalize();
-            cost.projected = (cost.projected + adjustment).normalize();
+            cost.today = (cost.today + adjustment.today).normalize();
+            cost.period = (cost.period + adjustment.period).normalize();
+            cost.projected = (cost.projected + adjustment.period).normalize();
         }
     }
 }

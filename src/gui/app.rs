@@ -110,7 +110,9 @@ impl UsageApp {
         let (controls, control_receiver) = mpsc::channel();
         let settings_form = SettingsForm::new(&settings, &overrides);
         let supervisor = background::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone());
-        let cost_query = Arc::new(Mutex::new(CostQuery { sources: CostQuery::sources_for(&settings), ..CostQuery::default() }));
+        let mut query = CostQuery::default();
+        query.follow(&settings);
+        let cost_query = Arc::new(Mutex::new(query));
         let (cost_wake, wake_receiver) = mpsc::channel();
         let cost_thread = cost_reader::spawn(Arc::clone(&cost_query), wake_receiver, notifier);
         UsageApp {
@@ -206,7 +208,7 @@ impl UsageApp {
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
-                        self.cost_query.lock().expect("the cost query lock").sources = CostQuery::sources_for(&settings);
+                        self.cost_query.lock().expect("the cost query lock").follow(&settings);
                         self.wake_cost_reader();
                         self.settings = settings;
                     }

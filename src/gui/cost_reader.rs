@@ -14,6 +14,9 @@ use super::background::{Event, Notifier};
 use crate::app::Settings;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::period::{self, MachineCost};
+use crate::billing::period_tiers::PeriodTiers;
+use crate::billing::rate_card::RateCard;
+use crate::billing::tiers;
 use crate::record::UnixMillis;
 
 /// How often the files are read.
@@ -61,6 +64,8 @@ impl CostRange {
 pub struct CostQuery {
     /// Ledger-schema files to read, in order of preference.
     pub sources: Vec<PathBuf>,
+    /// The rate card whose graduated tiers apply (`worker.rate_card`; none: the built-in card).
+    pub rate_card: Option<PathBuf>,
     /// The machine whose series is wanted.
     pub machine: Option<String>,
     /// The series' span.
@@ -68,6 +73,12 @@ pub struct CostQuery {
 }
 
 impl CostQuery {
+    /// Takes the sources and the rate card from `settings`, keeping the machine and range chosen.
+    pub fn follow(&mut self, settings: &Settings) {
+        self.sources = CostQuery::sources_for(settings);
+        self.rate_card = settings.config.worker.rate_card.clone();
+    }
+
     /// The files that hold costs for `settings`: the local ledger in embedded mode; in Kafka mode the
     /// materialised cost feed (`feed.db`) and, with an in-process worker, the local ledger too.
     pub fn sources_for(settings: &Settings) -> Vec<PathBuf> {
@@ -130,12 +141,14 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
     std::thread::Builder::new()
         .name("app-costs".into())
         .spawn(move || {
-            let mut open: HashMap<PathBuf, Ledger> = HashMap::new();
+            let mut open: HashMap<PathBuf, Source> = HashMap::new();
+            let mut card = LoadedCard::default();
             let mut last_sent: Option<(CostSnapshot, Instant)> = None;
             loop {
                 let wanted = query.lock().map(|query| query.clone()).unwrap_or_default();
                 open.retain(|path, _| wanted.sources.contains(path));
-                let snapshot = read(&wanted, &mut open, UnixMillis::now());
+                card.follow(wanted.rate_card.as_deref());
+                let snapshot = read(&wanted, &mut open, &card, UnixMillis::now());
                 let stale = last_sent.as_ref().is_none_or(|(sent, at)| !sent.same_bills(&snapshot) || at.elapsed() >= REFRESH_ANYWAY);
                 if stale {
                     if !notifier.send(Event::Costs(snapshot.clone())) {
@@ -152,14 +165,41 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
         .expect("spawning the cost reader thread")
 }
 
+/// An open ledger-schema file and the running tier sums over it.
+struct Source {
+    ledger: Ledger,
+    tiers: PeriodTiers,
+}
+
+/// The rate card of the query, loaded again only when its path changes.
+#[derive(Default)]
+struct LoadedCard {
+    path: Option<Option<PathBuf>>,
+    card: Option<Result<RateCard, String>>,
+}
+
+impl LoadedCard {
+    fn follow(&mut self, path: Option<&std::path::Path>) {
+        if self.path.as_ref().is_some_and(|loaded| loaded.as_deref() == path) {
+            return;
+        }
+        self.card = Some(RateCard::load(path).map_err(|error| error.to_string()));
+        self.path = Some(path.map(PathBuf::from));
+    }
+}
+
 /// Reads every source; a machine found in several keeps the one with the most records.
-fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Ledger>, now: UnixMillis) -> CostSnapshot {
+fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Source>, card: &LoadedCard, now: UnixMillis) -> CostSnapshot {
     let mut machines: Vec<(MachineCost, PathBuf)> = Vec::new();
-    let mut failure = None;
+    let loaded = card.card.as_ref().and_then(|loaded| loaded.as_ref().ok());
+    let mut failure = match &card.card {
+        Some(Err(error)) => Some(format!("the rate card could not be read, so graduated tiers are left out: {error}")),
+        _ => None,
+    };
     for path in &query.sources {
         if !open.contains_key(path) {
             match Ledger::open_read_only(path) {
-                Ok(ledger) => drop(open.insert(path.clone(), ledger)),
+                Ok(ledger) => drop(open.insert(path.clone(), Source { ledger, tiers: PeriodTiers::new() })),
                 // Until the first record is billed there is no file (or no schema yet): not an error.
                 Err(LedgerError::Missing(_)) => continue,
                 Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => continue,
@@ -169,8 +209,8 @@ fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Ledger>, now: UnixMillis)
                 }
             }
         }
-        let ledger = &open[path];
-        match period::machine_costs(ledger, now) {
+        let source = open.get_mut(path).expect("opened above");
+        match costs_with_tiers(source, loaded, now) {
             Ok(costs) => {
                 for cost in costs {
                     match machines.iter_mut().find(|(known, _)| known.machine_id == cost.machine_id) {
@@ -186,7 +226,7 @@ fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Ledger>, now: UnixMillis)
     machines.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
     let (from, to, bucket) = query.range.span(now);
     let series_source = query.machine.as_ref().and_then(|machine| machines.iter().find(|(cost, _)| &cost.machine_id == machine));
-    let series = match series_source.and_then(|(cost, path)| open.get(path).map(|ledger| (cost, ledger))) {
+    let series = match series_source.and_then(|(cost, path)| open.get(path).map(|source| (cost, &source.ledger))) {
         Some((cost, ledger)) => period::cost_series(ledger, &cost.machine_id, from, to, bucket).unwrap_or_else(|error| {
             failure = Some(error.to_string());
             Vec::new()
@@ -206,4 +246,14 @@ fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Ledger>, now: UnixMillis)
         series,
         read_at: now,
     }
+}
+
+/// Period costs of one source, with the card's tier adjustments when a card is loaded.
+fn costs_with_tiers(source: &mut Source, card: Option<&RateCard>, now: UnixMillis) -> Result<Vec<MachineCost>, LedgerError> {
+    let mut costs = period::machine_costs(&source.ledger, now)?;
+    if let Some(card) = card {
+        source.tiers.refresh(&source.ledger, card, now)?;
+        tiers::apply_to_costs(&mut costs, &source.tiers.adjustments(&source.ledger, card, now)?);
+    }
+    Ok(costs)
 }

@@ -237,7 +237,12 @@ fn steady_record_cost() -> Decimal {
 
 /// Bills `count` consecutive records of `machine`, the last ending two minutes ago.
 fn prebill(ledger: &Path, machine: &str, count: u64) {
-    let mut biller = Biller::new(Ledger::open(ledger).unwrap(), RateCard::built_in());
+    prebill_with(ledger, machine, count, RateCard::built_in());
+}
+
+/// [`prebill`] under `card`.
+fn prebill_with(ledger: &Path, machine: &str, count: u64, card: RateCard) {
+    let mut biller = Biller::new(Ledger::open(ledger).unwrap(), card);
     let last_end = UnixMillis::now().plus_millis(-120_000);
     let messages: Vec<RawMessage> = (1..=count)
         .map(|seq| {
@@ -291,6 +296,46 @@ fn the_costs_tab_shows_each_machine_with_its_total_and_charts_the_selected_one()
     wait_for(&mut harness, "this machine's first bill", Duration::from_secs(5), |app| app.live().costs.machines.len() == 3);
     assert!(asked.elapsed() < Duration::from_millis(1_500), "took {:?}", asked.elapsed());
     harness.get_by_label("desk-1");
+}
+
+/// The built-in prices, with a CPU tier from 0.02 core-hours and a traffic tier from 0.01 GB sent.
+const TIERED_CARD: &str = r#"
+[[version]]
+name = "tiered"
+effective_from = "2020-01-01T00:00:00Z"
+currency = "USD"
+cpu_core_hour = "0.04"
+memory_gb_hour = "0.005"
+net_rx_gb = "0.01"
+net_tx_gb = "0.09"
+disk_read_gb = "0.01"
+disk_write_gb = "0.01"
+tiers.cpu_core_hour = [{ from = "0.02", price = "0.01" }]
+tiers.net_tx_gb = [{ from = "0.01", price = "0.03" }]
+"#;
+
+#[test]
+fn the_costs_tab_prices_graduated_tiers_as_the_report_does() {
+    let data = tempfile::tempdir().unwrap();
+    let card_path = data.path().join("tiered.toml");
+    std::fs::write(&card_path, TIERED_CARD).unwrap();
+    let mut settings = embedded_settings(data.path(), "desk-1");
+    settings.config.worker.rate_card = Some(card_path.clone());
+    // Eight 10 s windows at 4 busy cores: 0.089 core-hours, most of it past the tier.
+    prebill_with(&settings.ledger_path(), "rack-a", 8, RateCard::load(Some(&card_path)).unwrap());
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "the machine", Duration::from_secs(5), |app| app.live().costs.machines.len() == 1);
+    let shown = app(&harness).live().costs.machines[0].clone();
+    let output =
+        crate::util::run_ok(crate::util::usagebill(data.path()).args(["report", "--format", "json", "--rate-card"]).arg(&card_path));
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let reported = Decimal::from_str(report[0]["cost"].as_str().unwrap()).unwrap();
+    assert_eq!(shown.period, reported, "the period cost is the report's tiered total");
+    assert!(shown.period < steady_record_cost() * Decimal::from(8), "the tiers lowered it: {}", shown.period);
+    assert!(shown.today <= shown.period && shown.projected >= shown.period, "{shown:?}");
+    let money = format::money(reported, "USD");
+    assert!(harness.query_all_by_label(&money).count() >= 1, "the table shows {money}");
 }
 
 #[test]

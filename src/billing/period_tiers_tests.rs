@@ -1,0 +1,145 @@
+use std::path::Path;
+
+use super::*;
+use crate::billing::biller::{Biller, RawMessage};
+use crate::record::{Trigger, UsageRecord};
+
+/// 2026-01-01T00:00:00Z.
+const NEW_YEAR: i64 = 1_767_225_600_000;
+
+/// Two versions, tiered differently; the second takes over at noon on 2 January.
+const TWO_VERSIONS: &str = r#"
+    [[version]]
+    name = "t1"
+    effective_from = "2026-01-01T00:00:00Z"
+    currency = "USD"
+    cpu_core_hour = "0.04"
+    memory_gb_hour = "0.005"
+    net_rx_gb = "0"
+    net_tx_gb = "0.09"
+    disk_read_gb = "0"
+    disk_write_gb = "0"
+    tiers.cpu_core_hour = [{ from = "100", price = "0.02" }, { from = "300", price = "0.01" }]
+
+    [[version]]
+    name = "t2"
+    effective_from = "2026-01-02T12:00:00Z"
+    currency = "USD"
+    cpu_core_hour = "0.05"
+    memory_gb_hour = "0.005"
+    net_rx_gb = "0"
+    net_tx_gb = "0.09"
+    disk_read_gb = "0"
+    disk_write_gb = "0"
+    tiers.cpu_core_hour = [{ from = "150", price = "0.03" }]
+    tiers.net_tx_gb = [{ from = "1", price = "0.05" }]
+"#;
+
+/// An hourly window of machine `machine`: 8 cores at a load that varies with the seq, 0.1 GB sent.
+fn hour(machine: &str, seq: u64) -> UsageRecord {
+    let start = UnixMillis(NEW_YEAR + (seq as i64 - 1) * 3_600_000);
+    UsageRecord {
+        machine_id: machine.into(),
+        seq,
+        start,
+        end: start.plus_millis(3_600_000),
+        cpu_pct: 40.0 + (seq % 7) as f64 * 8.5,
+        cpu_cores: 8,
+        mem_used_bytes: 2_000_000_000,
+        mem_total_bytes: 8_000_000_000,
+        disk_read_bytes: 0,
+        disk_write_bytes: 0,
+        net_rx_bytes: 0,
+        net_tx_bytes: 100_000_000,
+        samples: 3600,
+        trigger: Trigger::Interval,
+    }
+}
+
+fn bill(ledger_path: &Path, card: &RateCard, records: &[UsageRecord], first_offset: i64) {
+    let mut biller = Biller::new(Ledger::open(ledger_path).unwrap(), card.clone());
+    let messages: Vec<RawMessage> = (first_offset..)
+        .zip(records)
+        .map(|(offset, record)| RawMessage { topic: "u".into(), partition: 0, offset, payload: Some(record.to_json()) })
+        .collect();
+    biller.bill(&messages).unwrap();
+}
+
+/// What the per-record computation gives for the period and for today.
+fn exact(ledger: &Ledger, card: &RateCard, now: UnixMillis) -> BTreeMap<String, TierAdjustment> {
+    let period = adjustments(ledger, card, TimeRange { from: Some(month_of(now).0), to: None }).unwrap();
+    let today = adjustments(ledger, card, TimeRange { from: Some(day_of(now)), to: None }).unwrap();
+    period
+        .into_iter()
+        .map(|(machine, in_period)| {
+            let adjustment = TierAdjustment { today: today.get(&machine).copied().unwrap_or_default(), period: in_period };
+            (machine, adjustment)
+        })
+        .collect()
+}
+
+#[test]
+fn running_sums_refreshed_batch_by_batch_price_the_period_as_the_record_by_record_walk_does() {
+    let card = RateCard::parse(TWO_VERSIONS, "test").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    // Three days of two machines, billed out of order in batches: late windows fill earlier hours.
+    let mut records: Vec<UsageRecord> = (1..=72).flat_map(|seq| [hour("a", seq), hour("b", seq)]).collect();
+    records.rotate_left(50);
+    let now = UnixMillis(NEW_YEAR + 71 * 3_600_000);
+    let mut running = PeriodTiers::new();
+    let mut offset = 0;
+    for batch in records.chunks(23) {
+        bill(&path, &card, batch, offset);
+        offset += batch.len() as i64;
+        let ledger = Ledger::open_read_only(&path).unwrap();
+        running.refresh(&ledger, &card, now).unwrap();
+        assert_eq!(running.adjustments(&ledger, &card, now).unwrap(), exact(&ledger, &card, now), "after {offset} records");
+    }
+    let ledger = Ledger::open_read_only(&path).unwrap();
+    let adjustments = running.adjustments(&ledger, &card, now).unwrap();
+    assert_eq!(adjustments.len(), 2);
+    assert!(adjustments["a"].period < adjustments["a"].today && adjustments["a"].today < Decimal::ZERO, "{adjustments:?}");
+}
+
+/// One version of a card with a tiered CPU price, named `name`.
+fn one_version(name: &str, effective_from: &str, tier_price: &str) -> String {
+    format!(
+        "[[version]]\nname = \"{name}\"\neffective_from = \"{effective_from}\"\ncurrency = \"USD\"\n\
+         cpu_core_hour = \"0.04\"\nmemory_gb_hour = \"0\"\nnet_rx_gb = \"0\"\nnet_tx_gb = \"0\"\n\
+         disk_read_gb = \"0\"\ndisk_write_gb = \"0\"\ntiers.cpu_core_hour = [{{ from = \"50\", price = \"{tier_price}\" }}]\n"
+    )
+}
+
+#[test]
+fn versions_interleaved_within_a_day_fall_back_to_the_record_by_record_walk() {
+    // Two workers with different cards fed one view: their versions alternate hour by hour.
+    let left = one_version("left", "2026-01-01T00:00:00Z", "0.02");
+    let right = one_version("right", "2025-12-01T00:00:00Z", "0.03");
+    let card = RateCard::parse(&format!("{left}\n{right}"), "both").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    let (odd, even): (Vec<UsageRecord>, Vec<UsageRecord>) = (1..=30).map(|seq| hour("m", seq)).partition(|record| record.seq % 2 == 1);
+    bill(&path, &RateCard::parse(&left, "left").unwrap(), &odd, 0);
+    bill(&path, &RateCard::parse(&right, "right").unwrap(), &even, 100);
+    let ledger = Ledger::open_read_only(&path).unwrap();
+    let now = UnixMillis(NEW_YEAR + 29 * 3_600_000);
+    let mut running = PeriodTiers::new();
+    running.refresh(&ledger, &card, now).unwrap();
+    let adjustments = running.adjustments(&ledger, &card, now).unwrap();
+    assert_eq!(adjustments, exact(&ledger, &card, now));
+    assert!(adjustments["m"].period < Decimal::ZERO, "{adjustments:?}");
+}
+
+#[test]
+fn a_card_without_tiers_reads_nothing_and_adjusts_nothing() {
+    let card = RateCard::load(None).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    bill(&path, &card, &[hour("m", 1)], 0);
+    let ledger = Ledger::open_read_only(&path).unwrap();
+    let mut running = PeriodTiers::new();
+    running.refresh(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap();
+    assert_eq!(running.after_row, 0, "nothing read");
+    assert!(running.adjustments(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap().is_empty());
+}
