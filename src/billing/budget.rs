@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn a_projection_is_checked_with_the_cards_graduated_tiers() {
         use crate::billing::biller::{Biller, RawMessage};
-        use crate::record::{Trigger, UsageRecord};
+        use crate::record::UsageRecord;
 
         let tiered = RateCard::parse(
             r#"
@@ -231,23 +231,7 @@ mod tests {
         let new_year = 1_767_225_600_000;
         let messages: Vec<RawMessage> = (1..=10u64)
             .map(|seq| {
-                let start = UnixMillis(new_year + (seq as i64 - 1) * 3_600_000);
-                let record = UsageRecord {
-                    machine_id: "m".into(),
-                    seq,
-                    start,
-                    end: start.plus_millis(3_600_000),
-                    cpu_pct: 100.0,
-                    cpu_cores: 8,
-                    mem_used_bytes: 0,
-                    mem_total_bytes: 1,
-                    disk_read_bytes: 0,
-                    disk_write_bytes: 0,
-                    net_rx_bytes: 0,
-                    net_tx_bytes: 0,
-                    samples: 3600,
-                    trigger: Trigger::Interval,
-                };
+                let record = UsageRecord { cpu_pct: 100.0, ..UsageRecord::steady("m", seq, UnixMillis(new_year), 3_600_000) };
                 RawMessage { topic: "u".into(), partition: 0, offset: seq as i64, payload: Some(record.to_json()) }
             })
             .collect();

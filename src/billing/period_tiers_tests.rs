@@ -2,7 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::billing::biller::{Biller, RawMessage};
-use crate::record::{Trigger, UsageRecord};
+use crate::record::UsageRecord;
 
 /// 2026-01-01T00:00:00Z.
 const NEW_YEAR: i64 = 1_767_225_600_000;
@@ -37,22 +37,10 @@ const TWO_VERSIONS: &str = r#"
 
 /// An hourly window of machine `machine`: 8 cores at a load that varies with the seq, 0.1 GB sent.
 fn hour(machine: &str, seq: u64) -> UsageRecord {
-    let start = UnixMillis(NEW_YEAR + (seq as i64 - 1) * 3_600_000);
     UsageRecord {
-        machine_id: machine.into(),
-        seq,
-        start,
-        end: start.plus_millis(3_600_000),
         cpu_pct: 40.0 + (seq % 7) as f64 * 8.5,
-        cpu_cores: 8,
-        mem_used_bytes: 2_000_000_000,
-        mem_total_bytes: 8_000_000_000,
-        disk_read_bytes: 0,
-        disk_write_bytes: 0,
-        net_rx_bytes: 0,
         net_tx_bytes: 100_000_000,
-        samples: 3600,
-        trigger: Trigger::Interval,
+        ..UsageRecord::steady(machine, seq, UnixMillis(NEW_YEAR), 3_600_000)
     }
 }
 

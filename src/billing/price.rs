@@ -121,27 +121,10 @@ pub fn round_for_display(amount: Decimal, minor_unit_digits: u32) -> Decimal {
 mod tests {
     use super::*;
     use crate::billing::rate_card::RateCard;
-    use crate::record::{Trigger, UnixMillis};
+    use crate::record::UnixMillis;
 
     fn steady(window_millis: i64, seq: u64) -> UsageRecord {
-        let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * window_millis);
-        let seconds = (window_millis / 1000) as u64;
-        UsageRecord {
-            machine_id: "m".into(),
-            seq,
-            start,
-            end: start.plus_millis(window_millis),
-            cpu_pct: 50.0,
-            cpu_cores: 8,
-            mem_used_bytes: 4 << 30,
-            mem_total_bytes: 16 << 30,
-            disk_read_bytes: 1_000_000 * seconds,
-            disk_write_bytes: 1_000_000 * seconds,
-            net_rx_bytes: 1_000_000 * seconds,
-            net_tx_bytes: 1_000_000 * seconds,
-            samples: seconds as u32,
-            trigger: Trigger::Interval,
-        }
+        UsageRecord::steady("m", seq, UnixMillis(1_767_225_600_000), window_millis)
     }
 
     #[test]

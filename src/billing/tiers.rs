@@ -143,7 +143,7 @@ mod tests {
 
     use super::*;
     use crate::billing::biller::{Biller, RawMessage};
-    use crate::record::{Trigger, UnixMillis};
+    use crate::record::UnixMillis;
 
     fn decimal(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()
@@ -174,23 +174,7 @@ mod tests {
 
     fn hour(seq: u64) -> UsageRecord {
         // One machine, 8 cores at 100 %: 8 core-hours per hourly record.
-        let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 3_600_000);
-        UsageRecord {
-            machine_id: "m".into(),
-            seq,
-            start,
-            end: start.plus_millis(3_600_000),
-            cpu_pct: 100.0,
-            cpu_cores: 8,
-            mem_used_bytes: 0,
-            mem_total_bytes: 1,
-            disk_read_bytes: 0,
-            disk_write_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
-            samples: 3600,
-            trigger: Trigger::Interval,
-        }
+        UsageRecord { cpu_pct: 100.0, ..UsageRecord::steady("m", seq, UnixMillis(1_767_225_600_000), 3_600_000) }
     }
 
     #[test]

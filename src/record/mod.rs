@@ -136,6 +136,32 @@ impl UsageRecord {
         record_id(&self.machine_id, self.seq)
     }
 
+    /// A steady window, for tests and examples: window `seq` of `machine` when every window lasts
+    /// `window_millis` and the first starts at `first_start`; 50 % of 8 cores, 4 GiB of 16 GiB in
+    /// use, and 1 MB/s each of disk reads, disk writes, received and sent. Override fields with
+    /// struct update syntax.
+    #[doc(hidden)]
+    pub fn steady(machine: &str, seq: u64, first_start: UnixMillis, window_millis: i64) -> UsageRecord {
+        let start = first_start.plus_millis((seq as i64 - 1) * window_millis);
+        let seconds = (window_millis / 1000) as u64;
+        UsageRecord {
+            machine_id: machine.into(),
+            seq,
+            start,
+            end: start.plus_millis(window_millis),
+            cpu_pct: 50.0,
+            cpu_cores: 8,
+            mem_used_bytes: 4 << 30,
+            mem_total_bytes: 16 << 30,
+            disk_read_bytes: 1_000_000 * seconds,
+            disk_write_bytes: 1_000_000 * seconds,
+            net_rx_bytes: 1_000_000 * seconds,
+            net_tx_bytes: 1_000_000 * seconds,
+            samples: seconds as u32,
+            trigger: Trigger::Interval,
+        }
+    }
+
     /// Window length in milliseconds.
     pub fn window_millis(&self) -> i64 {
         self.end.millis_since(self.start)

@@ -206,23 +206,7 @@ fn a_threshold_rule_typed_in_the_ui_fires_under_load() {
 
 /// A 10 s window at 50 % of 8 cores, 4 GiB, 1 MB/s each way on disk and network.
 fn steady_record(machine: &str, seq: u64, end: UnixMillis) -> UsageRecord {
-    let start = end.plus_millis(-10_000);
-    UsageRecord {
-        machine_id: machine.into(),
-        seq,
-        start,
-        end,
-        cpu_pct: 50.0,
-        cpu_cores: 8,
-        mem_used_bytes: 4 << 30,
-        mem_total_bytes: 16 << 30,
-        disk_read_bytes: 10_000_000,
-        disk_write_bytes: 10_000_000,
-        net_rx_bytes: 10_000_000,
-        net_tx_bytes: 10_000_000,
-        samples: 10,
-        trigger: Trigger::Interval,
-    }
+    UsageRecord { seq, ..UsageRecord::steady(machine, 1, end.plus_millis(-10_000), 10_000) }
 }
 
 /// The built-in card's price of one [`steady_record`], worked out by hand.

@@ -2,26 +2,9 @@ use super::*;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{TimeRange, machine_totals};
-use crate::record::Trigger;
 
 fn record(machine: &str, seq: u64) -> UsageRecord {
-    let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 10_000);
-    UsageRecord {
-        machine_id: machine.into(),
-        seq,
-        start,
-        end: start.plus_millis(10_000),
-        cpu_pct: 50.0,
-        cpu_cores: 8,
-        mem_used_bytes: 4 << 30,
-        mem_total_bytes: 16 << 30,
-        disk_read_bytes: 10_000_000,
-        disk_write_bytes: 10_000_000,
-        net_rx_bytes: 10_000_000,
-        net_tx_bytes: 10_000_000,
-        samples: 10,
-        trigger: Trigger::Interval,
-    }
+    UsageRecord::steady(machine, seq, UnixMillis(1_767_225_600_000), 10_000)
 }
 
 fn batch(records: &[UsageRecord], next_offset: i64) -> Batch {
