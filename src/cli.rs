@@ -1,6 +1,8 @@
 //! Command-line arguments. Flags win over `USAGEBILL_*` env vars, which win over the config file.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -110,7 +112,7 @@ pub struct WorkerArgs {
     pub batch_size: Option<usize>,
     /// Librdkafka property for this worker, KEY=VALUE; repeatable (e.g. session.timeout.ms=6000).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
-    pub kafka_properties: Vec<String>,
+    pub kafka_properties: Vec<PropertyArg>,
     /// Do not publish billed lines to the cost feed (`kafka.cost_topic`).
     #[arg(long)]
     pub no_feed: bool,
@@ -228,4 +230,50 @@ pub struct BenchArgs {
     /// Directory for the temporary ledgers and outboxes (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+}
+
+/// One `--kafka-property` as typed. Split into key and value later, where a malformed one can be
+/// reported without echoing a secret (clap's own errors quote the value); its `Debug` masks the
+/// value of a secret key.
+#[derive(Clone)]
+pub struct PropertyArg(pub String);
+
+impl FromStr for PropertyArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(PropertyArg(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for PropertyArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.split_once('=') {
+            Some((key, value)) => write!(f, "{key}={}", crate::config::secret::redacted(key, value)),
+            None if crate::config::secret::is_secret_key(&self.0) => f.write_str(crate::config::secret::MASK),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn debug_of_the_arguments_masks_a_secret_property() {
+        let cli = Cli::try_parse_from([
+            "usagebill",
+            "worker",
+            "--kafka-property",
+            "sasl.password=hunter2-secret",
+            "--kafka-property",
+            "sasl.username=me",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("sasl.username=me"), "{shown}");
+    }
 }

@@ -114,7 +114,7 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
     if let Some(group) = args.group {
         settings.config.kafka.group_id = group;
     }
-    for property in &args.kafka_properties {
+    for property in args.kafka_properties.iter().map(|property| property.0.as_str()) {
         // Echo the argument only when it names no secret: `sasl.password hunter2` lacks its `=`.
         let shown = if config::secret::is_secret_key(property) { config::secret::MASK } else { property };
         let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {shown:?}: write KEY=VALUE"))?;

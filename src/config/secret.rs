@@ -53,17 +53,16 @@ impl fmt::Debug for RedactedProperties<'_> {
     }
 }
 
-/// `text` with every secret written in a `KEY = VALUE` line of `source` (TOML) masked out.
+/// `text` with every secret written as `KEY = VALUE` in `source` (TOML) masked out.
 ///
 /// For error messages about `source`: TOML's errors quote the offending line, and a type error
 /// quotes the value (``invalid type: integer `1234` ``), so a mistake on a secret's line would put
-/// the secret in a log or on the screen. Each secret line's value is searched for as written and
-/// without its quotes. Lines only: a secret inside an inline table on one line is not found, so
-/// such tables are best avoided for secrets (the example config does not use them).
+/// the secret in a log or on the screen. Each secret's value is searched for as written and without
+/// its quotes, whether it has a line of its own or sits in a one-line inline table
+/// (`properties = { "sasl.password" = "…" }`). Multi-line strings are not followed.
 pub fn scrub(text: &str, source: &str) -> String {
     let mut scrubbed = text.to_owned();
-    for line in source.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+    for (key, value) in source.lines().flat_map(pairs) {
         let value = value.trim();
         if !is_secret_key(key) || is_reference(value.trim_matches(|c| c == '"' || c == '\'')) {
             continue;
@@ -82,6 +81,37 @@ pub fn scrub(text: &str, source: &str) -> String {
         }
     }
     scrubbed
+}
+
+/// The `KEY = VALUE` pairs written on `line`: the whole line split at its first `=` (which keeps
+/// a broken, unquoted value whole), and, when the line holds an inline table, each of its pairs,
+/// cut at braces and commas outside quotes.
+fn pairs(line: &str) -> Vec<(&str, &str)> {
+    let mut found: Vec<(&str, &str)> = line.split_once('=').into_iter().collect();
+    let mut segments = Vec::new();
+    let mut quote = None;
+    let mut escaped = false;
+    let mut segment_start = 0;
+    for (index, character) in line.char_indices() {
+        match (quote, character) {
+            // In a basic string a backslash escapes the next character, a quote included.
+            (Some('"'), _) if escaped => escaped = false,
+            (Some('"'), '\\') => escaped = true,
+            (Some(open), _) if character == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(character),
+            (None, '{' | '}' | ',') => {
+                segments.push(&line[segment_start..index]);
+                segment_start = index + 1;
+            }
+            (None, _) => {}
+        }
+    }
+    if !segments.is_empty() {
+        segments.push(&line[segment_start..]);
+        found.extend(segments.into_iter().filter_map(|segment| segment.split_once('=')));
+    }
+    found
 }
 
 #[cfg(test)]
@@ -157,5 +187,18 @@ mod tests {
         assert!(!quoted.contains("hunter2"), "{quoted}");
         let commented = scrub("found `hunter2-secret`", "sasl.password = \"hunter2-secret\" # from the vault");
         assert!(!commented.contains("hunter2"), "{commented}");
+    }
+
+    #[test]
+    fn secrets_in_one_line_inline_tables_are_masked_too() {
+        let source = "[kafka]\nproperties = { \"sasl.username\" = \"me, myself\", \"sasl.password\" = \"hunter2-secret\", \"linger.ms\" = 5 }\n\
+                      worker = { api_token = 'tok\"en-123', rate_card = \"card.toml\" }\n\
+                      other = { nested = { \"ssl.key.password\" = \"p\\\"ass,word\" } }\n";
+        let error = format!("TOML parse error at line 2:\n{source}\nexpected `}}`");
+        let scrubbed = scrub(&error, source);
+        for secret in ["hunter2-secret", "tok\"en-123", "p\\\"ass,word"] {
+            assert!(!scrubbed.contains(secret), "{secret} in {scrubbed}");
+        }
+        assert!(scrubbed.contains("me, myself") && scrubbed.contains("card.toml") && scrubbed.contains("linger.ms"), "{scrubbed}");
     }
 }

@@ -17,9 +17,12 @@ fn config_check_never_prints_a_secret() {
     let (ok, printed) = check(&format!("[kafka.properties]\n\"sasl.password\" = \"{SECRET}\"\n"));
     assert!(ok && !printed.contains(SECRET), "{printed}");
     // A mistake on the secret's own line: TOML quotes the line (and here the value) in its error.
-    for config in
-        [format!("[kafka.properties]\n\"sasl.password\" = {SECRET}\n"), "[kafka.properties]\n\"ssl.key.password\" = 20242025\n".to_owned()]
-    {
+    for config in [
+        format!("[kafka.properties]\n\"sasl.password\" = {SECRET}\n"),
+        "[kafka.properties]\n\"ssl.key.password\" = 20242025\n".to_owned(),
+        // In a one-line inline table, beside a value that is fine.
+        format!("[kafka]\nproperties = {{ \"sasl.username\" = \"me\", \"sasl.password\" = {SECRET} }}\n"),
+    ] {
         let (ok, printed) = check(&config);
         assert!(!ok, "{printed}");
         assert!(!printed.contains(SECRET) && !printed.contains("20242025"), "{printed}");
