@@ -50,7 +50,7 @@ pub fn month_of(now: UnixMillis) -> (UnixMillis, UnixMillis) {
 
 /// Start (UTC midnight) of the day holding `now`.
 pub fn day_of(now: UnixMillis) -> UnixMillis {
-    UnixMillis(now.0 - now.0.rem_euclid(86_400_000))
+    now.utc_day_start()
 }
 
 fn millis_of(date: Date) -> UnixMillis {

@@ -16,8 +16,6 @@ use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::usage_view::UsageView;
 use crate::app::{AgentOverrides, ReadingSource, Settings};
-use crate::billing::period::day_of;
-use crate::record::UnixMillis;
 use crate::transmit::agent::{AgentStatus, Command, Update};
 
 /// The tabs, in the order shown.
@@ -62,8 +60,6 @@ pub struct Live {
     pub history: History,
     /// The latest costs.
     pub costs: CostSnapshot,
-    /// Records delivered today (UTC) while the app ran: (day, count).
-    pub sent_today: (UnixMillis, u64),
 }
 
 /// Something a view asks for; applied after the frame.
@@ -223,14 +219,6 @@ impl UsageApp {
     }
 
     fn on_status(&mut self, status: AgentStatus) {
-        let before = self.live.status.as_ref().map_or(0, |previous| previous.delivered_total);
-        // A restarted agent counts from zero again.
-        let delivered = if status.delivered_total >= before { status.delivered_total - before } else { status.delivered_total };
-        let today = day_of(UnixMillis::now());
-        if self.live.sent_today.0 != today {
-            self.live.sent_today = (today, 0);
-        }
-        self.live.sent_today.1 += delivered;
         self.send.on_status(self.live.status.as_ref(), &status);
         self.live.status = Some(status);
     }

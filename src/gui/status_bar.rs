@@ -23,7 +23,8 @@ pub fn show(ui: &mut egui::Ui, settings: &Settings, live: &Live) {
         };
         ui.label(broker);
         ui.separator();
-        ui.label(format!("Sent today: {} record(s)", live.sent_today.1));
+        let sent_today = live.status.as_ref().map_or(0, |status| status.delivered_today);
+        ui.label(format!("Sent today: {sent_today} record(s)"));
         if let Some(machine) = &live.machine_id {
             ui.separator();
             ui.label(format!("Machine: {machine}"));

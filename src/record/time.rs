@@ -23,6 +23,11 @@ impl UnixMillis {
         UnixMillis(since.as_millis() as i64)
     }
 
+    /// Midnight UTC starting the day that holds this instant.
+    pub fn utc_day_start(self) -> Self {
+        UnixMillis(self.0 - self.0.rem_euclid(86_400_000))
+    }
+
     /// Parses RFC 3339 (any offset, any sub-second precision; truncated to milliseconds).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;

@@ -67,6 +67,8 @@ pub struct AgentStatus {
     pub last_delivery: Option<DeliverySummary>,
     /// Records delivered since the agent started.
     pub delivered_total: u64,
+    /// Records delivered on this UTC day, by this and earlier runs on this machine.
+    pub delivered_today: u64,
     /// Start of the open window.
     pub window_start: UnixMillis,
     /// Seq the open window will get.
@@ -128,6 +130,7 @@ impl<T: Transport> Agent<T> {
             outbox_depth: outbox.depth(),
             last_delivery: None,
             delivered_total: 0,
+            delivered_today: outbox.sent_on_day_of(now),
             window_start: now,
             next_seq,
             problem: None,
@@ -292,7 +295,7 @@ impl<T: Transport> Agent<T> {
             }
         }
         if !delivered.is_empty() {
-            if let Err(error) = self.outbox.remove(&delivered) {
+            if let Err(error) = self.outbox.remove_delivered_on(&delivered, now) {
                 // They stay in the outbox and go again; the worker drops the duplicates.
                 tracing::error!("removing delivered records from the outbox: {error}");
             }
@@ -377,6 +380,7 @@ impl<T: Transport> Agent<T> {
         self.status.outbox_depth = depth;
         self.status.window_start = self.window.start();
         self.status.next_seq = self.next_seq;
+        self.status.delivered_today = self.outbox.sent_on_day_of(UnixMillis::now());
     }
 
     /// Closes the window, tries to deliver for the grace period, keeps the rest in the outbox.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::record::{Trigger, UsageRecord};
+use crate::record::{Trigger, UnixMillis, UsageRecord};
 
 /// An outbox that cannot be opened or written; names the file.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub struct Outbox {
     bytes: u64,
     /// Highest seq stored.
     last_seq: u64,
+    /// Records delivered on one UTC day: (its midnight, count), as stored in `state`.
+    sent_on_day: (UnixMillis, u64),
 }
 
 const SCHEMA: &str = "
@@ -109,8 +111,9 @@ impl Outbox {
             return Err(OutboxError::TooNew { path: shown, found });
         }
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
-        let mut outbox = Outbox { connection, path: path.to_owned(), depth: 0, bytes: 0, last_seq: 0 };
+        let mut outbox = Outbox { connection, path: path.to_owned(), depth: 0, bytes: 0, last_seq: 0, sent_on_day: (UnixMillis(0), 0) };
         outbox.recount()?;
+        outbox.sent_on_day = outbox.read_sent_on_day()?;
         Ok(outbox)
     }
 
@@ -124,6 +127,20 @@ impl Outbox {
             .map_err(|error| self.sqlite(error))?;
         (self.depth, self.bytes, self.last_seq) = (depth as u64, bytes as u64, last_seq as u64);
         Ok(())
+    }
+
+    fn read_sent_on_day(&self) -> Result<(UnixMillis, u64), OutboxError> {
+        let value = |key: &str| -> Result<i64, OutboxError> {
+            let found = self.connection.query_row("SELECT value FROM state WHERE key = ?1", [key], |row| row.get(0)).optional();
+            Ok(found.map_err(|error| self.sqlite(error))?.unwrap_or(0))
+        };
+        Ok((UnixMillis(value("sent_day")?), value("sent_on_day")? as u64))
+    }
+
+    /// Records delivered (and so removed) on the UTC day holding `now`, across restarts.
+    pub fn sent_on_day_of(&self, now: UnixMillis) -> u64 {
+        let (day, count) = self.sent_on_day;
+        if day == now.utc_day_start() { count } else { 0 }
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> OutboxError {
@@ -204,6 +221,11 @@ impl Outbox {
 
     /// Removes delivered records.
     pub fn remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
+        self.remove_delivered_on(seqs, UnixMillis::now())
+    }
+
+    /// [`Outbox::remove`], counting the removed records as sent on the UTC day holding `now`.
+    pub fn remove_delivered_on(&mut self, seqs: &[u64], now: UnixMillis) -> Result<(), OutboxError> {
         if seqs.is_empty() {
             return Ok(());
         }
@@ -229,9 +251,24 @@ impl Outbox {
                 }
             }
         }
+        let today = now.utc_day_start();
+        let sent_on_day = match self.sent_on_day {
+            (day, count) if day == today => (day, count + removed),
+            _ => (today, removed),
+        };
+        if removed > 0 {
+            let mut store = transaction
+                .prepare_cached("INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .map_err(sqlite)?;
+            store.execute(params!["sent_day", sent_on_day.0.0]).map_err(sqlite)?;
+            store.execute(params!["sent_on_day", sent_on_day.1 as i64]).map_err(sqlite)?;
+        }
         transaction.commit().map_err(sqlite)?;
         self.depth = self.depth.saturating_sub(removed);
         self.bytes = self.bytes.saturating_sub(bytes);
+        if removed > 0 {
+            self.sent_on_day = sent_on_day;
+        }
         Ok(())
     }
 

@@ -126,6 +126,13 @@ fn send_now_bills_a_record_and_confirms_it() {
     harness.get_by_label(&notice);
     harness.get_by_label_contains("Sent today: 1 record(s)");
     harness.get_by_label_contains("Mode: embedded");
+    // Closing sends the window still open; opened again, the app counts both of today's records
+    // (the outbox keeps the count).
+    drop(harness);
+    assert_eq!(billed(&ledger, "desk-1").len(), 2, "the last window was sent on closing");
+    let mut harness = open_app(embedded_settings(data.path(), "desk-1"), manual_only(), script(data.path(), &[STEADY]));
+    wait_for(&mut harness, "the reopened agent's status", Duration::from_secs(10), |app| app.live().status.is_some());
+    harness.get_by_label_contains("Sent today: 2 record(s)");
 }
 
 #[test]
