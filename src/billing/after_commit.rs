@@ -25,10 +25,11 @@ pub struct AfterCommit {
 impl AfterCommit {
     /// Starts publishing (when `publish_feed`) from the cursor in the biller's ledger; lines a crash
     /// left unacknowledged are sent again at once.
-    pub fn start(kafka: &KafkaConfig, biller: &Biller, publish_feed: bool, budgets: Budgets) -> Result<AfterCommit, FeedError> {
+    pub fn start(kafka: &KafkaConfig, biller: &mut Biller, publish_feed: bool, budgets: Budgets) -> Result<AfterCommit, FeedError> {
         let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, biller.ledger())?) } else { None };
         if let Some(feed) = &mut feed {
-            let resent = feed.publish_new(biller.ledger())?;
+            biller.keep_fresh_lines();
+            let resent = feed.publish_new(biller.ledger(), &[])?;
             if resent > 0 {
                 tracing::info!("cost feed: sending {resent} line(s) billed before the last stop and not yet acknowledged");
             }
@@ -40,7 +41,8 @@ impl AfterCommit {
     /// Publishes the lines of the batch just committed and checks budgets when due.
     pub fn on_commit(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
         if let Some(feed) = &mut self.feed {
-            feed.publish_new(biller.ledger())?;
+            let fresh = biller.take_fresh_lines();
+            feed.publish_new(biller.ledger(), &fresh)?;
             feed.settle(biller.ledger())?;
         }
         if self.last_budget_check.is_none_or(|checked| checked.elapsed() >= BUDGET_CHECK_INTERVAL) {

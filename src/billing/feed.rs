@@ -104,31 +104,7 @@ impl FeedMessage {
     /// record is not serialised twice on the worker's hot path.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            FeedMessage::Cost { record, line, origin } => {
-                let line = LineJson {
-                    card_version: line.card_version.clone(),
-                    currency: line.currency.clone(),
-                    cpu: line.cpu.to_string(),
-                    memory: line.memory.to_string(),
-                    net_rx: line.net_rx.to_string(),
-                    net_tx: line.net_tx.to_string(),
-                    disk_read: line.disk_read.to_string(),
-                    disk_write: line.disk_write.to_string(),
-                    total: line.total.to_string(),
-                };
-                let mut out = format!("{{\"schema\":\"{FEED_SCHEMA}\",\"kind\":\"cost\",\"record\":").into_bytes();
-                out.extend_from_slice(&record.to_json());
-                out.extend_from_slice(b",\"line\":");
-                out.extend_from_slice(&serde_json::to_vec(&line).expect("a line serialises"));
-                let source = |value: Option<i64>| value.map_or_else(|| "null".to_owned(), |value| value.to_string());
-                let tail = format!(
-                    ",\"source_partition\":{},\"source_offset\":{}}}",
-                    source(origin.partition.map(i64::from)),
-                    source(origin.offset)
-                );
-                out.extend_from_slice(tail.as_bytes());
-                out
-            }
+            FeedMessage::Cost { record, line, origin } => encode_cost(&record.to_json(), line, *origin),
             FeedMessage::BudgetAlert(alert) => {
                 let envelope = Envelope { schema: FEED_SCHEMA.to_owned(), body: Body::BudgetAlert { alert: alert.clone() } };
                 serde_json::to_vec(&envelope).expect("a feed message serialises")
@@ -159,6 +135,30 @@ impl FeedMessage {
             }
         }
     }
+}
+
+/// A cost message around `record_json`, a record's CloudEvents bytes (as encoded, or as they arrived
+/// from the usage topic: either parses to the same record).
+pub fn encode_cost(record_json: &[u8], line: &PricedLine, origin: Origin) -> Vec<u8> {
+    let line = LineJson {
+        card_version: line.card_version.clone(),
+        currency: line.currency.clone(),
+        cpu: line.cpu.to_string(),
+        memory: line.memory.to_string(),
+        net_rx: line.net_rx.to_string(),
+        net_tx: line.net_tx.to_string(),
+        disk_read: line.disk_read.to_string(),
+        disk_write: line.disk_write.to_string(),
+        total: line.total.to_string(),
+    };
+    let mut out = format!("{{\"schema\":\"{FEED_SCHEMA}\",\"kind\":\"cost\",\"record\":").into_bytes();
+    out.extend_from_slice(record_json);
+    out.extend_from_slice(b",\"line\":");
+    out.extend_from_slice(&serde_json::to_vec(&line).expect("a line serialises"));
+    let source = |value: Option<i64>| value.map_or_else(|| "null".to_owned(), |value| value.to_string());
+    let tail = format!(",\"source_partition\":{},\"source_offset\":{}}}", source(origin.partition.map(i64::from)), source(origin.offset));
+    out.extend_from_slice(tail.as_bytes());
+    out
 }
 
 fn parse_line(line: LineJson) -> Result<PricedLine, FeedError> {
@@ -217,6 +217,16 @@ mod tests {
         let record = record_at(&fleet, 2);
         let line = price(&record, RateCard::built_in().version_at(record.start)).unwrap();
         FeedMessage::Cost { record, line, origin: Origin { partition: Some(4), offset: Some(77) } }
+    }
+
+    #[test]
+    fn a_cost_message_around_the_records_bytes_as_they_arrived_parses_to_the_same_message() {
+        let cost = cost_message();
+        let FeedMessage::Cost { record, line, origin } = &cost else { unreachable!() };
+        // A producer may write the record with other spacing and key order than ours.
+        let arrived = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&record.to_json()).unwrap()).unwrap();
+        assert_ne!(arrived, record.to_json());
+        assert_eq!(FeedMessage::parse(&encode_cost(&arrived, line, *origin)).unwrap(), cost);
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn run_with_feed(
         config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the consumer", source))?;
     consumer.subscribe(&[&kafka.topic])?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
-    let mut after_commit = AfterCommit::start(kafka, &biller, feed.publish_feed, feed.budgets.clone())?;
+    let mut after_commit = AfterCommit::start(kafka, &mut biller, feed.publish_feed, feed.budgets.clone())?;
     let mut throughput = Throughput::default();
 
     let mut batch: Vec<RawMessage> = Vec::with_capacity(options.batch_size);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::{FeedError, FeedMessage};
+use super::{FeedError, FeedMessage, encode_cost};
+use crate::billing::biller::FreshLine;
 use crate::billing::budget::BudgetAlert;
 use crate::billing::ledger::Ledger;
 use crate::config::KafkaConfig;
@@ -56,8 +57,21 @@ impl FeedPublisher {
     }
 
     /// Sends every row of `ledger` not sent yet. Returns the number of messages queued.
-    pub fn publish_new(&mut self, ledger: &Ledger) -> Result<usize, FeedError> {
+    ///
+    /// `fresh` holds the lines of the batch just committed, as the biller kept them. When they are
+    /// exactly the rows after the last one sent (the usual case), they go out from memory, with their
+    /// record's bytes as they arrived; otherwise (after a rewind, at start) the ledger is read.
+    pub fn publish_new(&mut self, ledger: &Ledger, fresh: &[FreshLine]) -> Result<usize, FeedError> {
         let mut queued = 0;
+        let follows_on = (self.produced_through + 1..).zip(fresh).all(|(expected, line)| line.row_id == expected);
+        if follows_on && let Some(last) = fresh.last() {
+            for line in fresh {
+                self.send(&line.machine_id, &encode_cost(&line.record_json, &line.line, line.origin), line.row_id as u64)?;
+                self.in_flight.insert(line.row_id);
+                queued += 1;
+            }
+            self.produced_through = last.row_id;
+        }
         loop {
             let rows = ledger.lines_after(self.produced_through, ROWS_PER_READ)?;
             let Some(last) = rows.last() else { break };
@@ -65,7 +79,7 @@ impl FeedPublisher {
             for stored in rows {
                 let row_id = stored.row_id;
                 let message = FeedMessage::Cost { record: stored.record, line: stored.line, origin: stored.origin };
-                self.send(&message, row_id as u64)?;
+                self.send(message.key(), &message.encode(), row_id as u64)?;
                 self.in_flight.insert(row_id);
                 queued += 1;
             }
@@ -77,15 +91,15 @@ impl FeedPublisher {
     /// Sends budget alerts (best effort: they are also kept in the ledger).
     pub fn publish_alerts(&mut self, alerts: &[BudgetAlert]) -> Result<(), FeedError> {
         for alert in alerts {
-            self.send(&FeedMessage::BudgetAlert(alert.clone()), ALERT_TAG)?;
+            let message = FeedMessage::BudgetAlert(alert.clone());
+            self.send(message.key(), &message.encode(), ALERT_TAG)?;
         }
         Ok(())
     }
 
-    fn send(&mut self, message: &FeedMessage, tag: u64) -> Result<(), FeedError> {
-        let payload = message.encode();
+    fn send(&mut self, key: &str, payload: &[u8], tag: u64) -> Result<(), FeedError> {
         loop {
-            match self.producer.send(message.key(), &payload, tag) {
+            match self.producer.send(key, payload, tag) {
                 Ok(()) => return Ok(()),
                 // librdkafka's queue is full: let deliveries drain, then try again.
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
@@ -134,7 +148,7 @@ impl FeedPublisher {
     pub fn finish(&mut self, ledger: &Ledger, timeout: Duration) -> Result<bool, FeedError> {
         let deadline = Instant::now() + timeout;
         loop {
-            self.publish_new(ledger)?;
+            self.publish_new(ledger, &[])?;
             let _ = self.producer.flush(Duration::from_millis(100));
             self.settle(ledger)?;
             let caught_up = self.in_flight.is_empty() && self.producer.in_flight() == 0 && self.rewind_to.is_none();

@@ -109,7 +109,7 @@ pub struct Batch {
 }
 
 /// What a committed batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Records billed for the first time.
     pub billed: usize,
@@ -117,6 +117,8 @@ pub struct BatchOutcome {
     pub duplicates: usize,
     /// Messages quarantined.
     pub quarantined: usize,
+    /// Of each record billed for the first time: its row id and its index in `Batch::priced`.
+    pub new_rows: Vec<(i64, usize)>,
 }
 
 /// An open ledger file.
@@ -193,7 +195,7 @@ impl Ledger {
                 "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            for (record, origin, line) in &batch.priced {
+            for (index, (record, origin, line)) in batch.priced.iter().enumerate() {
                 let machine = match self.machine_ids.get(&record.machine_id) {
                     Some(id) => *id,
                     None => {
@@ -227,8 +229,10 @@ impl Ledger {
                     continue;
                 }
                 rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
+                let row_id = transaction.last_insert_rowid();
+                outcome.new_rows.push((row_id, index));
                 insert_line.execute(params![
-                    transaction.last_insert_rowid(),
+                    row_id,
                     line.card_version,
                     line.currency,
                     line.cpu.to_string(),
