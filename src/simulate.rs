@@ -40,24 +40,9 @@ pub fn record_at(fleet: &Fleet, index: u64) -> UsageRecord {
     let machine = index % u64::from(fleet.machines);
     let seq = index / u64::from(fleet.machines) + 1;
     let window_millis = fleet.window.as_millis() as i64;
-    let start = fleet.start.plus_millis((seq as i64 - 1) * window_millis);
     let seconds = window_millis as u64 / 1000;
-    let mut record = UsageRecord {
-        machine_id: format!("sim-{:05}", machine + 1),
-        seq,
-        start,
-        end: start.plus_millis(window_millis),
-        cpu_pct: 50.0,
-        cpu_cores: 8,
-        mem_used_bytes: 4 << 30,
-        mem_total_bytes: 16 << 30,
-        disk_read_bytes: 1_000_000 * window_millis as u64 / 1000,
-        disk_write_bytes: 1_000_000 * window_millis as u64 / 1000,
-        net_rx_bytes: 1_000_000 * window_millis as u64 / 1000,
-        net_tx_bytes: 1_000_000 * window_millis as u64 / 1000,
-        samples: seconds.max(1) as u32,
-        trigger: Trigger::Replay,
-    };
+    let steady = UsageRecord::steady(&format!("sim-{:05}", machine + 1), seq, fleet.start, window_millis);
+    let mut record = UsageRecord { trigger: Trigger::Replay, ..steady };
     if fleet.profile == Profile::Random {
         let mut random = SplitMix64(fleet.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         record.cpu_pct = (random.next() % 100_001) as f64 / 1000.0;

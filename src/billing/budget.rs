@@ -206,25 +206,10 @@ mod tests {
     #[test]
     fn a_projection_is_checked_with_the_cards_graduated_tiers() {
         use crate::billing::biller::{Biller, RawMessage};
+        use crate::billing::rate_card::cpu_tiered_version;
         use crate::record::UsageRecord;
 
-        let tiered = RateCard::parse(
-            r#"
-            [[version]]
-            name = "t"
-            effective_from = "2026-01-01T00:00:00Z"
-            currency = "USD"
-            cpu_core_hour = "0.04"
-            memory_gb_hour = "0"
-            net_rx_gb = "0"
-            net_tx_gb = "0"
-            disk_read_gb = "0"
-            disk_write_gb = "0"
-            tiers.cpu_core_hour = [{ from = "10", price = "0.01" }]
-            "#,
-            "test",
-        )
-        .unwrap();
+        let tiered = RateCard::parse(&cpu_tiered_version("t", "2026-01-01T00:00:00Z", "10", "0.01"), "test").unwrap();
         let directory = tempfile::tempdir().unwrap();
         let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), tiered.clone());
         // 2026-01-01, ten hourly windows of 8 busy cores: 80 core-hours, 70 of them past the tier.

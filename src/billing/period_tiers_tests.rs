@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::rate_card::cpu_tiered_version;
 use crate::record::UsageRecord;
 
 /// 2026-01-01T00:00:00Z.
@@ -90,20 +91,11 @@ fn running_sums_refreshed_batch_by_batch_price_the_period_as_the_record_by_recor
     assert!(adjustments["a"].period < adjustments["a"].today && adjustments["a"].today < Decimal::ZERO, "{adjustments:?}");
 }
 
-/// One version of a card with a tiered CPU price, named `name`.
-fn one_version(name: &str, effective_from: &str, tier_price: &str) -> String {
-    format!(
-        "[[version]]\nname = \"{name}\"\neffective_from = \"{effective_from}\"\ncurrency = \"USD\"\n\
-         cpu_core_hour = \"0.04\"\nmemory_gb_hour = \"0\"\nnet_rx_gb = \"0\"\nnet_tx_gb = \"0\"\n\
-         disk_read_gb = \"0\"\ndisk_write_gb = \"0\"\ntiers.cpu_core_hour = [{{ from = \"50\", price = \"{tier_price}\" }}]\n"
-    )
-}
-
 #[test]
 fn versions_interleaved_within_a_day_fall_back_to_the_record_by_record_walk() {
     // Two workers with different cards fed one view: their versions alternate hour by hour.
-    let left = one_version("left", "2026-01-01T00:00:00Z", "0.02");
-    let right = one_version("right", "2025-12-01T00:00:00Z", "0.03");
+    let left = cpu_tiered_version("left", "2026-01-01T00:00:00Z", "50", "0.02");
+    let right = cpu_tiered_version("right", "2025-12-01T00:00:00Z", "50", "0.03");
     let card = RateCard::parse(&format!("{left}\n{right}"), "both").unwrap();
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("ledger.db");

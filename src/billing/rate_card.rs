@@ -444,6 +444,18 @@ fn price_override(raw: &OverrideFile, version: &str) -> Result<PriceOverride, St
     Ok(PriceOverride { machines: raw.machines.clone(), matcher, prices, tiers })
 }
 
+/// A card version in TOML for tests: 0.04 per core-hour (every other component free) and a single
+/// CPU tier, `tier_price` from `tier_from` core-hours; concatenate several for a multi-version card.
+#[cfg(test)]
+pub(crate) fn cpu_tiered_version(name: &str, effective_from: &str, tier_from: &str, tier_price: &str) -> String {
+    format!(
+        "[[version]]\nname = \"{name}\"\neffective_from = \"{effective_from}\"\ncurrency = \"USD\"\n\
+         cpu_core_hour = \"0.04\"\nmemory_gb_hour = \"0\"\nnet_rx_gb = \"0\"\nnet_tx_gb = \"0\"\n\
+         disk_read_gb = \"0\"\ndisk_write_gb = \"0\"\n\
+         tiers.cpu_core_hour = [{{ from = \"{tier_from}\", price = \"{tier_price}\" }}]\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,7 @@ mod tests {
 
     use super::*;
     use crate::billing::biller::{Biller, RawMessage};
+    use crate::billing::rate_card::cpu_tiered_version;
     use crate::record::UnixMillis;
 
     fn decimal(text: &str) -> Decimal {
@@ -158,20 +159,6 @@ mod tests {
         assert_eq!(tier_adjustment(decimal("0"), decimal("99"), decimal("0.04"), &tiers), Decimal::ZERO);
     }
 
-    const TIERED_CARD: &str = r#"
-        [[version]]
-        name = "t1"
-        effective_from = "2026-01-01T00:00:00Z"
-        currency = "USD"
-        cpu_core_hour = "0.04"
-        memory_gb_hour = "0"
-        net_rx_gb = "0"
-        net_tx_gb = "0"
-        disk_read_gb = "0"
-        disk_write_gb = "0"
-        tiers.cpu_core_hour = [{ from = "100", price = "0.02" }]
-    "#;
-
     fn hour(seq: u64) -> UsageRecord {
         // One machine, 8 cores at 100 %: 8 core-hours per hourly record.
         UsageRecord { cpu_pct: 100.0, ..UsageRecord::steady("m", seq, UnixMillis(1_767_225_600_000), 3_600_000) }
@@ -179,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_month_is_priced_the_same_whatever_order_records_arrive_in() {
-        let card = RateCard::parse(TIERED_CARD, "test").unwrap();
+        let card = RateCard::parse(&cpu_tiered_version("t1", "2026-01-01T00:00:00Z", "100", "0.02"), "test").unwrap();
         let mut totals = Vec::new();
         for order in [(1..=20).collect::<Vec<u64>>(), (1..=20).rev().collect()] {
             let directory = tempfile::tempdir().unwrap();

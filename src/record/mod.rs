@@ -136,14 +136,13 @@ impl UsageRecord {
         record_id(&self.machine_id, self.seq)
     }
 
-    /// A steady window, for tests and examples: window `seq` of `machine` when every window lasts
-    /// `window_millis` and the first starts at `first_start`; 50 % of 8 cores, 4 GiB of 16 GiB in
-    /// use, and 1 MB/s each of disk reads, disk writes, received and sent. Override fields with
-    /// struct update syntax.
-    #[doc(hidden)]
+    /// A steady window (the simulator's constant profile, and the tests' usual record): window `seq`
+    /// of `machine` when every window lasts `window_millis` and the first starts at `first_start`;
+    /// 50 % of 8 cores, 4 GiB of 16 GiB in use, and 1 MB/s each of disk reads, disk writes, received
+    /// and sent. Override fields with struct update syntax.
     pub fn steady(machine: &str, seq: u64, first_start: UnixMillis, window_millis: i64) -> UsageRecord {
         let start = first_start.plus_millis((seq as i64 - 1) * window_millis);
-        let seconds = (window_millis / 1000) as u64;
+        let bytes_at_1_mb_per_second = 1_000 * window_millis as u64;
         UsageRecord {
             machine_id: machine.into(),
             seq,
@@ -153,11 +152,11 @@ impl UsageRecord {
             cpu_cores: 8,
             mem_used_bytes: 4 << 30,
             mem_total_bytes: 16 << 30,
-            disk_read_bytes: 1_000_000 * seconds,
-            disk_write_bytes: 1_000_000 * seconds,
-            net_rx_bytes: 1_000_000 * seconds,
-            net_tx_bytes: 1_000_000 * seconds,
-            samples: seconds as u32,
+            disk_read_bytes: bytes_at_1_mb_per_second,
+            disk_write_bytes: bytes_at_1_mb_per_second,
+            net_rx_bytes: bytes_at_1_mb_per_second,
+            net_tx_bytes: bytes_at_1_mb_per_second,
+            samples: (window_millis / 1000).max(1) as u32,
             trigger: Trigger::Interval,
         }
     }

@@ -295,7 +295,7 @@ impl<T: Transport> Agent<T> {
             }
         }
         if !delivered.is_empty() {
-            if let Err(error) = self.outbox.remove_delivered_on(&delivered, now) {
+            if let Err(error) = self.outbox.remove(&delivered, now) {
                 // They stay in the outbox and go again; the worker drops the duplicates.
                 tracing::error!("removing delivered records from the outbox: {error}");
             }

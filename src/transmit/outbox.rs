@@ -219,13 +219,8 @@ impl Outbox {
             .map_err(|error| self.sqlite(error))
     }
 
-    /// Removes delivered records.
-    pub fn remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
-        self.remove_delivered_on(seqs, UnixMillis::now())
-    }
-
-    /// [`Outbox::remove`], counting the removed records as sent on the UTC day holding `now`.
-    pub fn remove_delivered_on(&mut self, seqs: &[u64], now: UnixMillis) -> Result<(), OutboxError> {
+    /// Removes delivered records, counting them as sent on the UTC day holding `now`.
+    pub fn remove(&mut self, seqs: &[u64], now: UnixMillis) -> Result<(), OutboxError> {
         if seqs.is_empty() {
             return Ok(());
         }

@@ -29,7 +29,7 @@ fn seqs_and_waiting_records_survive_reopening() {
         let mut outbox = Outbox::open(&path).unwrap();
         assert_eq!(outbox.next_seq().unwrap(), 1);
         outbox.append(&[record(1), record(2), record(3)]).unwrap();
-        outbox.remove(&[1]).unwrap();
+        outbox.remove(&[1], UnixMillis::now()).unwrap();
     }
     let outbox = Outbox::open(&path).unwrap();
     assert_eq!(outbox.next_seq().unwrap(), 4);
@@ -77,7 +77,7 @@ fn seqs_of_delivered_records_are_never_issued_again() {
     {
         let mut outbox = Outbox::open(&path).unwrap();
         outbox.append(&[record(1), record(2), record(3)]).unwrap();
-        outbox.remove(&[1, 2, 3]).unwrap();
+        outbox.remove(&[1, 2, 3], UnixMillis::now()).unwrap();
         assert_eq!(outbox.depth(), 0);
     }
     assert_eq!(Outbox::open(&path).unwrap().next_seq().unwrap(), 4);
@@ -91,13 +91,13 @@ fn records_sent_today_are_counted_across_a_restart_and_from_zero_the_next_day() 
     {
         let mut outbox = Outbox::open(&path).unwrap();
         outbox.append(&[record(1), record(2), record(3)]).unwrap();
-        outbox.remove_delivered_on(&[1, 2], midnight.plus_millis(1_000)).unwrap();
+        outbox.remove(&[1, 2], midnight.plus_millis(1_000)).unwrap();
         assert_eq!(outbox.sent_on_day_of(midnight.plus_millis(5_000)), 2);
     }
     let mut outbox = Outbox::open(&path).unwrap();
     assert_eq!(outbox.sent_on_day_of(midnight.plus_millis(86_399_999)), 2, "kept across a restart, all day");
     assert_eq!(outbox.sent_on_day_of(midnight.plus_millis(86_400_000)), 0, "the next day starts at zero");
     // A report repeated for the same seq counts once.
-    outbox.remove_delivered_on(&[3, 3, 1], midnight.plus_millis(86_400_500)).unwrap();
+    outbox.remove(&[3, 3, 1], midnight.plus_millis(86_400_500)).unwrap();
     assert_eq!(outbox.sent_on_day_of(midnight.plus_millis(86_400_600)), 1);
 }

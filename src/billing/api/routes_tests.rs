@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::billing::api::tests::{body, fixture, fixture_priced_by, get};
+use crate::billing::rate_card::cpu_tiered_version;
 use crate::billing::report::TimeRange;
 
 fn decimal(value: &serde_json::Value) -> Decimal {
@@ -173,23 +174,7 @@ fn a_missing_ledger_gives_empty_data_not_an_error() {
 
 #[test]
 fn graduated_tiers_adjust_machine_totals_as_the_report_does() {
-    let card = RateCard::parse(
-        r#"
-        [[version]]
-        name = "tiered"
-        effective_from = "2026-01-01T00:00:00Z"
-        currency = "USD"
-        cpu_core_hour = "0.04"
-        memory_gb_hour = "0"
-        net_rx_gb = "0"
-        net_tx_gb = "0"
-        disk_read_gb = "0"
-        disk_write_gb = "0"
-        tiers.cpu_core_hour = [{ from = "1", price = "0.01" }]
-        "#,
-        "test",
-    )
-    .unwrap();
+    let card = RateCard::parse(&cpu_tiered_version("tiered", "2026-01-01T00:00:00Z", "1", "0.01"), "test").unwrap();
     let fixture = fixture_priced_by(card.clone());
     let ledger = Ledger::open_read_only(&fixture.api.ledger_path).unwrap();
     let mut expected = report::machine_totals(&ledger, TimeRange::default()).unwrap();
