@@ -37,6 +37,9 @@ pub struct CommonArgs {
     /// Topic of usage records.
     #[arg(long, global = true, env = "USAGEBILL_TOPIC", value_name = "NAME")]
     pub topic: Option<String>,
+    /// Topic of the cost feed (billed lines).
+    #[arg(long, global = true, env = "USAGEBILL_COST_TOPIC", value_name = "NAME")]
+    pub cost_topic: Option<String>,
     /// Where the outbox, the ledger and the machine id live.
     #[arg(long, global = true, env = "USAGEBILL_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -41,6 +41,10 @@ impl Settings {
             validate_topic(topic).map_err(|expected| anyhow::anyhow!("--topic / USAGEBILL_TOPIC: {topic:?}: {expected}"))?;
             config.kafka.topic = topic.clone();
         }
+        if let Some(topic) = &common.cost_topic {
+            validate_topic(topic).map_err(|expected| anyhow::anyhow!("--cost-topic / USAGEBILL_COST_TOPIC: {topic:?}: {expected}"))?;
+            config.kafka.cost_topic = topic.clone();
+        }
         let data_dir = common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(config::default_data_dir);
         Ok(Settings { config, config_path, data_dir })
     }

@@ -37,6 +37,35 @@ pub enum WorkerError {
     /// The cost feed could not be set up or written.
     #[error(transparent)]
     Feed(#[from] FeedError),
+    /// The broker refused this worker's principal; waiting would not change that.
+    #[error(
+        "the broker refused the worker: {error}; its principal needs READ and DESCRIBE on topic {topic}, READ on group {group}, \
+         and WRITE and DESCRIBE on the cost topic {cost_topic}"
+    )]
+    Refused {
+        /// librdkafka's error.
+        error: KafkaError,
+        /// The usage topic.
+        topic: String,
+        /// The consumer group.
+        group: String,
+        /// The cost feed's topic.
+        cost_topic: String,
+    },
+}
+
+/// Whether `error` is the broker refusing access (an ACL or a failed login), not a passing fault.
+fn is_refusal(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::TopicAuthorizationFailed
+                | Code::GroupAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+                | Code::SaslAuthenticationFailed
+        )
+    )
 }
 
 /// How the worker runs.
@@ -185,6 +214,10 @@ pub fn run_with_feed(
                     payload: message.payload().map(<[u8]>::to_vec),
                 });
                 last_activity = Instant::now();
+            }
+            Some(Err(error)) if is_refusal(&error) => {
+                let (topic, group, cost_topic) = (kafka.topic.clone(), kafka.group_id.clone(), kafka.cost_topic.clone());
+                return Err(WorkerError::Refused { error, topic, group, cost_topic });
             }
             Some(Err(error)) => tracing::warn!("consumer: {error}"),
             None => {}

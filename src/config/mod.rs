@@ -137,8 +137,9 @@ pub struct KafkaConfig {
     pub cost_topic: String,
     /// Partitions of a topic created by usagebill.
     pub partitions: i32,
-    /// Replication factor of a topic created by usagebill.
-    pub replication_factor: i32,
+    /// Replication factor of a topic created by usagebill; none takes the broker's
+    /// `default.replication.factor` (so a three-broker cluster replicates without being told).
+    pub replication_factor: Option<i32>,
     /// Consumer group of the billing workers.
     pub group_id: String,
     /// A record not acknowledged within this long stays in the outbox for the next try.
@@ -154,7 +155,7 @@ impl Default for KafkaConfig {
             topic: "resource_usage".into(),
             cost_topic: "resource_costs".into(),
             partitions: 6,
-            replication_factor: 1,
+            replication_factor: None,
             group_id: "usagebill-billing".into(),
             message_timeout: HumanDuration::from_secs(30),
             properties: BTreeMap::new(),
@@ -278,8 +279,10 @@ impl Config {
         if !(1..=10_000).contains(&self.kafka.partitions) {
             return Err(bad("kafka.partitions", &self.kafka.partitions, "between 1 and 10000"));
         }
-        if !(1..=32).contains(&self.kafka.replication_factor) {
-            return Err(bad("kafka.replication_factor", &self.kafka.replication_factor, "between 1 and 32"));
+        if let Some(factor) = self.kafka.replication_factor
+            && !(1..=32).contains(&factor)
+        {
+            return Err(bad("kafka.replication_factor", &factor, "between 1 and 32, or left out for the broker's default"));
         }
         if self.kafka.group_id.trim().is_empty() {
             return Err(bad("kafka.group_id", &"\"\"", "a non-empty consumer group name"));

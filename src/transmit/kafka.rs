@@ -36,6 +36,18 @@ pub enum KafkaSetupError {
     /// No brokers configured where Kafka is needed.
     #[error("no Kafka brokers configured: pass --brokers HOST:PORT or set kafka.brokers")]
     NoBrokers,
+    /// The replication factor asks for more brokers than the cluster has.
+    #[error(
+        "creating topic {topic}: replication factor {factor} is larger than the {brokers} broker(s) in the cluster; set kafka.replication_factor to at most that many"
+    )]
+    ReplicationFactor {
+        /// The topic.
+        topic: String,
+        /// The factor asked for.
+        factor: String,
+        /// How many brokers the cluster has.
+        brokers: String,
+    },
     /// librdkafka refused the configuration or the request.
     #[error("{what}: {source}")]
     Kafka {
@@ -128,13 +140,6 @@ pub fn client_config(kafka: &KafkaConfig, role: ClientRole) -> Result<ClientConf
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka.brokers.join(","));
     config.set("socket.keepalive.enable", "true");
-    if role == ClientRole::Consumer {
-        // usagebill's producers are idempotent, never transactional, so every record is committed
-        // the moment it is acknowledged. read_committed (librdkafka's default) reads only up to the
-        // broker's last stable offset, which tansu was seen to leave behind for good after fencing a
-        // producer: records acknowledged after that would never have been billed.
-        config.set("isolation.level", "read_uncommitted");
-    }
     apply_properties(&mut config, kafka, role)?;
     Ok(config)
 }
@@ -167,16 +172,33 @@ fn resolve_secret(value: &str) -> Result<String, String> {
     Err(format!("`${{{reference}}}` is neither ${{env:NAME}} nor ${{file:PATH}}"))
 }
 
-/// Creates `topic` with the configured partitions unless it exists.
+/// Creates `topic` with the configured partitions unless it exists. Without a configured
+/// replication factor the broker's `default.replication.factor` applies (CreateTopics with −1).
 pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
     let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, ClientRole::Admin)?.create().map_err(failed)?;
-    let new_topic = NewTopic::new(topic, kafka.partitions, TopicReplication::Fixed(kafka.replication_factor));
+    let replication = TopicReplication::Fixed(kafka.replication_factor.unwrap_or(-1));
+    let new_topic = NewTopic::new(topic, kafka.partitions, replication);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
     let results = futures_executor::block_on(admin.create_topics([&new_topic], &options)).map_err(failed)?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            // A managed cluster's operator creates the topics; a principal allowed only to use them
+            // goes on, and a topic that is really missing is named by the first fetch or send.
+            Err((_, RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed)) => {
+                tracing::info!("not allowed to create topic {topic}; using it as the cluster's operator made it");
+            }
+            Err((_, RDKafkaErrorCode::InvalidReplicationFactor)) => {
+                let brokers = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map(|metadata| metadata.brokers().len());
+                let factor =
+                    kafka.replication_factor.map_or_else(|| "the broker's default.replication.factor".into(), |factor| factor.to_string());
+                return Err(KafkaSetupError::ReplicationFactor {
+                    topic: topic.to_owned(),
+                    factor,
+                    brokers: brokers.map_or_else(|_| "fewer".into(), |count| count.to_string()),
+                });
+            }
             Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
         }
     }
@@ -362,8 +384,12 @@ mod tests {
         assert!(!has(ClientRole::Producer, "session.timeout.ms") && !has(ClientRole::Producer, "fetch.wait.max.ms"));
         assert!(!has(ClientRole::Admin, "session.timeout.ms") && !has(ClientRole::Admin, "linger.ms"));
         let isolation = |kafka: &KafkaConfig| client_config(kafka, ClientRole::Consumer).unwrap().get("isolation.level").map(str::to_owned);
-        assert_eq!(isolation(&kafka).as_deref(), Some("read_uncommitted"), "consumers read every acknowledged record");
-        assert_eq!(isolation(&kafka_with("isolation.level", "read_committed")).as_deref(), Some("read_committed"), "unless told otherwise");
+        assert_eq!(isolation(&kafka), None, "librdkafka's default (read_committed): the producers are never transactional");
+        assert_eq!(
+            isolation(&kafka_with("isolation.level", "read_uncommitted")).as_deref(),
+            Some("read_uncommitted"),
+            "unless told otherwise"
+        );
     }
 
     #[test]

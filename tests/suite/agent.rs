@@ -62,6 +62,7 @@ fn kafka_settings(broker: &Broker, data_dir: &Path) -> Settings {
     let mut config = Config::default();
     config.kafka.brokers = vec![broker.bootstrap.clone()];
     config.kafka.topic = unique("usage");
+    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
     config.kafka.partitions = 1;
     config.agent.machine_id = Some("agent-under-test".into());
     Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }

@@ -27,7 +27,7 @@ struct ServingWorker {
 
 impl ServingWorker {
     /// Starts `usagebill worker --http <http>` with `extra` flags and waits for the listening line.
-    fn start(data: &Path, kafka: &[&str], http: &str, extra: &[&str]) -> ServingWorker {
+    fn start(data: &Path, kafka: &[String], http: &str, extra: &[&str]) -> ServingWorker {
         let mut child = usagebill(data)
             .env("NO_COLOR", "1")
             .env_remove("USAGEBILL_API_TOKEN")
@@ -145,8 +145,8 @@ fn the_api_serves_what_the_ledger_holds() {
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     let group = unique("billing");
-    let kafka = ["--brokers", broker.bootstrap.as_str(), "--topic", topic.as_str()];
-    run_ok(usagebill(data.path()).args(kafka).args(["simulate", "--machines", "4", "--records", "400", "--window", "30m"]));
+    let kafka = broker.args(&topic);
+    run_ok(usagebill(data.path()).args(&kafka).args(["simulate", "--machines", "4", "--records", "400", "--window", "30m"]));
     produce(
         &broker.bootstrap,
         &topic,
@@ -239,7 +239,7 @@ fn a_token_is_required_off_loopback_and_on_every_request() {
     let secret = "integration-test-token-5e1f";
     let token_file = data.path().join("api-token");
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
-    let kafka = ["--brokers", broker.bootstrap.as_str(), "--topic", "tokens"];
+    let kafka = broker.args(&unique("tokens"));
     let worker = ServingWorker::start(data.path(), &kafka, "0.0.0.0:0", &["--api-token-file", token_file.to_str().unwrap()]);
     let port = worker.address.rsplit_once(':').unwrap().1;
     let loopback = format!("127.0.0.1:{port}");

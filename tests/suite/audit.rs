@@ -25,6 +25,8 @@ pub struct Audit {
     pub duplicated: usize,
     /// Records the fresh worker billed.
     pub billed: u64,
+    /// Their exact cost.
+    pub cost: Decimal,
     /// Every message of the topic, in partition order, as the audit read it.
     pub messages: Vec<UsageRecord>,
 }
@@ -72,7 +74,8 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
     let ledger_dir = tempfile::tempdir().unwrap();
     run_ok(
         usagebill(ledger_dir.path())
-            .args(["--brokers", &broker.bootstrap, "--topic", topic, "worker", "--exit-when-idle", "2s", "--no-feed"])
+            .args(broker.args(topic))
+            .args(["worker", "--exit-when-idle", "2s", "--no-feed"])
             .args(["--group", &unique("audit")])
             .args(FAST_GROUP),
     );
@@ -96,12 +99,19 @@ pub fn audit_agent_run(broker: &Broker, topic: &str, agent_dir: &Path, machine: 
     assert_eq!(stored, written, "the ledger's offsets reach the end of every partition: no hole");
 
     let duplicated = messages.len() - by_seq.len();
-    let audit = Audit { closed, sent: messages.len(), duplicated, billed, messages };
+    let audit = Audit { closed, sent: messages.len(), duplicated, billed, cost, messages };
     eprintln!(
         "audit: {} windows closed, {} messages sent, 0 lost, {} re-sent and billed once, {} billed, offsets to the end",
         audit.closed, audit.sent, audit.duplicated, audit.billed
     );
     audit
+}
+
+impl Audit {
+    /// closed / sent / lost / duplicated / billed / cost, as the notes and docs give them.
+    pub fn figures(&self) -> String {
+        format!("{} / {} / 0 / {} / {} / {}", self.closed, self.sent, self.duplicated, self.billed, self.cost)
+    }
 }
 
 /// One record's price under the built-in card, computed here from its published list prices.
@@ -120,8 +130,8 @@ fn list_price(record: &UsageRecord) -> Decimal {
 
 /// Every message of `topic` from the start of each partition to its end, and each partition's end.
 ///
-/// The end is where a fetch reports it (partition EOF), at or past the high watermark read first:
-/// tansu's `ListOffsets` stops at the base offset of a multi-record last batch, plus one.
+/// The end is the high watermark read first, and the read goes on until a fetch reports partition
+/// EOF there too, so a message appended meanwhile is read rather than missed.
 fn read_to_end(bootstrap: &str, topic: &str) -> (Vec<UsageRecord>, BTreeMap<i32, i64>) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::KafkaError;
@@ -131,8 +141,6 @@ fn read_to_end(bootstrap: &str, topic: &str) -> (Vec<UsageRecord>, BTreeMap<i32,
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("auditor"))
-        // As the worker reads: every acknowledged record, whatever the broker's last stable offset.
-        .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .create()

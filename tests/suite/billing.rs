@@ -21,8 +21,8 @@ pub fn constant_cost(seconds: Decimal) -> Decimal {
         + gigabytes * Decimal::from_str("0.12").unwrap() // rx 0.01 + tx 0.09 + read 0.01 + write 0.01
 }
 
-fn kafka<'a>(broker: &'a Broker, topic: &'a str) -> [&'a str; 4] {
-    ["--brokers", broker.bootstrap.as_str(), "--topic", topic]
+fn kafka(broker: &Broker, topic: &str) -> Vec<String> {
+    broker.args(topic)
 }
 
 pub fn simulate(data: &Path, broker: &Broker, topic: &str, args: &[&str]) {

@@ -16,7 +16,8 @@ pub fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) ->
         std::fs::write(&script, r#"{"cpu_pct": 25, "mem_used_bytes": 2000000000, "disk_write_bytes_per_sec": 4096}"#).unwrap();
     }
     usagebill(data_dir)
-        .args(["--brokers", &broker.bootstrap, "--topic", topic, "agent", "--headless", "--machine-id", "fault-box"])
+        .args(broker.args(topic))
+        .args(["agent", "--headless", "--machine-id", "fault-box"])
         .args(args)
         .current_dir(data_dir)
         // USAGEBILL_AGENT_LOG=debug shows, among others, the offset of every delivery.
@@ -51,16 +52,14 @@ fn assert_seqs_once_in_order(records: &[UsageRecord]) {
 
 #[test]
 fn a_broker_frozen_for_30_seconds_loses_and_duplicates_nothing() {
-    let broker = Broker::start();
-    assert!(broker.is_own(), "this test freezes its own broker; unset USAGEBILL_TEST_BOOTSTRAP to run it");
+    let broker = Broker::start_own();
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     let agent = headless(data.path(), &broker, &topic, &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"]);
     std::thread::sleep(Duration::from_secs(4));
-    let pid = broker.pid().unwrap();
-    signal(pid, "STOP");
+    broker.kafka().freeze(1, true);
     std::thread::sleep(Duration::from_secs(30));
-    signal(pid, "CONT");
+    broker.kafka().freeze(1, false);
     std::thread::sleep(Duration::from_secs(8));
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
@@ -128,7 +127,8 @@ fn a_two_minute_run_is_tiled_by_its_windows() {
     let topic = unique("usage");
     let began = usagebill::record::UnixMillis::now();
     let mut agent: Child = usagebill(data.path())
-        .args(["--brokers", &broker.bootstrap, "--topic", &topic, "agent", "--headless", "--interval", "5s", "--run-for", "2m"])
+        .args(broker.args(&topic))
+        .args(["agent", "--headless", "--interval", "5s", "--run-for", "2m"])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -149,7 +149,7 @@ fn a_two_minute_run_is_tiled_by_its_windows() {
 #[test]
 fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
     let proxy_port = crate::util::free_port();
-    let broker = Broker::start_advertising(Some(proxy_port));
+    let broker = Broker::start_advertising(proxy_port);
     let proxy = crate::proxy::CutProxy::start(proxy_port, broker.bootstrap.clone());
     let through_proxy = Broker::external(format!("127.0.0.1:{proxy_port}"));
     let data = tempfile::tempdir().unwrap();

@@ -394,6 +394,7 @@ fn kafka_mode_send_now_delivers_to_the_topic() {
     let mut config = Config::default();
     config.kafka.brokers = vec![broker.bootstrap.clone()];
     config.kafka.topic = unique("usage");
+    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
     config.kafka.partitions = 1;
     config.agent.machine_id = Some("desk-kafka".into());
     let topic = config.kafka.topic.clone();

@@ -3,11 +3,13 @@
 //! when a firewall or a dead route swallows the traffic. The proxy test covers loud cuts.
 
 use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use crate::audit::audit_agent_run;
 use crate::faults::{headless, stop_gracefully, waiting_in_outbox};
-use crate::util::{Broker, HOW_TO_GET_ONE, assert_tiled_once_in_order, free_port, tansu_binary, unique};
+use crate::kafka::Layout;
+use crate::util::{Broker, assert_tiled_once_in_order, free_port, unique};
 
 /// A network namespace with a veth pair to the host, deleted on drop.
 struct Namespace {
@@ -72,19 +74,9 @@ impl Namespace {
         self.nft(&["delete", "table", "inet", "silence"]);
     }
 
-    /// Starts tansu inside the namespace, listening on its address.
+    /// Starts an Apache Kafka node inside the namespace, listening on its address.
     fn start_broker(&self, port: u16) -> Broker {
-        let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
-        let url = format!("tcp://{}:{port}", self.address);
-        let process = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tansu in the namespace");
-        Broker::wait_listening(&format!("{}:{port}", self.address), process)
+        Broker::own(Layout { port: Some(port), host: Some(&self.address), netns: Some(&self.name), ..Layout::default() })
     }
 }
 

@@ -23,7 +23,7 @@ fn ten_thousand_simulated_records_bill_exactly_once() {
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     let group = unique("billing");
-    run_ok(usagebill(data.path()).args(["--brokers", &broker.bootstrap, "--topic", &topic]).args([
+    run_ok(usagebill(data.path()).args(broker.args(&topic)).args([
         "simulate",
         "--machines",
         "50",
@@ -32,11 +32,7 @@ fn ten_thousand_simulated_records_bill_exactly_once() {
         "--window",
         "10s",
     ]));
-    run_ok(
-        usagebill(data.path())
-            .args(["--brokers", &broker.bootstrap, "--topic", &topic, "worker", "--exit-when-idle", "3s", "--group", &group])
-            .args(FAST_GROUP),
-    );
+    run_ok(usagebill(data.path()).args(broker.args(&topic)).args(["worker", "--exit-when-idle", "3s", "--group", &group]).args(FAST_GROUP));
     let machines = report_json(data.path());
     assert_eq!(machines.len(), 50);
     let records: u64 = machines.iter().map(|machine| machine["records"].as_u64().unwrap()).sum();
@@ -57,13 +53,13 @@ fn a_second_run_of_the_worker_resumes_and_bills_nothing_twice() {
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     let group = unique("billing");
-    let kafka = ["--brokers", broker.bootstrap.as_str(), "--topic", topic.as_str()];
+    let kafka = broker.args(&topic);
     let worker = |group: &str| {
         let output =
-            run_ok(usagebill(data.path()).args(kafka).args(["worker", "--exit-when-idle", "2s", "--group", group]).args(FAST_GROUP));
+            run_ok(usagebill(data.path()).args(&kafka).args(["worker", "--exit-when-idle", "2s", "--group", group]).args(FAST_GROUP));
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    run_ok(usagebill(data.path()).args(kafka).args(["simulate", "--machines", "3", "--records", "300"]));
+    run_ok(usagebill(data.path()).args(&kafka).args(["simulate", "--machines", "3", "--records", "300"]));
     assert!(worker(&group).contains("300 billed, 0 duplicates"));
     // A new group starts from the beginning in Kafka's eyes; the offsets stored in the ledger win.
     let second = worker(&unique("other-group"));

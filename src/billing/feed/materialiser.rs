@@ -6,7 +6,7 @@
 //! The view assigns itself every partition of the cost topic (no consumer group: each view reads the
 //! whole feed) and resumes at the offsets stored in the view with the rows they produced.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -81,8 +80,6 @@ impl Materialiser {
         let mut config = client_config(kafka, ClientRole::Consumer)?;
         // A group id is required by librdkafka's consumer, but it is never joined or committed to.
         config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
-        // The end of each partition is where the broker says it is in a fetch: see `EndOfFeed`.
-        config.set("enable.partition.eof", "true");
         let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the cost-feed consumer", source))?;
         let topic = kafka.cost_topic.clone();
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
@@ -100,30 +97,20 @@ impl Materialiser {
     }
 
     fn run(mut self, stop: &AtomicBool, until_caught_up: bool) -> Result<MaterialiserTotals, FeedError> {
-        let mut end = if until_caught_up { Some(EndOfFeed::new(self.high_watermarks()?)) } else { None };
+        // A catch-up read ends once every partition is read to the high watermark it had at the start.
+        let end = if until_caught_up { Some(self.high_watermarks()?) } else { None };
         let mut batch = Batch::default();
         let mut messages_in_batch = 0;
         let mut batch_opened = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             if let Some(end) = &end
                 && messages_in_batch == 0
-                && end.reached(&self.next_offsets)
+                && end.iter().all(|(partition, high)| self.next_offsets.get(partition).copied().unwrap_or(0) >= *high)
             {
                 break;
             }
             if let Some(message) = self.consumer.poll(Duration::from_millis(20)) {
-                let message = match message {
-                    Err(KafkaError::PartitionEOF(partition)) => {
-                        if let Some(end) = &mut end {
-                            end.at_end_of(partition);
-                        }
-                        continue;
-                    }
-                    other => other?,
-                };
-                if let Some(end) = &mut end {
-                    end.more_in(message.partition());
-                }
+                let message = message?;
                 if messages_in_batch == 0 {
                     batch_opened = Instant::now();
                 }
@@ -182,36 +169,5 @@ impl Materialiser {
         self.totals.duplicates += outcome.duplicates as u64;
         *batch = Batch::default();
         Ok(())
-    }
-}
-
-/// When a catch-up read is done: every partition read past the high watermark it had at the start
-/// and then reported at its end by a fetch.
-///
-/// The watermark alone is not enough: tansu (the test broker) answers a `ListOffsets` for the
-/// latest offset with the base offset of the partition's last batch plus one, so the rest of a
-/// multi-record last batch lies past it; fetches return those records and report the true end.
-struct EndOfFeed {
-    targets: HashMap<i32, i64>,
-    at_end: HashSet<i32>,
-}
-
-impl EndOfFeed {
-    fn new(targets: HashMap<i32, i64>) -> EndOfFeed {
-        EndOfFeed { targets, at_end: HashSet::new() }
-    }
-
-    fn at_end_of(&mut self, partition: i32) {
-        self.at_end.insert(partition);
-    }
-
-    fn more_in(&mut self, partition: i32) {
-        self.at_end.remove(&partition);
-    }
-
-    fn reached(&self, next_offsets: &HashMap<i32, i64>) -> bool {
-        self.targets
-            .iter()
-            .all(|(partition, high)| next_offsets.get(partition).copied().unwrap_or(0) >= *high && self.at_end.contains(partition))
     }
 }
