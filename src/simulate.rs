@@ -181,7 +181,12 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     let live_epoch = (Instant::now(), fleet.start.plus_millis(fleet.window.as_millis() as i64));
     let progress = crate::progress::bar(fleet.records, "records");
     let (deliveries_tx, deliveries) = mpsc::channel();
-    let mut sender = Sender { producer: ReportingProducer::new(kafka, deliveries_tx)?, deliveries, delivered: 0, failures: Vec::new() };
+    let mut sender = Sender {
+        producer: ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, deliveries_tx)?,
+        deliveries,
+        delivered: 0,
+        failures: Vec::new(),
+    };
     let began = Instant::now();
     // One malformed message after every `every` records; any a short fleet had no room for go last.
     let every = (fleet.records / variations.malformed.max(1)).max(1);

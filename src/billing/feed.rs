@@ -23,6 +23,9 @@ use super::price::PricedLine;
 use crate::record::{RecordError, UsageRecord};
 use crate::transmit::kafka::KafkaSetupError;
 
+/// The `content-type` header of a feed message (plain JSON; the record inside is a CloudEvent).
+pub const CONTENT_TYPE: &str = "application/json";
+
 /// The `schema` of every feed message; the suffix versions the message layout.
 pub const FEED_SCHEMA: &str = "usagebill.cost-feed.v1";
 

@@ -14,6 +14,9 @@ pub use self::time::{EARLIEST, LATEST, UnixMillis};
 pub const EVENT_TYPE: &str = "usagebill.usage.v1";
 /// CloudEvents spec version we write and accept.
 pub const SPEC_VERSION: &str = "1.0";
+/// The `content-type` header of a record on Kafka: the CloudEvents Kafka protocol binding's mark of
+/// a structured-mode event.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// Largest encoded record accepted; real ones are about 450 bytes.
 pub const MAX_RECORD_BYTES: usize = 8 * 1024;
 /// Longest machine id accepted.

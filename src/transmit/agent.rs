@@ -308,7 +308,8 @@ impl<T: Transport> Agent<T> {
         }
         if let Some(reason) = failure {
             self.failures_in_a_row += 1;
-            let backoff = 500i64 << self.failures_in_a_row.min(6);
+            // 1 s, 2 s, 4 s, then every 8 s: a broker that comes back is used within seconds.
+            let backoff = 500i64 << self.failures_in_a_row.min(4);
             self.retry_at = Some(now.plus_millis(backoff));
             // Start again from the oldest waiting record once everything in flight is reported.
             self.offered_through = 0;

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::transport::{LinkState, link_state_to};
@@ -305,11 +305,14 @@ impl ProducerContext for DeliveryReporter {
 pub struct ReportingProducer {
     producer: ThreadedProducer<DeliveryReporter>,
     topic: String,
+    /// The `content-type` header every message carries.
+    content_type: &'static str,
 }
 
 impl ReportingProducer {
-    /// Connects lazily (librdkafka retries in the background); errors only on bad settings.
-    pub fn new(kafka: &KafkaConfig, deliveries: Sender<Delivery>) -> Result<Self, KafkaSetupError> {
+    /// Connects lazily (librdkafka retries in the background); errors only on bad settings. Every
+    /// message carries the header `content-type: {content_type}`.
+    pub fn new(kafka: &KafkaConfig, content_type: &'static str, deliveries: Sender<Delivery>) -> Result<Self, KafkaSetupError> {
         let mut config = client_config(kafka, ClientRole::Producer)?;
         config
             .set("enable.idempotence", "true")
@@ -322,13 +325,14 @@ impl ReportingProducer {
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
         let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
         let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
-        Ok(ReportingProducer { producer, topic: kafka.topic.clone() })
+        Ok(ReportingProducer { producer, topic: kafka.topic.clone(), content_type })
     }
 
     /// Queues one message; the delivery report for `tag` follows on the channel.
     /// Fails at once only when librdkafka's queue is full or the message is refused.
     pub fn send(&self, key: &str, payload: &[u8], tag: u64) -> Result<(), KafkaError> {
-        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(tag)).key(key).payload(payload);
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(self.content_type) });
+        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(tag)).key(key).payload(payload).headers(headers);
         self.producer.send(record).map_err(|(error, _)| error)
     }
 

@@ -76,7 +76,7 @@ impl KafkaTransport {
     /// A transport to `kafka.topic`; connects in the background.
     pub fn new(kafka: &KafkaConfig) -> Result<Self, super::kafka::KafkaSetupError> {
         let (sender, reports) = mpsc::channel();
-        let producer = ReportingProducer::new(kafka, sender)?;
+        let producer = ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, sender)?;
         let state = producer.link_state();
         Ok(KafkaTransport { kafka: kafka.clone(), producer, reports, state, pending: Vec::new() })
     }

@@ -79,6 +79,7 @@ impl Run {
         std::thread::sleep(Duration::from_secs(10));
         stop_gracefully(self.agent.take().unwrap());
         let audit = audit_agent_run(&self.broker, &self.topic, self.agent_dir.path(), MACHINE);
+        audit.assert_tiled();
         // The running workers catch up with the last windows, then their feed must hold each once.
         let deadline = Instant::now() + Duration::from_secs(60);
         let (records, cost) = loop {
@@ -176,11 +177,10 @@ fn two_brokers_of_three_down_for_30_seconds_keep_windows_in_the_outbox_and_lose_
 
 /// The node id that leads the KRaft metadata quorum, from Kafka's own MetadataQuorumCommand.
 fn active_controller(run: &Run) -> u16 {
-    let dir = run.nodes().dir().to_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let output = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
-            .args(["tool", &dir, "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", &run.broker.bootstrap])
+            .args(["tool", "org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", &run.broker.bootstrap])
             .args(["describe", "--status"])
             .output()
             .unwrap();

@@ -64,7 +64,7 @@ fn a_broker_frozen_for_30_seconds_loses_and_duplicates_nothing() {
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 38, "about 42 one-second windows, got {}", audit.closed);
-    assert_tiled_once_in_order(&audit.messages);
+    audit.assert_tiled();
 }
 
 #[test]
@@ -81,11 +81,12 @@ fn a_broker_down_longer_than_the_message_timeout_loses_and_duplicates_nothing() 
     let waiting = waiting_in_outbox(data.path());
     assert!(waiting >= 7, "the windows closed while the broker was down wait in the outbox, found {waiting}");
     let broker = Broker::start_on_port(port);
-    std::thread::sleep(Duration::from_secs(8));
+    // The agent tries again within 8 s (its longest backoff), then delivers what waited.
+    std::thread::sleep(Duration::from_secs(12));
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 15, "about 18 one-second windows, got {}", audit.closed);
-    assert_tiled_once_in_order(&audit.messages);
+    audit.assert_tiled();
 }
 
 #[test]
@@ -165,7 +166,7 @@ fn a_network_cut_of_30_seconds_loses_and_duplicates_nothing() {
     assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0, "the cut dropped live connections");
     let audit = audit_agent_run(&through_proxy, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 38, "about 44 one-second windows, got {}", audit.closed);
-    assert_tiled_once_in_order(&audit.messages);
+    audit.assert_tiled();
 }
 
 #[test]

@@ -177,11 +177,6 @@ impl Kafka {
         self.dir.path().join("tls/ca.pem")
     }
 
-    /// The directory `kafka.sh` commands take.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The node's java process id (for SIGSTOP or SIGKILL).
     pub fn pid(&self, node: u16) -> u32 {
         let path = self.node_dir(node).join("pid");

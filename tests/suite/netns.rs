@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::audit::audit_agent_run;
 use crate::faults::{headless, stop_gracefully, waiting_in_outbox};
 use crate::kafka::Layout;
-use crate::util::{Broker, assert_tiled_once_in_order, free_port, unique};
+use crate::util::{Broker, free_port, unique};
 
 /// A network namespace with a veth pair to the host, deleted on drop.
 struct Namespace {
@@ -106,6 +106,6 @@ fn a_silent_drop_of_30_seconds_loses_and_duplicates_nothing() {
     stop_gracefully(agent);
     let audit = audit_agent_run(&broker, &topic, data.path(), "fault-box");
     assert!(audit.closed >= 45, "about 49 one-second windows, got {}", audit.closed);
-    assert_tiled_once_in_order(&audit.messages);
+    audit.assert_tiled();
     drop(broker);
 }

@@ -67,3 +67,52 @@ fn a_second_run_of_the_worker_resumes_and_bills_nothing_twice() {
     let records: u64 = report_json(data.path()).iter().map(|machine| machine["records"].as_u64().unwrap()).sum();
     assert_eq!(records, 300);
 }
+
+/// Reads `count` messages of `topic` from the start with Kafka's own console consumer, one
+/// `headers<TAB>key<TAB>value` line each.
+fn console_consume(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
+    let output = crate::kafka::kafka_sh(&[
+        "tool",
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        &count.to_string(),
+        "--timeout-ms",
+        "20000",
+        "--property",
+        "print.headers=true",
+        "--property",
+        "print.key=true",
+    ]);
+    output.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_stock_consumer_reads_records_and_feed_lines_with_their_content_types() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    let kafka = broker.args(&topic);
+    run_ok(usagebill(data.path()).args(&kafka).args(["simulate", "--machines", "3", "--records", "30"]));
+    run_ok(usagebill(data.path()).args(&kafka).args(["worker", "--exit-when-idle", "2s", "--group", &unique("billing")]));
+
+    let records = console_consume(&broker.bootstrap, &topic, 30);
+    assert_eq!(records.len(), 30, "the console consumer read every record: {records:?}");
+    for line in &records {
+        let mut fields = line.splitn(3, '\t');
+        let (headers, key, value) = (fields.next().unwrap(), fields.next().unwrap(), fields.next().unwrap_or_default());
+        assert_eq!(headers, "content-type:application/cloudevents+json", "a structured-mode CloudEvent: {line}");
+        let record = usagebill::record::UsageRecord::parse(value.as_bytes()).expect("the value is the record's JSON");
+        assert_eq!(record.machine_id, key, "keyed by machine id");
+    }
+    let lines = console_consume(&broker.bootstrap, &format!("{topic}.costs"), 30);
+    assert_eq!(lines.len(), 30, "the console consumer read every feed line: {lines:?}");
+    for line in &lines {
+        assert!(line.starts_with("content-type:application/json\t"), "a feed line says it is JSON: {line}");
+        assert!(line.contains("\"schema\":\"usagebill.cost-feed.v1\""), "{line}");
+    }
+}

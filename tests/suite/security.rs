@@ -153,8 +153,10 @@ impl Secured {
         allow("agent", &["Write", "Describe"], &["--topic", &topic]);
         allow("worker", &["Read", "Describe"], &["--topic", &topic, "--group", &group]);
         allow("worker", &["Write", "Describe"], &["--topic", &costs]);
-        // The feed view assigns partitions itself and commits nothing: reading the topic is enough.
+        // The feed view assigns partitions itself and commits nothing, but librdkafka still looks up
+        // the coordinator of its (never joined) group, `usagebill-view-<pid>`.
         allow("reader", &["Read", "Describe"], &["--topic", &costs]);
+        allow("reader", &["Read"], &["--resource-pattern-type", "prefixed", "--group", "usagebill-view-"]);
         Secured { broker, topic, group }
     }
 

@@ -44,7 +44,7 @@ impl FeedPublisher {
         let mut feed_kafka = kafka.clone();
         feed_kafka.topic = kafka.cost_topic.clone();
         let (sender, deliveries) = mpsc::channel();
-        let producer = ReportingProducer::new(&feed_kafka, sender)?;
+        let producer = ReportingProducer::new(&feed_kafka, super::CONTENT_TYPE, sender)?;
         let cursor = ledger.feed_published_through()?;
         Ok(FeedPublisher {
             producer,
