@@ -16,6 +16,8 @@ command -v mvn >/dev/null || extra+=(maven)
 command -v strace >/dev/null || extra+=(strace)
 command -v nft >/dev/null || extra+=(nftables)
 command -v ip >/dev/null || extra+=(iproute2)
+# lintian checks the .deb the package test builds.
+command -v lintian >/dev/null || extra+=(lintian)
 # openssl makes the test CA, the broker's certificate and the security tests' untrusted CA.
 command -v openssl >/dev/null || extra+=(openssl)
 install_debian_packages "${extra[@]}"

@@ -443,6 +443,11 @@ fn the_deb_package_holds_the_binary_the_desktop_entry_the_icons_and_the_units() 
     let control = std::process::Command::new("dpkg-deb").args(["-f"]).arg(&deb).args(["Package", "Depends"]).output().unwrap();
     let control = String::from_utf8(control.stdout).unwrap();
     assert!(control.contains("Package: usagebill") && control.contains("libc6"), "{control}");
+    let lintian = std::process::Command::new("lintian").arg(&deb).output();
+    let lintian = lintian.unwrap_or_else(|error| panic!("cannot run lintian ({error}): apt-get install lintian (./scripts/test.sh does)"));
+    let report = String::from_utf8_lossy(&lintian.stdout);
+    let errors: Vec<&str> = report.lines().filter(|line| line.starts_with("E:")).collect();
+    assert!(errors.is_empty(), "lintian finds errors in the package:\n{report}");
 }
 
 #[test]
