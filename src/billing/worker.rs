@@ -37,21 +37,10 @@ pub enum WorkerError {
     /// The cost feed could not be set up or written.
     #[error(transparent)]
     Feed(#[from] FeedError),
-    /// The broker refused this worker's principal; waiting would not change that.
-    #[error(
-        "the broker refused the worker: {error}; its principal needs READ and DESCRIBE on topic {topic}, READ on group {group}, \
-         and WRITE and DESCRIBE on the cost topic {cost_topic}"
-    )]
-    Refused {
-        /// librdkafka's error.
-        error: KafkaError,
-        /// The usage topic.
-        topic: String,
-        /// The consumer group.
-        group: String,
-        /// The cost feed's topic.
-        cost_topic: String,
-    },
+    /// The broker refused this worker's principal (librdkafka's words, with what the principal
+    /// needs); waiting would not change that.
+    #[error("the broker refused the worker: {0}")]
+    Refused(String),
 }
 
 /// Whether `error` is the broker refusing access (an ACL or a failed login), not a passing fault.
@@ -216,8 +205,11 @@ pub fn run_with_feed(
                 last_activity = Instant::now();
             }
             Some(Err(error)) if is_refusal(&error) => {
-                let (topic, group, cost_topic) = (kafka.topic.clone(), kafka.group_id.clone(), kafka.cost_topic.clone());
-                return Err(WorkerError::Refused { error, topic, group, cost_topic });
+                let (topic, group, costs) = (&kafka.topic, &kafka.group_id, &kafka.cost_topic);
+                return Err(WorkerError::Refused(format!(
+                    "{error}; its principal needs READ and DESCRIBE on topic {topic}, READ on group {group}, \
+                     and WRITE and DESCRIBE on the cost topic {costs}"
+                )));
             }
             Some(Err(error)) => tracing::warn!("consumer: {error}"),
             None => {}
