@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rust_decimal::Decimal;
 
 use crate::audit::{Audit, audit_agent_run};
-use crate::faults::{headless, stop_gracefully, waiting_in_outbox};
+use crate::faults::{headless_command, stop_gracefully, waiting_in_outbox};
 use crate::kafka::Layout;
 use crate::util::{Broker, FAST_GROUP, create_topics, run_ok, signal, unique, usagebill};
 
@@ -51,12 +51,15 @@ impl Run {
             })
             .collect();
         let agent_dir = tempfile::tempdir().unwrap();
-        let agent = headless(
+        let agent = headless_command(
             agent_dir.path(),
             &broker,
             &topic,
             &["--interval", "1s", "--sample-interval", "250ms", "--readings", "readings.jsonl"],
-        );
+        )
+        .stderr(std::fs::File::create(agent_dir.path().join("agent.log")).unwrap())
+        .spawn()
+        .expect("starting the headless agent");
         let run = Run { broker, topic, agent_dir, agent: Some(agent), workers };
         std::thread::sleep(Duration::from_secs(5));
         run
@@ -169,6 +172,11 @@ fn two_brokers_of_three_down_for_30_seconds_keep_windows_in_the_outbox_and_lose_
         run.nodes().restart(*node);
     }
     eprintln!("{waiting} windows waited in the outbox with brokers {down:?} down");
+    // The agent says why (its status line in the app is the same text).
+    let log = std::fs::read_to_string(run.agent_dir.path().join("agent.log")).unwrap();
+    let said = log.lines().find(|line| line.contains("send failed")).unwrap_or_else(|| panic!("the agent said nothing:\n{log}"));
+    assert!(said.contains("the records are kept in the outbox"), "{said}");
+    eprintln!("the agent said: {said}");
     assert!(waiting >= 20, "the windows closed while acks=all could not succeed waited in the outbox, found {waiting}");
     let audit = run.finish();
     eprintln!("two of three down: {}", audit.figures());

@@ -11,19 +11,24 @@ use crate::audit::audit_agent_run;
 use crate::util::{Broker, assert_tiled_once_in_order, read_topic, signal, unique, usagebill};
 
 pub fn headless(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> Child {
+    headless_command(data_dir, broker, topic, args).spawn().expect("starting the headless agent")
+}
+
+/// The headless agent of machine `fault-box` reading scripted readings, as a command to adjust.
+pub fn headless_command(data_dir: &Path, broker: &Broker, topic: &str, args: &[&str]) -> std::process::Command {
     let script = data_dir.join("readings.jsonl");
     if !script.exists() {
         std::fs::write(&script, r#"{"cpu_pct": 25, "mem_used_bytes": 2000000000, "disk_write_bytes_per_sec": 4096}"#).unwrap();
     }
-    usagebill(data_dir)
+    let mut command = usagebill(data_dir);
+    command
         .args(broker.args(topic))
         .args(["agent", "--headless", "--machine-id", "fault-box"])
         .args(args)
         .current_dir(data_dir)
         // USAGEBILL_AGENT_LOG=debug shows, among others, the offset of every delivery.
-        .env("RUST_LOG", std::env::var("USAGEBILL_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
-        .spawn()
-        .expect("starting the headless agent")
+        .env("RUST_LOG", std::env::var("USAGEBILL_AGENT_LOG").unwrap_or_else(|_| "warn".into()));
+    command
 }
 
 pub fn waiting_in_outbox(data_dir: &Path) -> i64 {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::params::GroupBy;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::report::TimeRange;
-use crate::record::UnixMillis;
+use crate::record::{LATEST, UnixMillis};
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -46,7 +46,7 @@ pub struct CostTotal {
 pub struct UsageBucket {
     /// First instant of the step.
     pub start: UnixMillis,
-    /// First instant after the step.
+    /// First instant after the step, or the range's end (at the latest 2200-01-01) if sooner.
     pub end: UnixMillis,
     /// Records whose window starts in the step.
     pub records: u64,
@@ -206,7 +206,7 @@ pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i
         let start: i64 = row.get(0)?;
         Ok(UsageBucket {
             start: UnixMillis(start),
-            end: UnixMillis(start.saturating_add(step_millis)),
+            end: UnixMillis(start.saturating_add(step_millis).min(to).min(LATEST.0)),
             currency: row.get(1)?,
             records: row.get::<_, i64>(2)? as u64,
             cpu_core_hours: row.get(3)?,

@@ -68,6 +68,12 @@ fn usage_steps_add_up_to_the_machine_total() {
     assert_eq!(buckets.iter().map(|bucket| decimal(&bucket["cost"])).sum::<Decimal>(), beta_total);
     let aligned = body(&get(&fixture.api, "/api/v1/machines/beta/usage?step=1h&from=2026-01-01T23:30:00Z"));
     assert_eq!(aligned["buckets"][0]["start"], "2026-01-01T23:30:00.000Z", "steps align on `from`");
+    // The longest step (found by Schemathesis): a step past the range's end, or past the latest
+    // instant a record may carry, ends there, so every `end` is a real date-time.
+    let long = body(&get(&fixture.api, "/api/v1/machines/beta/usage?step=9999999d"));
+    assert_eq!(long["buckets"][0]["end"], "2200-01-01T00:00:00.000Z");
+    let bounded = body(&get(&fixture.api, "/api/v1/machines/beta/usage?step=9999999d&to=2026-01-03T00:00:00Z"));
+    assert_eq!(bounded["buckets"][0]["end"], "2026-01-03T00:00:00.000Z");
 }
 
 #[test]
