@@ -288,10 +288,13 @@ impl ProducerContext for DeliveryReporter {
                 }
                 let key = message.key().map_or_else(|| "none".into(), String::from_utf8_lossy);
                 let mut reason = format!("{error} (topic {}, key {key})", message.topic());
-                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
-                    && let Some(connection_error) = self.connection_error()
-                {
-                    reason.push_str(&format!("; last broker connection error: {connection_error}"));
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+                    // A timeout alone does not say why: with acks=all, the partition's leader must be
+                    // reachable and enough of its replicas in sync (min.insync.replicas).
+                    reason.push_str(": the cluster did not acknowledge it in time (acks=all needs the partition's leader and min.insync.replicas in-sync replicas)");
+                    if let Some(connection_error) = self.connection_error() {
+                        reason.push_str(&format!("; last broker connection error: {connection_error}"));
+                    }
                 }
                 Err(reason)
             }
