@@ -138,6 +138,14 @@ fn the_active_controller_sigkilled_loses_and_duplicates_nothing() {
     let successor = active_controller(&run);
     assert_ne!(successor, controller, "another node leads the metadata quorum");
     run.nodes().restart(controller);
+    // A topic usagebill creates with no replication factor configured takes the cluster's default (3).
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("replicated");
+    run_ok(usagebill(data.path()).args(run.broker.args(&topic)).args(["simulate", "--machines", "1", "--records", "1"]));
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &run.broker.bootstrap).create().unwrap();
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
+    let replicas: Vec<usize> = metadata.topics()[0].partitions().iter().map(|partition| partition.replicas().len()).collect();
+    assert_eq!(replicas, vec![3; 6], "six partitions of three replicas each");
     let audit = run.finish();
     eprintln!("controller {controller} killed, {successor} took over: {}", audit.figures());
     assert!(audit.closed >= 25, "about 30 one-second windows, got {}", audit.closed);

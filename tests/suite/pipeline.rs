@@ -116,3 +116,22 @@ fn a_stock_consumer_reads_records_and_feed_lines_with_their_content_types() {
         assert!(line.contains("\"schema\":\"usagebill.cost-feed.v1\""), "{line}");
     }
 }
+
+#[test]
+fn a_replication_factor_larger_than_the_cluster_is_refused_by_name() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("config.toml"), "[kafka]\nreplication_factor = 5\n").unwrap();
+    let output = usagebill(data.path())
+        .args(broker.args(&unique("usage")))
+        .args(["simulate", "--machines", "1", "--records", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("replication factor 5 is larger than the 1 broker(s) in the cluster")
+            && stderr.contains("kafka.replication_factor"),
+        "the error names the factor, the broker count and the key: {stderr}"
+    );
+}
