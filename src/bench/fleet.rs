@@ -84,11 +84,12 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
     let biller = Biller::new(Ledger::open(&path)?, RateCard::built_in());
     let worker_kafka = kafka.clone();
     let worker = std::thread::spawn(move || {
-        let options = WorkerOptions { exit_when_idle: Some(Duration::from_secs(3)), ..worker_options() };
+        // Idle counts from the assignment: it must outlast the wait below and the first window.
+        let options = WorkerOptions { exit_when_idle: Some(Duration::from_secs(6)), ..worker_options() };
         worker::run(&worker_kafka, biller, &options, &AtomicBool::new(false))
     });
-    // Let the worker join its group before the clock starts.
-    std::thread::sleep(Duration::from_secs(5));
+    // Let the worker join its group before the clock starts (about a second on Apache Kafka).
+    std::thread::sleep(Duration::from_secs(3));
     let machines = options.latency_machines.max(1);
     let records = u64::from(machines) * u64::from(options.latency_seconds);
     let fleet = Fleet { machines, records, window: Duration::from_secs(1), profile: Profile::Constant, seed: 0, start: UnixMillis::now() };
