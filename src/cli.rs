@@ -252,8 +252,8 @@ impl FromStr for PropertyArg {
 impl fmt::Debug for PropertyArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.split_once('=') {
-            Some((key, value)) => write!(f, "{key}={}", crate::config::secret::redacted(key, value)),
-            None if crate::config::secret::is_secret_key(&self.0) => f.write_str(crate::config::secret::MASK),
+            Some((key, value)) => write!(f, "{key}={}", crate::kafka::secret::redacted(key, value)),
+            None if crate::kafka::secret::is_secret_key(&self.0) => f.write_str(crate::kafka::secret::MASK),
             None => write!(f, "{}", self.0),
         }
     }

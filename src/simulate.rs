@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
+use crate::kafka::{KafkaSetupError, ReportingProducer, ensure_topic};
 use crate::record::{Trigger, UnixMillis, UsageRecord};
-use crate::transmit::kafka::{KafkaSetupError, ReportingProducer, ensure_topic};
 
 /// How simulated machines behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,7 +238,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
 /// The producer with its delivery count.
 struct Sender {
     producer: ReportingProducer,
-    deliveries: mpsc::Receiver<crate::transmit::kafka::Delivery>,
+    deliveries: mpsc::Receiver<crate::kafka::Delivery>,
     delivered: u64,
     failures: Vec<String>,
 }

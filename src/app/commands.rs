@@ -116,7 +116,7 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
     }
     for property in args.kafka_properties.iter().map(|property| property.0.as_str()) {
         // Echo the argument only when it names no secret: `sasl.password hunter2` lacks its `=`.
-        let shown = if config::secret::is_secret_key(property) { config::secret::MASK } else { property };
+        let shown = if crate::kafka::secret::is_secret_key(property) { crate::kafka::secret::MASK } else { property };
         let (key, value) = property.split_once('=').with_context(|| format!("--kafka-property {shown:?}: write KEY=VALUE"))?;
         settings.config.kafka.properties.insert(key.trim().to_owned(), value.trim().to_owned());
     }

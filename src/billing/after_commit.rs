@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::biller::Biller;
 use super::budget::{AlertTracker, Budgets};
 use super::feed::{FeedError, FeedPublisher};
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 
 /// How often budgets are checked: the projection moves slowly, and the query reads every machine.

@@ -20,8 +20,8 @@ pub use self::publisher::FeedPublisher;
 use super::budget::BudgetAlert;
 use super::ledger::{LedgerError, Origin};
 use super::price::PricedLine;
+use crate::kafka::KafkaSetupError;
 use crate::record::{RecordError, UsageRecord};
-use crate::transmit::kafka::KafkaSetupError;
 
 /// The `content-type` header of a feed message (plain JSON; the record inside is a CloudEvent).
 pub const CONTENT_TYPE: &str = "application/json";

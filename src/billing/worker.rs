@@ -19,8 +19,8 @@ use super::biller::{Biller, BillerTotals, RawMessage};
 use super::budget::Budgets;
 use super::feed::FeedError;
 use super::ledger::{Ledger, LedgerError};
-use crate::config::KafkaConfig;
-use crate::transmit::kafka::{ClientRole, KafkaSetupError, apply_properties, client_config, ensure_topic};
+use crate::kafka::KafkaConfig;
+use crate::kafka::{ClientRole, KafkaSetupError, apply_properties, client_config, ensure_topic};
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,8 @@ use eframe::egui;
 use super::app::Action;
 use super::background::SaveError;
 use crate::app::{AgentOverrides, Settings};
-use crate::config::{secret, validate_broker, validate_topic};
+use crate::config::{validate_broker, validate_topic};
+use crate::kafka::secret;
 use crate::record::validate_machine_id;
 
 /// Width of each text field, in points.

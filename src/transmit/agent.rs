@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::outbox::{Outbox, OutboxError};
 use super::policy::SendPolicy;
 use super::rule::ThresholdRule;
-use super::transport::{LinkState, Transport};
+use super::transport::Transport;
 use crate::collect::Reading;
 use crate::collect::window::{MachineFacts, OpenWindow};
+use crate::kafka::LinkState;
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 
 /// What the person (or the process) asks of the agent.

@@ -2,7 +2,6 @@
 //! that is either Kafka or the in-process embedded biller.
 
 pub mod agent;
-pub mod kafka;
 pub mod outbox;
 pub mod policy;
 pub mod rule;

@@ -98,7 +98,7 @@ impl ThresholdRule {
         if *for_word != "for" {
             return Err(format!("expected `for` before the duration, got `{for_word}`"));
         }
-        let hold: HumanDuration = hold.parse().map_err(|error: crate::config::duration::DurationError| error.to_string())?;
+        let hold: HumanDuration = hold.parse().map_err(|error: crate::duration::DurationError| error.to_string())?;
         if hold.0 < Duration::from_secs(1) {
             return Err(format!("duration `{hold}` must be at least 1s"));
         }

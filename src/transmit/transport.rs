@@ -8,34 +8,9 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::kafka::{Delivery, ReportingProducer};
 use crate::billing::biller::{Biller, RawMessage};
-use crate::config::KafkaConfig;
-
-/// What the agent knows of its link to the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    /// Nothing delivered yet and no error seen.
-    Connecting,
-    /// The last delivery succeeded.
-    Up,
-    /// The broker cannot be reached; records wait in the outbox.
-    Down,
-    /// Embedded mode: no broker, records are billed in this process.
-    Embedded,
-}
-
-impl LinkState {
-    /// A word for the status bar and the log.
-    pub fn label(self) -> &'static str {
-        match self {
-            LinkState::Connecting => "connecting",
-            LinkState::Up => "connected",
-            LinkState::Down => "unreachable",
-            LinkState::Embedded => "embedded (no broker)",
-        }
-    }
-}
+use crate::kafka::KafkaConfig;
+use crate::kafka::{Delivery, LinkState, ReportingProducer, link_state_from};
 
 /// An offer the transport cannot take now; the record stays in the outbox.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +49,7 @@ pub struct KafkaTransport {
 
 impl KafkaTransport {
     /// A transport to `kafka.topic`; connects in the background.
-    pub fn new(kafka: &KafkaConfig) -> Result<Self, super::kafka::KafkaSetupError> {
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, crate::kafka::KafkaSetupError> {
         let (sender, reports) = mpsc::channel();
         let producer = ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, sender)?;
         let state = producer.link_state();
@@ -124,20 +99,6 @@ impl Transport for KafkaTransport {
 
     fn flush(&mut self, timeout: Duration) {
         let _ = self.producer.flush(timeout);
-    }
-}
-
-/// Stored form of [`LinkState`] shared with librdkafka's callbacks.
-pub fn link_state_to(state: LinkState) -> u8 {
-    state as u8
-}
-
-fn link_state_from(value: u8) -> LinkState {
-    match value {
-        1 => LinkState::Up,
-        2 => LinkState::Down,
-        3 => LinkState::Embedded,
-        _ => LinkState::Connecting,
     }
 }
 

@@ -26,7 +26,7 @@ fn config_check_never_prints_a_secret() {
         let (ok, printed) = check(&config);
         assert!(!ok, "{printed}");
         assert!(!printed.contains(SECRET) && !printed.contains("20242025"), "{printed}");
-        assert!(printed.contains(".password") && printed.contains(usagebill::config::secret::MASK), "still says where: {printed}");
+        assert!(printed.contains(".password") && printed.contains(usagebill::kafka::secret::MASK), "still says where: {printed}");
     }
 }
 

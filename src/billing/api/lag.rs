@@ -13,8 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::ApiError;
 use super::metrics::{PartitionPosition, WorkerMetrics};
 use crate::billing::ledger::Ledger;
-use crate::config::KafkaConfig;
-use crate::transmit::kafka::{ClientRole, KafkaSetupError, client_config};
+use crate::kafka::KafkaConfig;
+use crate::kafka::{ClientRole, KafkaSetupError, client_config};
 
 /// Time between two lag measurements.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);

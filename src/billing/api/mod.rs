@@ -27,8 +27,8 @@ pub use self::metrics::WorkerMetrics;
 use self::render::ApiResponse;
 use self::routes::{Api, ApiRequest, LedgerCache};
 use crate::billing::rate_card::RateCard;
-use crate::config::KafkaConfig;
-use crate::transmit::kafka::KafkaSetupError;
+use crate::kafka::KafkaConfig;
+use crate::kafka::KafkaSetupError;
 
 /// Threads answering requests; two let a slow query not hold up `/metrics` or `/healthz`.
 const HANDLER_THREADS: usize = 2;

@@ -19,8 +19,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{FeedError, FeedMessage};
 use crate::billing::ledger::{Batch, Ledger, Quarantined};
-use crate::config::KafkaConfig;
-use crate::transmit::kafka::{ClientRole, KafkaSetupError, client_config, ensure_topic};
+use crate::kafka::KafkaConfig;
+use crate::kafka::{ClientRole, KafkaSetupError, client_config, ensure_topic};
 
 /// Most feed messages per view transaction.
 const BATCH_MESSAGES: usize = 5_000;

@@ -15,8 +15,8 @@ use super::{FeedError, FeedMessage, encode_cost};
 use crate::billing::biller::FreshLine;
 use crate::billing::budget::BudgetAlert;
 use crate::billing::ledger::Ledger;
-use crate::config::KafkaConfig;
-use crate::transmit::kafka::{Delivery, ReportingProducer, ensure_topic};
+use crate::kafka::KafkaConfig;
+use crate::kafka::{Delivery, ReportingProducer, ensure_topic};
 
 /// Rows read from the ledger per query while publishing.
 const ROWS_PER_READ: usize = 5_000;

@@ -1,20 +1,18 @@
-//! Kafka plumbing shared by the agent, the simulator and the worker: client settings with
-//! pass-through properties, topic creation, and a producer that reports every delivery.
+//! Kafka plumbing shared by the agent, the simulator, the worker and the views: the `[kafka]`
+//! config, client settings with pass-through properties and secrets, topic creation, and a
+//! producer that reports every delivery.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod admin;
+mod config;
+mod producer;
+pub mod secret;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::error::KafkaError;
 
-use super::transport::{LinkState, link_state_to};
-use crate::config::{KafkaConfig, secret};
+pub use self::admin::ensure_topic;
+pub use self::config::KafkaConfig;
+pub use self::producer::{Delivery, DeliveryReporter, LinkState, ReportingProducer, link_state_from, link_state_to};
 
 /// Properties usagebill sets itself; setting them again under `[kafka.properties]` is refused.
 const OWNED_PROPERTIES: &[&str] = &["bootstrap.servers", "enable.idempotence", "group.id", "enable.auto.commit"];
@@ -170,198 +168,6 @@ fn resolve_secret(value: &str) -> Result<String, String> {
         return std::fs::read_to_string(path).map(|text| text.trim().to_owned()).map_err(|error| format!("cannot read {path}: {error}"));
     }
     Err(format!("`${{{reference}}}` is neither ${{env:NAME}} nor ${{file:PATH}}"))
-}
-
-/// Creates `topic` with the configured partitions unless it exists. Without a configured
-/// replication factor the broker's `default.replication.factor` applies (CreateTopics with −1).
-pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka, ClientRole::Admin)?.create().map_err(failed)?;
-    let replication = TopicReplication::Fixed(kafka.replication_factor.unwrap_or(-1));
-    let new_topic = NewTopic::new(topic, kafka.partitions, replication);
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
-    let results = futures_executor::block_on(admin.create_topics([&new_topic], &options)).map_err(failed)?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            // A managed cluster's operator creates the topics; a principal allowed only to use them
-            // goes on, and a topic that is really missing is named by the first fetch or send.
-            Err((_, RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed)) => {
-                tracing::info!("not allowed to create topic {topic}; using it as the cluster's operator made it");
-            }
-            Err((_, RDKafkaErrorCode::InvalidReplicationFactor)) => {
-                let brokers = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map(|metadata| metadata.brokers().len());
-                let factor =
-                    kafka.replication_factor.map_or_else(|| "the broker's default.replication.factor".into(), |factor| factor.to_string());
-                return Err(KafkaSetupError::ReplicationFactor {
-                    topic: topic.to_owned(),
-                    factor,
-                    brokers: brokers.map_or_else(|_| "fewer".into(), |count| count.to_string()),
-                });
-            }
-            Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
-        }
-    }
-    Ok(())
-}
-
-/// The outcome of one produced message, reported by librdkafka's delivery callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The tag given to [`ReportingProducer::send`].
-    pub tag: u64,
-    /// `Ok` once the broker acknowledged it (all in-sync replicas); else why not.
-    pub outcome: Result<(), String>,
-}
-
-/// Forwards each delivery report to a channel and keeps the link state.
-pub struct DeliveryReporter {
-    deliveries: Sender<Delivery>,
-    link: Arc<AtomicU8>,
-    /// Set when the broker refused this producer's identity: every later send would fail too.
-    fenced: AtomicBool,
-    /// What librdkafka last said went wrong on a broker connection (a refused certificate, failed
-    /// SASL authentication, a refused connection); cleared by a delivery. A record that times out
-    /// names it, since "message timed out" alone does not say why.
-    connection_error: Mutex<Option<String>>,
-}
-
-impl DeliveryReporter {
-    fn connection_error(&self) -> Option<String> {
-        self.connection_error.lock().map_or(None, |error| error.clone())
-    }
-
-    fn set_connection_error(&self, error: Option<String>) {
-        if let Ok(mut slot) = self.connection_error.lock() {
-            *slot = error;
-        }
-    }
-}
-
-impl ClientContext for DeliveryReporter {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code();
-        let down = matches!(
-            code,
-            Some(
-                RDKafkaErrorCode::AllBrokersDown
-                    | RDKafkaErrorCode::BrokerTransportFailure
-                    | RDKafkaErrorCode::Resolve
-                    | RDKafkaErrorCode::SSL
-                    | RDKafkaErrorCode::Authentication
-            )
-        );
-        if down {
-            self.link.store(link_state_to(LinkState::Down), Ordering::Relaxed);
-        }
-        // "All brokers are down" says less than the error that brought them down; keep that one.
-        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.set_connection_error(Some(reason.to_owned()));
-        }
-        tracing::debug!("kafka: {error}: {reason}");
-    }
-}
-
-impl ProducerContext for DeliveryReporter {
-    type DeliveryOpaque = Box<u64>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
-        let outcome = match result {
-            Ok(message) => {
-                tracing::debug!("delivered #{tag} to {}[{}] at offset {}", message.topic(), message.partition(), message.offset());
-                self.link.store(link_state_to(LinkState::Up), Ordering::Relaxed);
-                self.set_connection_error(None);
-                Ok(())
-            }
-            Err((error, message)) => {
-                let identity_refused = matches!(
-                    error.rdkafka_error_code(),
-                    Some(
-                        RDKafkaErrorCode::ProducerFenced
-                            | RDKafkaErrorCode::InvalidProducerEpoch
-                            | RDKafkaErrorCode::UnknownProducerId
-                            | RDKafkaErrorCode::OutOfOrderSequenceNumber
-                    )
-                );
-                if identity_refused {
-                    self.fenced.store(true, Ordering::Relaxed);
-                }
-                let key = message.key().map_or_else(|| "none".into(), String::from_utf8_lossy);
-                let mut reason = format!("{error} (topic {}, key {key})", message.topic());
-                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
-                    // A timeout alone does not say why: with acks=all, the partition's leader must be
-                    // reachable and enough of its replicas in sync (min.insync.replicas).
-                    reason.push_str(": the cluster did not acknowledge it in time (acks=all needs the partition's leader and min.insync.replicas in-sync replicas)");
-                    if let Some(connection_error) = self.connection_error() {
-                        reason.push_str(&format!("; last broker connection error: {connection_error}"));
-                    }
-                }
-                Err(reason)
-            }
-        };
-        // A closed channel means the owner is gone; the message is still in its outbox.
-        let _ = self.deliveries.send(Delivery { tag: *tag, outcome });
-    }
-}
-
-/// An idempotent producer whose deliveries arrive on a channel.
-pub struct ReportingProducer {
-    producer: ThreadedProducer<DeliveryReporter>,
-    topic: String,
-    /// The `content-type` header every message carries.
-    content_type: &'static str,
-}
-
-impl ReportingProducer {
-    /// Connects lazily (librdkafka retries in the background); errors only on bad settings. Every
-    /// message carries the header `content-type: {content_type}`.
-    pub fn new(kafka: &KafkaConfig, content_type: &'static str, deliveries: Sender<Delivery>) -> Result<Self, KafkaSetupError> {
-        let mut config = client_config(kafka, ClientRole::Producer)?;
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", kafka.message_timeout.as_millis().to_string());
-        // Pass-through properties win over the defaults above (e.g. zstd instead of lz4).
-        apply_properties(&mut config, kafka, ClientRole::Producer)?;
-        let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
-        let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
-        let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
-        Ok(ReportingProducer { producer, topic: kafka.topic.clone(), content_type })
-    }
-
-    /// Queues one message; the delivery report for `tag` follows on the channel.
-    /// Fails at once only when librdkafka's queue is full or the message is refused.
-    pub fn send(&self, key: &str, payload: &[u8], tag: u64) -> Result<(), KafkaError> {
-        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(self.content_type) });
-        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(tag)).key(key).payload(payload).headers(headers);
-        self.producer.send(record).map_err(|(error, _)| error)
-    }
-
-    /// The link state as the delivery and error callbacks last saw it.
-    pub fn link_state(&self) -> Arc<AtomicU8> {
-        Arc::clone(&self.producer.context().link)
-    }
-
-    /// The error that made this producer unusable, if any (e.g. fenced after a long cut): an
-    /// idempotent producer stops for good on such an error and must be replaced.
-    pub fn fatal_error(&self) -> Option<String> {
-        if self.producer.context().fenced.load(Ordering::Relaxed) {
-            return Some("the broker refused this producer's identity (fenced)".into());
-        }
-        self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
-    }
-
-    /// Messages queued or in flight.
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
-    }
-
-    /// Waits up to `timeout` for every queued message to be delivered or to fail.
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
-    }
 }
 
 #[cfg(test)]
