@@ -18,7 +18,7 @@ use crate::billing::biller::Biller;
 use crate::billing::feed;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
-use crate::billing::worker::{self, WorkerOptions};
+use crate::billing::worker::{self, FeedOptions, WorkerOptions};
 use crate::config::ConfigError;
 use crate::transmit::agent::{Command, Input, Update};
 
@@ -220,7 +220,9 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
                     exit_when_idle: None,
                     metrics: None,
                 };
-                worker::run(&settings.config.kafka, Biller::new(ledger, card), &options, &flag)?;
+                // As `usagebill worker` bills: with the cost feed and the configured budgets.
+                let feed = FeedOptions { publish_feed: true, budgets: settings.config.billing.budgets()? };
+                worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &flag)?;
                 Ok(())
             };
             if let Err(error) = run() {

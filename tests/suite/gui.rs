@@ -471,3 +471,38 @@ fn install_desktop_puts_the_entry_and_icons_under_the_users_data_home_and_remove
     run(&["--uninstall"]);
     assert!(!installed.exists() && !data_home.join("applications/usagebill.desktop").exists());
 }
+
+#[test]
+fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("usage");
+    // 4 machines × 100 windows of 10 s ending now: this period, inside the projection's burn window.
+    let producer = tempfile::tempdir().unwrap();
+    let start = UnixMillis::now().plus_millis(-1_000_000).to_string();
+    let simulate = ["simulate", "--machines", "4", "--records", "400", "--window", "10s", "--start", start.as_str()];
+    let output = crate::util::usagebill(producer.path()).args(broker.args(&topic)).args(simulate).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let mut config = Config::default();
+    config.kafka.brokers = vec![broker.bootstrap.clone()];
+    config.kafka.topic = topic.clone();
+    config.kafka.cost_topic = format!("{topic}.costs");
+    config.kafka.group_id = unique("app-billing");
+    config.worker.embedded = true;
+    config.billing.budgets.insert("sim-*".into(), "1".into());
+    config.agent.machine_id = Some("desk-budget".into());
+    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    let ledger = data.path().join("ledger.db");
+    let alerts = || -> i64 {
+        let connection = rusqlite::Connection::open_with_flags(&ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
+        connection.and_then(|connection| connection.query_row("SELECT count(*) FROM budget_alerts", [], |row| row.get(0))).unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts() < 4 {
+        assert!(Instant::now() < deadline, "the app's worker raised {} of 4 budget alerts within 60 s", alerts());
+        harness.step();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
