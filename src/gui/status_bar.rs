@@ -34,7 +34,7 @@ pub fn show(ui: &mut egui::Ui, settings: &Settings, live: &Live) {
             .as_deref()
             .map(|error| format!("Agent: {error}"))
             .or_else(|| live.background_error.clone())
-            .or_else(|| live.status.as_ref().and_then(|status| status.problem.clone()));
+            .or_else(|| live.status.as_ref().and_then(|status| status.problem.as_ref().map(ToString::to_string)));
         if let Some(problem) = problem {
             ui.separator();
             ui.colored_label(ui.visuals().error_fg_color, problem);

@@ -49,6 +49,37 @@ pub struct DeliverySummary {
     pub records: u64,
 }
 
+/// What keeps the agent from its job right now; each kind is cleared by its own kind of success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Closed windows cannot be written to the outbox (a full disk, an I/O error): they wait in memory.
+    OutboxWrite {
+        /// Why the write failed.
+        error: String,
+        /// Whether the disk is full.
+        disk_full: bool,
+        /// Windows waiting in memory.
+        held: usize,
+    },
+    /// The outbox cannot be read or updated, so nothing more is offered until it can.
+    Outbox(String),
+    /// A send failed or was refused; the records stay in the outbox and go again.
+    Send(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::OutboxWrite { error, disk_full, held } => {
+                let note = if *disk_full { "disk full; " } else { "" };
+                write!(f, "outbox: {note}{error}; {held} window(s) held in memory until it can be written")
+            }
+            Problem::Outbox(error) => write!(f, "{error}; nothing more is sent until the outbox can be read"),
+            Problem::Send(reason) => write!(f, "send failed: {reason}; the records are kept in the outbox and retried"),
+        }
+    }
+}
+
 /// A snapshot of the agent for the app and the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentStatus {
@@ -75,7 +106,7 @@ pub struct AgentStatus {
     /// Seq the open window will get.
     pub next_seq: u64,
     /// The latest problem (a failed send, a full disk), cleared when it is over.
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
     /// The outbox hit its size bound and merged windows (count of merges so far).
     pub merged_windows: u64,
 }
@@ -240,18 +271,12 @@ impl<T: Transport> Agent<T> {
         match self.outbox.append(&records) {
             Ok(()) => {
                 self.held.clear();
-                if self.status.problem.as_deref().is_some_and(|problem| problem.starts_with("outbox")) {
-                    self.status.problem = None;
-                }
+                self.clear_problem(|problem| matches!(problem, Problem::OutboxWrite { .. }));
                 self.enforce_bound();
             }
             Err(error) => {
-                let note = if error.is_disk_full() { "disk full; " } else { "" };
-                let problem = format!("outbox: {note}{error}; {} window(s) held in memory until it can be written", self.held.len());
-                if self.status.problem.as_ref() != Some(&problem) {
-                    tracing::error!("{problem}");
-                }
-                self.status.problem = Some(problem);
+                let held = self.held.len();
+                self.report(Problem::OutboxWrite { error: error.to_string(), disk_full: error.is_disk_full(), held });
                 while self.held.len() > MAX_HELD_IN_MEMORY {
                     merge_front(&mut self.held);
                 }
@@ -303,9 +328,7 @@ impl<T: Transport> Agent<T> {
             self.status.delivered_total += delivered.len() as u64;
             self.status.last_delivery = Some(DeliverySummary { at: now, records: delivered.len() as u64 });
             self.failures_in_a_row = 0;
-            if self.status.problem.as_deref().is_some_and(|problem| problem.starts_with("send")) {
-                self.status.problem = None;
-            }
+            self.clear_problem(|problem| matches!(problem, Problem::Send(_)));
         }
         if let Some(reason) = failure {
             self.failures_in_a_row += 1;
@@ -314,11 +337,7 @@ impl<T: Transport> Agent<T> {
             self.retry_at = Some(now.plus_millis(backoff));
             // Start again from the oldest waiting record once everything in flight is reported.
             self.offered_through = 0;
-            let problem = format!("send failed: {reason}; the records are kept in the outbox and retried");
-            if self.status.problem.as_ref() != Some(&problem) {
-                tracing::warn!("{problem}");
-            }
-            self.status.problem = Some(problem);
+            self.report(Problem::Send(reason));
         }
     }
 
@@ -342,10 +361,11 @@ impl<T: Transport> Agent<T> {
         let waiting = match self.outbox.waiting_after(self.offered_through, room) {
             Ok(waiting) => waiting,
             Err(error) => {
-                self.status.problem = Some(error.to_string());
+                self.report(Problem::Outbox(error.to_string()));
                 return;
             }
         };
+        self.clear_problem(|problem| matches!(problem, Problem::Outbox(_)));
         let paused = !self.settings.policy.may_send();
         for item in waiting {
             let seq = item.record.seq;
@@ -356,19 +376,43 @@ impl<T: Transport> Agent<T> {
                 self.offered_through = seq;
                 continue;
             }
+            // Marked before it is offered: the outbox bound merges only windows never offered, since
+            // an offered one may have reached the broker. Unmarked, it is not offered.
+            if let Err(error) = self.outbox.mark_attempted(seq) {
+                self.report(Problem::Outbox(error.to_string()));
+                self.retry_at = Some(now.plus_millis(1_000));
+                break;
+            }
             match self.transport.offer(&item.record.machine_id, seq, &item.payload) {
                 Ok(()) => {
                     self.in_flight.insert(seq);
                     self.offered_through = seq;
-                    let _ = self.outbox.mark_attempted(seq);
                 }
                 Err(super::transport::OfferError::Busy) => break,
                 Err(super::transport::OfferError::Failed(reason)) => {
-                    self.status.problem = Some(format!("send failed: {reason}; the records are kept in the outbox"));
+                    self.report(Problem::Send(reason));
                     self.retry_at = Some(now.plus_millis(1_000));
                     break;
                 }
             }
+        }
+    }
+
+    /// Makes `problem` the agent's latest, logging it when it is new.
+    fn report(&mut self, problem: Problem) {
+        if self.status.problem.as_ref() != Some(&problem) {
+            match problem {
+                Problem::Send(_) => tracing::warn!("{problem}"),
+                Problem::OutboxWrite { .. } | Problem::Outbox(_) => tracing::error!("{problem}"),
+            }
+        }
+        self.status.problem = Some(problem);
+    }
+
+    /// Clears the latest problem if it is of the kind `is_over` names.
+    fn clear_problem(&mut self, is_over: impl Fn(&Problem) -> bool) {
+        if self.status.problem.as_ref().is_some_and(is_over) {
+            self.status.problem = None;
         }
     }
 

@@ -98,3 +98,45 @@ fn send_now_sends_while_paused_and_pausing_again_holds() {
     assert_eq!(agent.status().outbox_depth, 1, "still paused after send-now");
     assert_eq!(agent.status().delivered_total, 2);
 }
+
+#[test]
+fn a_window_whose_offer_cannot_be_recorded_is_not_sent_and_the_agent_says_why() {
+    let directory = tempfile::tempdir().unwrap();
+    let biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
+    let settings = AgentSettings {
+        facts: MachineFacts { machine_id: "unmarked".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
+        policy: SendPolicy::new(PolicySettings {
+            interval: None,
+            max_window: Duration::from_secs(5),
+            rules: Vec::new(),
+            cooldown: Duration::from_secs(60),
+            paused: true,
+        }),
+        outbox_max_bytes: 1 << 20,
+        stop_grace: Duration::from_secs(1),
+    };
+    let outbox_path = directory.path().join("outbox.db");
+    let mut agent = Agent::new(settings, Outbox::open(&outbox_path).unwrap(), EmbeddedTransport::new(biller)).unwrap();
+    // Another connection makes the outbox refuse to count an offer (the merge rule relies on that
+    // count: an offered window may have reached the broker and must never be merged away).
+    let other = rusqlite::Connection::open(&outbox_path).unwrap();
+    other.execute_batch("CREATE TRIGGER refuse BEFORE UPDATE ON waiting BEGIN SELECT RAISE(FAIL, 'refused by the test'); END;").unwrap();
+    let began = agent.status().window_start;
+    agent.step(began.plus_millis(6_000));
+    agent.on_command(Command::SendNow, began.plus_millis(7_000));
+    agent.step(began.plus_millis(7_000));
+    let status = agent.status().clone();
+    assert_eq!(status.delivered_total, 0, "a window whose offer was not recorded was not sent");
+    assert!(
+        matches!(&status.problem, Some(Problem::Outbox(error)) if error.contains("refused by the test")),
+        "the agent says why: {:?}",
+        status.problem
+    );
+
+    other.execute_batch("DROP TRIGGER refuse;").unwrap();
+    agent.on_command(Command::SendNow, began.plus_millis(9_000));
+    agent.step(began.plus_millis(9_000));
+    // The two kept windows and the one send-now closed at 9 s.
+    assert_eq!((agent.status().delivered_total, agent.status().outbox_depth), (3, 0), "sent once the outbox takes the count");
+    assert_eq!(agent.status().problem, None, "the problem is over");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use usagebill::app::{AgentOverrides, Settings};
 use usagebill::config::Config;
-use usagebill::transmit::agent::Command;
+use usagebill::transmit::agent::{Command, Problem};
 
 use crate::agent::{IDLE, TestAgent, manual_only, script};
 
@@ -57,11 +57,12 @@ fn a_full_disk_holds_windows_in_memory_and_recovers_by_itself() {
         written.push(disk.path().join(format!("f{}", written.len())));
     }
     let _ = std::fs::write(&filler, b"x");
-    let full = agent.wait_for("the disk-full error", Duration::from_secs(15), |status| {
-        status.problem.as_deref().is_some_and(|problem| problem.contains("held in memory"))
-    });
-    let problem = full.problem.unwrap();
-    assert!(problem.contains("full"), "the error says the disk is full: {problem}");
+    let full = agent
+        .wait_for("the disk-full error", Duration::from_secs(15), |status| matches!(status.problem, Some(Problem::OutboxWrite { .. })));
+    let problem = full.problem.clone().unwrap();
+    assert!(matches!(problem, Problem::OutboxWrite { disk_full: true, .. }), "the problem is a full disk: {problem:?}");
+    let said = problem.to_string();
+    assert!(said.contains("disk full") && said.contains("held in memory"), "and says so: {said}");
     let held =
         agent.wait_for("more windows held in memory", Duration::from_secs(10), |status| status.outbox_depth >= full.outbox_depth + 2);
 
