@@ -13,6 +13,20 @@ use crate::config::{self, Config, validate_broker, validate_topic};
 
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
 
+/// The error and its causes, as the CLI prints them and the app shows them, skipping a cause whose
+/// words are already there (a typed error that prints its source and also returns it from
+/// `source()` would otherwise show SQLite's message once per layer).
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 /// The configuration in force for this run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -91,4 +105,21 @@ pub fn init_logging(default_level: &str) {
 fn parse_time(flag: &str, text: &str) -> anyhow::Result<crate::record::UnixMillis> {
     crate::record::UnixMillis::parse_rfc3339(text)
         .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_error;
+    use crate::billing::ledger::LedgerError;
+
+    #[test]
+    fn an_error_chain_names_sqlites_words_once() {
+        let sqlite = rusqlite::Connection::open_in_memory().unwrap().execute("NOT SQL", []).unwrap_err();
+        let words = sqlite.to_string();
+        let error = anyhow::Error::from(LedgerError::from(sqlite)).context("writing the ledger");
+        assert_eq!(format!("{error:#}").matches(&words).count(), 2, "anyhow's own chain repeats it: {error:#}");
+        let described = describe_error(&error);
+        assert_eq!(described.matches(&words).count(), 1, "{described}");
+        assert!(described.starts_with("writing the ledger: ledger: "), "{described}");
+    }
 }

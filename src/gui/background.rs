@@ -13,7 +13,7 @@ use eframe::egui;
 
 use super::cost_reader::CostSnapshot;
 use super::settings_view::SettingsField;
-use crate::app::{AgentOverrides, ReadingSource, RunningAgent, Settings, start_agent};
+use crate::app::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::billing::biller::Biller;
 use crate::billing::feed;
 use crate::billing::ledger::Ledger;
@@ -168,7 +168,7 @@ impl Running {
                 Some(agent)
             }
             Err(error) => {
-                notifier.send(Event::AgentFailed(format!("{error:#}")));
+                notifier.send(Event::AgentFailed(describe_error(&error)));
                 None
             }
         };
@@ -226,7 +226,7 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
                 Ok(())
             };
             if let Err(error) = run() {
-                notifier.send(Event::BackgroundFailed(format!("billing worker: {error:#}")));
+                notifier.send(Event::BackgroundFailed(format!("billing worker: {}", describe_error(&error))));
             }
         })
         .expect("spawning the app's billing worker thread");
