@@ -1,14 +1,12 @@
 //! The billing period (a calendar month, UTC): per-machine cost today, so far this period, and a
 //! projection to the period's end from the recent burn rate.
 
-use std::str::FromStr;
-
 use rusqlite::params;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, Time};
 
-use super::ledger::{Ledger, LedgerError, rollup};
+use super::ledger::{Ledger, LedgerError, read_amount, rollup};
 use crate::record::UnixMillis;
 
 /// How far back the burn rate of the projection looks.
@@ -110,9 +108,7 @@ pub fn cost_series(
          WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3
          GROUP BY bucket ORDER BY bucket",
     )?;
-    let rows = statement.query_map(params![machine_id, from.0, to.0, bucket], |row| {
-        Ok((UnixMillis(row.get(0)?), Decimal::from_str(&row.get::<_, String>(1)?).unwrap_or_default()))
-    })?;
+    let rows = statement.query_map(params![machine_id, from.0, to.0, bucket], |row| Ok((UnixMillis(row.get(0)?), read_amount(row, 1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -1,14 +1,12 @@
 //! The read-only SQL behind the API's tables. Money is summed by the ledger's exact
 //! `decimal_sum` aggregate (or as `Decimal` in Rust), never as a float.
 
-use std::str::FromStr;
-
 use rusqlite::{OptionalExtension, params};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::params::GroupBy;
-use crate::billing::ledger::{Ledger, LedgerError};
+use crate::billing::ledger::{Ledger, LedgerError, read_amount};
 use crate::billing::report::TimeRange;
 use crate::record::{LATEST, UnixMillis};
 
@@ -111,11 +109,6 @@ fn bounds(range: TimeRange) -> (i64, i64) {
     (range.from.map_or(i64::MIN, |from| from.0), range.to.map_or(i64::MAX, |to| to.0))
 }
 
-fn decimal(text: &str) -> Decimal {
-    // decimal_sum only ever returns what Decimal printed, so this cannot fail on a sound ledger.
-    Decimal::from_str(text).unwrap_or_default()
-}
-
 /// Costs of windows starting in `range`, grouped by `group_by` and currency, in group order.
 pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec<CostGroup>, LedgerError> {
     let (from, to) = bounds(range);
@@ -141,7 +134,7 @@ pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec
             GroupBy::Machine => row.get::<_, String>(0)?,
             GroupBy::Day | GroupBy::Hour => UnixMillis(row.get(0)?).to_string(),
         };
-        Ok(CostGroup { group, currency: row.get(1)?, records: row.get::<_, i64>(2)? as u64, cost: decimal(&row.get::<_, String>(3)?) })
+        Ok(CostGroup { group, currency: row.get(1)?, records: row.get::<_, i64>(2)? as u64, cost: read_amount(row, 3)? })
     };
     let groups = match group_by {
         GroupBy::Machine => statement.query_map(params![from, to], to_group)?.collect::<Result<_, _>>()?,
@@ -215,7 +208,7 @@ pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i
             disk_write_bytes: row.get(6)?,
             net_rx_bytes: row.get(7)?,
             net_tx_bytes: row.get(8)?,
-            cost: decimal(&row.get::<_, String>(9)?),
+            cost: read_amount(row, 9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

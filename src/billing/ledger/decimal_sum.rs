@@ -16,7 +16,7 @@ impl Aggregate<Decimal, String> for DecimalSum {
 
     fn step(&self, context: &mut Context<'_>, sum: &mut Decimal) -> rusqlite::Result<()> {
         let text: String = context.get(0)?;
-        let amount = Decimal::from_str(&text).map_err(|error| rusqlite::Error::UserFunctionError(Box::new(error)))?;
+        let amount = Decimal::from_str(&text).map_err(|_| rusqlite::Error::UserFunctionError(not_a_decimal(&text).into()))?;
         *sum = sum.checked_add(amount).ok_or_else(|| rusqlite::Error::UserFunctionError("decimal_sum overflowed".into()))?;
         Ok(())
     }
@@ -24,6 +24,18 @@ impl Aggregate<Decimal, String> for DecimalSum {
     fn finalize(&self, _: &mut Context<'_>, sum: Option<Decimal>) -> rusqlite::Result<String> {
         Ok(sum.unwrap_or(Decimal::ZERO).normalize().to_string())
     }
+}
+
+/// The amount stored (or summed) in column `index` of `row`. Every reader of money goes through
+/// here, so a corrupt amount is an error that names it, never a silent zero.
+pub fn read_amount(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Decimal> {
+    let text: String = row.get(index)?;
+    Decimal::from_str(&text)
+        .map_err(|_| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, not_a_decimal(&text).into()))
+}
+
+fn not_a_decimal(text: &str) -> String {
+    format!("stored amount {text:?} is not a decimal")
 }
 
 /// Registers `decimal_sum` on `connection`.

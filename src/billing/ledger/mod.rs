@@ -16,6 +16,7 @@ use super::budget::BudgetAlert;
 use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
+pub use self::decimal_sum::read_amount;
 pub use self::schema::CURRENT_VERSION;
 pub use self::stored::StoredLine;
 

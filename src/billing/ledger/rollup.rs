@@ -3,7 +3,6 @@
 //! rows; only the partial hours at a range's edges are read from the records themselves.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rust_decimal::Decimal;
@@ -136,7 +135,7 @@ fn aggregate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
 fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggregate> {
     Ok(Aggregate {
         records: row.get::<_, i64>(first)? as u64,
-        cost: Decimal::from_str(&row.get::<_, String>(first + 1)?).unwrap_or_default(),
+        cost: super::read_amount(row, first + 1)?,
         currency: row.get(first + 2)?,
         min_seq: row.get::<_, i64>(first + 3)? as u64,
         max_seq: row.get::<_, i64>(first + 4)? as u64,

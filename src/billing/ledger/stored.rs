@@ -66,7 +66,7 @@ impl Ledger {
             "SELECT machine, period_start_ms, budget, projected, currency, raised_ms FROM budget_alerts ORDER BY raised_ms, machine",
         )?;
         let rows = statement.query_map([], |row| {
-            let decimal = |index| -> rusqlite::Result<Decimal> { Ok(Decimal::from_str(&row.get::<_, String>(index)?).unwrap_or_default()) };
+            let decimal = |index| super::read_amount(row, index);
             Ok(BudgetAlert {
                 machine_id: row.get(0)?,
                 period_start: UnixMillis(row.get(1)?),

@@ -128,3 +128,27 @@ fn rollups_agree_with_the_records_for_any_range() {
         assert_eq!(totals.len(), 2, "{range:?}");
     }
 }
+
+#[test]
+fn a_corrupt_stored_amount_is_an_error_that_names_it_in_every_reader() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger.write_batch(&batch(&[record("a", 1), record("a", 2)], 2)).unwrap();
+    let tamper = rusqlite::Connection::open(&path).unwrap();
+    tamper.execute_batch("UPDATE hourly SET cost = 'twelve'; UPDATE lines SET total = 'lots' WHERE rowid = 1;").unwrap();
+    tamper
+        .execute(
+            "INSERT INTO budget_alerts (machine, period_start_ms, budget, projected, currency, raised_ms) VALUES ('a', 0, '1', 'much', 'USD', 0)",
+            [],
+        )
+        .unwrap();
+    let named = |error: LedgerError, value: &str| {
+        let text = error.to_string();
+        assert!(text.contains(&format!("stored amount \"{value}\" is not a decimal")), "{text}");
+    };
+    named(machine_totals(&ledger, TimeRange::default()).unwrap_err(), "twelve");
+    let range = TimeRange::default();
+    named(crate::billing::api::queries::costs(&ledger, range, crate::billing::api::params::GroupBy::Machine).unwrap_err(), "lots");
+    named(ledger.budget_alerts().unwrap_err(), "much");
+}
