@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::collect::Reading;
-use crate::config::HumanDuration;
+use crate::duration::HumanDuration;
 
 /// A quantity a rule can watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod disk;
 mod faults;
 mod gui;
 mod kafka;
+mod layers;
 mod ledger_faults;
 mod netns;
 mod pipeline;

@@ -1,0 +1,119 @@
+//! The layers of `src/`: each top-level module may import only modules of a lower layer. This test
+//! reads every `crate::` path in production code (a file's tests, from its first `#[cfg(test)]`
+//! on, and `*_tests.rs` files are left out) and fails on an import that points up a layer or
+//! sideways to a sibling, naming the file and the import. Imports that point up today are listed
+//! in `KNOTS`: the list may only shrink, and the test fails when a listed knot is gone, so that
+//! it is taken off.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Lowest first. Modules in one layer are siblings and may not import each other.
+const LAYERS: &[&[&str]] = &[
+    &["record", "duration", "progress"],
+    &["collect"],
+    &["kafka"],
+    &["transmit", "billing"],
+    // The config schema validates with transmit's rules and billing's budgets; the tools use both.
+    &["config", "simulate"],
+    &["bench"],
+    // What the app and the headless commands run.
+    &["app"],
+    &["gui"],
+    &["cli"],
+];
+
+/// Imports that point up or sideways today, as `(file, module imported)`. Take one off when it is
+/// untied; never add one.
+const KNOTS: &[(&str, &str)] = &[
+    // The embedded transport bills through the biller: transmit and billing are siblings.
+    ("src/transmit/transport.rs", "billing"),
+    // app wires commands from the CLI's argument types and opens the window.
+    ("src/app/commands.rs", "cli"),
+    ("src/app/commands.rs", "gui"),
+    ("src/app/mod.rs", "cli"),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The top-level modules named by `crate::…` in the production part of `text`.
+fn imported_modules(text: &str) -> BTreeSet<String> {
+    let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut modules = BTreeSet::new();
+    for (at, _) in production.match_indices("crate::") {
+        let preceded_by_word = production[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if preceded_by_word {
+            continue;
+        }
+        let rest = &production[at + "crate::".len()..];
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if !name.is_empty() {
+            modules.insert(name);
+        }
+    }
+    modules
+}
+
+#[test]
+fn every_import_points_down_a_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    let mut found: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut unplaced = Vec::new();
+    let mut checked = 0;
+    for path in &files {
+        let relative = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if relative == "src/main.rs" || relative == "src/lib.rs" || name.ends_with("_tests.rs") || name == "tests.rs" {
+            continue;
+        }
+        let module = relative.trim_start_matches("src/").split(['/', '.']).next().unwrap().to_owned();
+        let Some(own) = layer_of(&module) else {
+            unplaced.push(relative);
+            continue;
+        };
+        checked += 1;
+        for imported in imported_modules(&std::fs::read_to_string(path).unwrap()) {
+            if imported == module {
+                continue;
+            }
+            match layer_of(&imported) {
+                Some(theirs) if theirs < own => {}
+                Some(_) => {
+                    found.insert((relative.clone(), imported));
+                }
+                None => unplaced.push(format!("{relative} imports crate::{imported}")),
+            }
+        }
+    }
+    assert!(checked > 50, "the test read the sources ({checked} files)");
+    assert!(unplaced.is_empty(), "modules with no layer (add them to LAYERS): {unplaced:?}");
+    let known: BTreeSet<(String, String)> = KNOTS.iter().map(|(file, module)| ((*file).to_owned(), (*module).to_owned())).collect();
+    let new: Vec<String> = found.difference(&known).map(|(file, module)| format!("{file} imports crate::{module}")).collect();
+    assert!(new.is_empty(), "imports that point up a layer or to a sibling:\n{}", new.join("\n"));
+    let untied: Vec<String> = known.difference(&found).map(|(file, module)| format!("({file:?}, {module:?})")).collect();
+    assert!(untied.is_empty(), "knots that are gone; take them off KNOTS: {}", untied.join(", "));
+}
+
+#[test]
+fn the_import_reader_finds_paths_and_skips_tests() {
+    let text =
+        "use crate::billing::ledger::Ledger;\nfn f() { crate::kafka::ensure_topic(); }\n// not_crate::x\n#[cfg(test)]\nuse crate::gui::X;";
+    let found = imported_modules(text);
+    assert_eq!(found, BTreeSet::from(["billing".to_owned(), "kafka".to_owned()]));
+}
