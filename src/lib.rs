@@ -1,18 +1,22 @@
 //! usagebill: meters what each machine uses and bills it, live, over Apache Kafka.
 //!
-//! The modules follow the data: [`record`] → [`collect`] → [`kafka`] → [`transmit`] → [`billing`] → [`gui`].
-//! [`app`] wires them together for each command; `main.rs` only parses arguments.
+//! Layers, lowest first, each importing only lower ones (a test in `tests/suite/layers.rs` keeps
+//! them): [`record`] and [`duration`] → [`collect`] → [`kafka`] → [`transmit`] and [`billing`] →
+//! [`config`] and the [`simulate`] tool → [`bench`] → [`runtime`] (what the app and the headless
+//! commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one function per command);
+//! `main.rs` only parses arguments.
 
-pub mod app;
 pub mod bench;
 pub mod billing;
 pub mod cli;
 pub mod collect;
+pub mod commands;
 pub mod config;
 pub mod duration;
 pub mod gui;
 pub mod kafka;
 pub mod progress;
 pub mod record;
+pub mod runtime;
 pub mod simulate;
 pub mod transmit;

@@ -4,10 +4,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = usagebill::cli::Cli::parse();
-    match usagebill::app::run(cli) {
+    match usagebill::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("usagebill: {}", usagebill::app::describe_error(&error));
+            eprintln!("usagebill: {}", usagebill::runtime::describe_error(&error));
             std::process::ExitCode::from(2)
         }
     }

@@ -15,7 +15,7 @@ use super::history::History;
 use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::usage_view::UsageView;
-use crate::app::{AgentOverrides, ReadingSource, Settings};
+use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::{AgentStatus, Command, Update};
 
 /// The tabs, in the order shown.

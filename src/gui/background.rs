@@ -13,13 +13,13 @@ use eframe::egui;
 
 use super::cost_reader::CostSnapshot;
 use super::settings_view::SettingsField;
-use crate::app::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::billing::biller::Biller;
 use crate::billing::feed;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::worker::{self, FeedOptions, WorkerOptions};
 use crate::config::ConfigError;
+use crate::runtime::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::transmit::agent::{Command, Input, Update};
 
 /// The cost feed view's file in the data dir.

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 
 use super::background::{Event, Notifier};
-use crate::app::Settings;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::period::{self, MachineCost};
 use crate::billing::period_tiers::PeriodTiers;
 use crate::billing::rate_card::RateCard;
 use crate::billing::tiers;
 use crate::record::UnixMillis;
+use crate::runtime::Settings;
 
 /// How often the files are read.
 pub const POLL: Duration = Duration::from_millis(500);

@@ -18,7 +18,7 @@ pub mod usage_view;
 use eframe::egui;
 
 pub use self::app::{Action, Live, Tab, UsageApp};
-use crate::app::{AgentOverrides, ReadingSource, Settings};
+use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 
 /// The window and desktop icon (256×256 PNG), compiled in so the binary needs no asset files.
 pub const ICON_PNG: &[u8] = include_bytes!("../../assets/usagebill.png");

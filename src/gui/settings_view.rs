@@ -16,10 +16,10 @@ use eframe::egui;
 
 use super::app::Action;
 use super::background::SaveError;
-use crate::app::{AgentOverrides, Settings};
 use crate::config::{validate_broker, validate_topic};
 use crate::kafka::secret;
 use crate::record::validate_machine_id;
+use crate::runtime::{AgentOverrides, Settings};
 
 /// Width of each text field, in points.
 const FIELD_WIDTH: f32 = 380.0;

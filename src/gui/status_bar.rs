@@ -4,7 +4,7 @@
 use eframe::egui;
 
 use super::app::Live;
-use crate::app::Settings;
+use crate::runtime::Settings;
 
 /// Draws the bar.
 pub fn show(ui: &mut egui::Ui, settings: &Settings, live: &Live) {

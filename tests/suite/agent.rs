@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use usagebill::app::{AgentOverrides, ReadingSource, RunningAgent, Settings, start_agent};
 use usagebill::config::Config;
 use usagebill::record::Trigger;
+use usagebill::runtime::{AgentOverrides, ReadingSource, RunningAgent, Settings, start_agent};
 use usagebill::transmit::agent::{AgentStatus, Command, Input, Update};
 use usagebill::transmit::rule::ThresholdRule;
 

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command as Process;
 use std::time::Duration;
 
-use usagebill::app::{AgentOverrides, Settings};
 use usagebill::config::Config;
+use usagebill::runtime::{AgentOverrides, Settings};
 use usagebill::transmit::agent::{Command, Problem};
 
 use crate::agent::{IDLE, TestAgent, manual_only, script};

@@ -10,7 +10,6 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{By, NodeT, Queryable};
 use rust_decimal::Decimal;
-use usagebill::app::{AgentOverrides, ReadingSource, Settings};
 use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
@@ -19,6 +18,7 @@ use usagebill::gui::UsageApp;
 use usagebill::gui::format;
 use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
 use usagebill::record::{Trigger, UnixMillis, UsageRecord};
+use usagebill::runtime::{AgentOverrides, ReadingSource, Settings};
 
 use crate::util::{Broker, read_topic, unique};
 

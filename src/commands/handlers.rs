@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::agent::{AgentOverrides, ReadingSource, start_agent};
-use super::{Settings, init_logging, parse_time};
+use super::{init_logging, parse_time, resolve_settings};
 use crate::billing::api::{self, ApiServer, ApiSettings, ApiToken, WorkerMetrics};
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
@@ -18,6 +17,7 @@ use crate::billing::worker::{self, WorkerOptions};
 use crate::billing::{feed, inspect, tiers, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
+use crate::runtime::{AgentOverrides, ReadingSource, Settings, start_agent};
 use crate::simulate::{self, Fleet};
 use crate::transmit::agent::{Command, Input, Update};
 use crate::transmit::rule::ThresholdRule;
@@ -25,7 +25,7 @@ use crate::transmit::rule::ThresholdRule;
 /// The desktop app.
 pub fn desktop(common: &CommonArgs, args: Option<AgentArgs>) -> anyhow::Result<ExitCode> {
     init_logging("info");
-    let settings = Settings::resolve(common)?;
+    let settings = resolve_settings(common)?;
     let overrides = match &args {
         Some(args) => overrides(args)?,
         None => AgentOverrides::default(),
@@ -65,7 +65,7 @@ fn overrides(args: &AgentArgs) -> anyhow::Result<AgentOverrides> {
 /// `usagebill agent --headless`.
 pub fn headless_agent(common: &CommonArgs, args: AgentArgs) -> anyhow::Result<ExitCode> {
     init_logging("info");
-    let settings = Settings::resolve(common)?;
+    let settings = resolve_settings(common)?;
     let overrides = overrides(&args)?;
     let source = args.readings.clone().map_or(ReadingSource::Machine, ReadingSource::Script);
     let mode = if settings.embedded() {
@@ -107,7 +107,7 @@ fn log_update(update: Update) {
 /// `usagebill worker`.
 pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     init_logging("info");
-    let mut settings = Settings::resolve(common)?;
+    let mut settings = resolve_settings(common)?;
     if let Some(ledger) = args.ledger {
         settings.config.worker.ledger = Some(ledger);
     }
@@ -163,7 +163,7 @@ fn start_api(
 /// `usagebill report`.
 pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
-    let settings = Settings::resolve(common)?;
+    let settings = resolve_settings(common)?;
     let path = if args.from_feed {
         anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost feed from Kafka: pass --brokers HOST:PORT");
         let view = settings.data_dir.join("feed.db");
@@ -202,7 +202,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
 /// `usagebill simulate`.
 pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
-    let settings = Settings::resolve(common)?;
+    let settings = resolve_settings(common)?;
     anyhow::ensure!(!settings.embedded(), "simulate produces to Kafka: pass --brokers HOST:PORT");
     anyhow::ensure!(args.machines >= 1, "--machines {}: must be at least 1", args.machines);
     anyhow::ensure!(args.window.0 >= Duration::from_millis(1), "--window {}: must be at least 1ms", args.window);
@@ -250,7 +250,7 @@ pub fn config(common: &CommonArgs, command: ConfigCommand) -> anyhow::Result<Exi
 /// `usagebill bench`.
 pub fn bench(common: &CommonArgs, args: crate::cli::BenchArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
-    let settings = Settings::resolve(common)?;
+    let settings = resolve_settings(common)?;
     let quick = args.quick;
     let options = crate::bench::BenchOptions {
         worker_records: if quick { 100_000 } else { args.worker_records },
