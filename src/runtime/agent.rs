@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::EmbeddedTransport;
 use super::Settings;
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
@@ -20,7 +21,7 @@ use crate::transmit::agent::{Agent, AgentSettings, AgentStatus, Input, Update};
 use crate::transmit::outbox::Outbox;
 use crate::transmit::policy::{PolicySettings, SendPolicy};
 use crate::transmit::rule::ThresholdRule;
-use crate::transmit::transport::{EmbeddedTransport, KafkaTransport};
+use crate::transmit::transport::KafkaTransport;
 
 /// Settings given on the command line for this run only.
 #[derive(Debug, Clone, Default)]

@@ -2,12 +2,14 @@
 //! background threads, and errors described for a person.
 
 mod agent;
+mod embedded;
 
 use std::path::PathBuf;
 
 use crate::config::Config;
 
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
+pub use self::embedded::{EMBEDDED_TOPIC, EmbeddedTransport};
 
 /// The error and its causes, as the CLI prints them and the app shows them, skipping a cause whose
 /// words are already there (a typed error that prints its source and also returns it from

@@ -5,8 +5,8 @@ use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{TimeRange, machine_totals};
+use crate::runtime::EmbeddedTransport;
 use crate::transmit::policy::PolicySettings;
-use crate::transmit::transport::EmbeddedTransport;
 
 fn reading(at: UnixMillis) -> Reading {
     Reading {

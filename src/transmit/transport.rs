@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::billing::biller::{Biller, RawMessage};
-use crate::kafka::KafkaConfig;
-use crate::kafka::{Delivery, LinkState, ReportingProducer, link_state_from};
+use crate::kafka::{Delivery, KafkaConfig, LinkState, ReportingProducer, link_state_from};
 
 /// An offer the transport cannot take now; the record stays in the outbox.
 #[derive(Debug, thiserror::Error)]
@@ -100,51 +98,4 @@ impl Transport for KafkaTransport {
     fn flush(&mut self, timeout: Duration) {
         let _ = self.producer.flush(timeout);
     }
-}
-
-/// Embedded: records are billed into the local ledger at once, in this process.
-pub struct EmbeddedTransport {
-    biller: Biller,
-    reports: Vec<Delivery>,
-    next_offset: i64,
-}
-
-/// The topic name recorded for embedded deliveries.
-pub const EMBEDDED_TOPIC: &str = "embedded";
-
-impl EmbeddedTransport {
-    /// Bills into `biller`.
-    pub fn new(biller: Biller) -> Self {
-        let next_offset = biller.ledger().offsets(EMBEDDED_TOPIC).ok().and_then(|offsets| offsets.get(&0).copied()).unwrap_or(0);
-        EmbeddedTransport { biller, reports: Vec::new(), next_offset }
-    }
-}
-
-impl Transport for EmbeddedTransport {
-    fn offer(&mut self, _key: &str, seq: u64, payload: &[u8]) -> Result<(), OfferError> {
-        let message = RawMessage { topic: EMBEDDED_TOPIC.into(), partition: 0, offset: self.next_offset, payload: Some(payload.to_vec()) };
-        let outcome = match self.biller.bill(std::slice::from_ref(&message)) {
-            Ok(_) => {
-                self.next_offset += 1;
-                Ok(())
-            }
-            Err(error) => Err(format!("local ledger: {error}")),
-        };
-        self.reports.push(Delivery { tag: seq, outcome });
-        Ok(())
-    }
-
-    fn deliveries(&mut self) -> Vec<Delivery> {
-        std::mem::take(&mut self.reports)
-    }
-
-    fn state(&self) -> LinkState {
-        LinkState::Embedded
-    }
-
-    fn in_flight(&self) -> usize {
-        0
-    }
-
-    fn flush(&mut self, _timeout: Duration) {}
 }
