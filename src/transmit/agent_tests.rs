@@ -22,23 +22,28 @@ fn reading(at: UnixMillis) -> Reading {
     }
 }
 
+/// A paused agent of machine `machine_id` closing a window every `max_window`, without rules.
+fn paused_settings(machine_id: &str, max_window: Duration, outbox_max_bytes: u64) -> AgentSettings {
+    AgentSettings {
+        facts: MachineFacts { machine_id: machine_id.into(), cpu_cores: 2, mem_total_bytes: 4_000 },
+        policy: SendPolicy::new(PolicySettings {
+            interval: None,
+            max_window,
+            rules: Vec::new(),
+            cooldown: Duration::from_secs(60),
+            paused: true,
+        }),
+        outbox_max_bytes,
+        stop_grace: Duration::from_secs(1),
+    }
+}
+
 #[test]
 fn an_outbox_over_its_bound_merges_windows_and_loses_no_usage() {
     let directory = tempfile::tempdir().unwrap();
     let ledger_path = directory.path().join("ledger.db");
     let biller = Biller::new(Ledger::open(&ledger_path).unwrap(), RateCard::built_in());
-    let settings = AgentSettings {
-        facts: MachineFacts { machine_id: "bounded".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
-        policy: SendPolicy::new(PolicySettings {
-            interval: None,
-            max_window: Duration::from_secs(1),
-            rules: Vec::new(),
-            cooldown: Duration::from_secs(60),
-            paused: true,
-        }),
-        outbox_max_bytes: 4_000,
-        stop_grace: Duration::from_secs(1),
-    };
+    let settings = paused_settings("bounded", Duration::from_secs(1), 4_000);
     let outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
     let mut agent = Agent::new(settings, outbox, EmbeddedTransport::new(biller)).unwrap();
     let began = agent.status().window_start;
@@ -74,18 +79,7 @@ fn an_outbox_over_its_bound_merges_windows_and_loses_no_usage() {
 fn send_now_sends_while_paused_and_pausing_again_holds() {
     let directory = tempfile::tempdir().unwrap();
     let biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
-    let settings = AgentSettings {
-        facts: MachineFacts { machine_id: "paused".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
-        policy: SendPolicy::new(PolicySettings {
-            interval: None,
-            max_window: Duration::from_secs(5),
-            rules: Vec::new(),
-            cooldown: Duration::from_secs(60),
-            paused: true,
-        }),
-        outbox_max_bytes: 1 << 20,
-        stop_grace: Duration::from_secs(1),
-    };
+    let settings = paused_settings("paused", Duration::from_secs(5), 1 << 20);
     let outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
     let mut agent = Agent::new(settings, outbox, EmbeddedTransport::new(biller)).unwrap();
     let began = agent.status().window_start;
@@ -103,18 +97,7 @@ fn send_now_sends_while_paused_and_pausing_again_holds() {
 fn a_window_whose_offer_cannot_be_recorded_is_not_sent_and_the_agent_says_why() {
     let directory = tempfile::tempdir().unwrap();
     let biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
-    let settings = AgentSettings {
-        facts: MachineFacts { machine_id: "unmarked".into(), cpu_cores: 2, mem_total_bytes: 4_000 },
-        policy: SendPolicy::new(PolicySettings {
-            interval: None,
-            max_window: Duration::from_secs(5),
-            rules: Vec::new(),
-            cooldown: Duration::from_secs(60),
-            paused: true,
-        }),
-        outbox_max_bytes: 1 << 20,
-        stop_grace: Duration::from_secs(1),
-    };
+    let settings = paused_settings("unmarked", Duration::from_secs(5), 1 << 20);
     let outbox_path = directory.path().join("outbox.db");
     let mut agent = Agent::new(settings, Outbox::open(&outbox_path).unwrap(), EmbeddedTransport::new(biller)).unwrap();
     // Another connection makes the outbox refuse to count an offer (the merge rule relies on that
