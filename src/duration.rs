@@ -27,6 +27,12 @@ impl HumanDuration {
     pub fn as_millis(self) -> i64 {
         self.0.as_millis().min(i64::MAX as u128) as i64
     }
+
+    /// The duration, if it is at least one second: the shortest send interval, window, rule hold or
+    /// message timeout usagebill takes. The error says what is wrong with it.
+    pub fn at_least_one_second(self) -> Result<Duration, String> {
+        if self.0 < Duration::from_secs(1) { Err(format!("`{self}` is too short: at least 1s")) } else { Ok(self.0) }
+    }
 }
 
 impl FromStr for HumanDuration {

@@ -40,8 +40,7 @@ fn overrides(args: &AgentArgs) -> anyhow::Result<AgentOverrides> {
         Some("off") => Some(None),
         Some(text) => {
             let interval: HumanDuration = text.parse().with_context(|| "--interval")?;
-            anyhow::ensure!(interval.0 >= Duration::from_secs(1), "--interval {interval}: must be at least 1s");
-            Some(Some(interval.0))
+            Some(Some(interval.at_least_one_second().map_err(|reason| anyhow::anyhow!("--interval {reason}"))?))
         }
     };
     let rules = args

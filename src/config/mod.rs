@@ -202,11 +202,11 @@ impl Config {
             return Err(bad("agent.sample_interval", &agent.sample_interval, "at least 200ms (CPU readings closer are not measured)"));
         }
         if let Some(interval) = agent.send_interval
-            && interval.0 < std::time::Duration::from_secs(1)
+            && interval.at_least_one_second().is_err()
         {
             return Err(bad("agent.send_interval", &interval, "at least 1s"));
         }
-        if agent.max_window.0 < std::time::Duration::from_secs(1) || agent.max_window.0 > std::time::Duration::from_secs(86_400) {
+        if agent.max_window.at_least_one_second().is_err() || agent.max_window.0 > std::time::Duration::from_secs(86_400) {
             return Err(bad("agent.max_window", &agent.max_window, "between 1s and 1d"));
         }
         if agent.outbox_max_bytes < 1 << 20 {
@@ -232,7 +232,7 @@ impl Config {
         if self.kafka.group_id.trim().is_empty() {
             return Err(bad("kafka.group_id", &"\"\"", "a non-empty consumer group name"));
         }
-        if self.kafka.message_timeout.0 < std::time::Duration::from_secs(1) {
+        if self.kafka.message_timeout.at_least_one_second().is_err() {
             return Err(bad("kafka.message_timeout", &self.kafka.message_timeout, "at least 1s"));
         }
         if !(1..=1_000_000).contains(&self.worker.batch_size) {

@@ -190,7 +190,7 @@ impl SendView {
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let interval: HumanDuration = text.parse().map_err(|error: crate::duration::DurationError| error.to_string())?;
-    if interval.0 < Duration::from_secs(1) { Err(format!("`{interval}` is too short: at least 1s")) } else { Ok(interval.0) }
+    interval.at_least_one_second()
 }
 
 fn parse_rule(text: &str) -> Result<ThresholdRule, String> {

@@ -99,10 +99,8 @@ impl ThresholdRule {
             return Err(format!("expected `for` before the duration, got `{for_word}`"));
         }
         let hold: HumanDuration = hold.parse().map_err(|error: crate::duration::DurationError| error.to_string())?;
-        if hold.0 < Duration::from_secs(1) {
-            return Err(format!("duration `{hold}` must be at least 1s"));
-        }
-        Ok(ThresholdRule { metric, comparison, limit, hold: hold.0 })
+        let hold = hold.at_least_one_second().map_err(|reason| format!("duration {reason}"))?;
+        Ok(ThresholdRule { metric, comparison, limit, hold })
     }
 
     /// Whether `reading` meets the condition.
