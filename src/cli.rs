@@ -152,7 +152,7 @@ pub struct ReportArgs {
     /// List quarantined messages instead of totals.
     #[arg(long, conflicts_with = "gaps")]
     pub quarantine: bool,
-    /// List metering gaps (machine, from_seq, to_seq) instead of totals.
+    /// List metering gaps (machine, first and last missing seq, the unmetered time) instead of totals.
     #[arg(long)]
     pub gaps: bool,
     /// Report from the cost feed: materialise `kafka.cost_topic` into `feed.db` in the data dir first.

@@ -1,10 +1,9 @@
 //! Listings over a ledger beyond the totals: quarantined messages (`report --quarantine`) and
 //! metering gaps (`report --gaps`), in table, CSV or JSON form.
 
-use rusqlite::params;
 use serde::Serialize;
 
-use super::ledger::{Ledger, LedgerError};
+use super::ledger::{Gap, Ledger, LedgerError};
 use super::report::ReportFormat;
 use crate::record::UnixMillis;
 
@@ -88,47 +87,23 @@ pub fn render_quarantine(entries: &[QuarantineEntry], format: ReportFormat) -> S
     }
 }
 
-/// A run of missing seqs of one machine: `from_seq..=to_seq` never arrived (yet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Gap {
-    /// The machine.
-    pub machine_id: String,
-    /// First missing seq.
-    pub from_seq: u64,
-    /// Last missing seq.
-    pub to_seq: u64,
-}
-
-/// Every gap between billed seqs, by machine and seq. A late record that arrives shrinks or closes its gap.
-pub fn gaps(ledger: &Ledger) -> Result<Vec<Gap>, LedgerError> {
-    let mut statement = ledger.connection().prepare(
-        "SELECT m.name, g.seq + 1, g.next_seq - 1
-         FROM (SELECT machine, seq, lead(seq) OVER (PARTITION BY machine ORDER BY seq) AS next_seq FROM records) g
-         JOIN machines m ON m.id = g.machine
-         WHERE g.next_seq > g.seq + 1
-         ORDER BY m.name, g.seq",
-    )?;
-    let rows = statement.query_map(params![], |row| {
-        Ok(Gap { machine_id: row.get(0)?, from_seq: row.get::<_, i64>(1)? as u64, to_seq: row.get::<_, i64>(2)? as u64 })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// Renders gaps.
 pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => serde_json::to_string_pretty(gaps).expect("gaps serialise") + "\n",
-        ReportFormat::Csv => gaps.iter().fold(String::from("machine_id,from_seq,to_seq\n"), |out, gap| {
-            out + &format!("{},{},{}\n", gap.machine_id, gap.from_seq, gap.to_seq)
-        }),
+        ReportFormat::Csv => crate::billing::api::render::csv_table(gaps),
         ReportFormat::Table => {
             let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
-            let mut out = format!("{:<width$}  {:>10}  {:>10}\n", "machine", "from_seq", "to_seq");
-            let mut missing = 0;
+            let mut out =
+                format!("{:<width$}  {:>10}  {:>10}  {:<24}  {:<24}\n", "machine", "first_seq", "last_seq", "unmetered from", "to");
             for gap in gaps {
-                missing += gap.to_seq - gap.from_seq + 1;
-                out += &format!("{:<width$}  {:>10}  {:>10}\n", gap.machine_id, gap.from_seq, gap.to_seq);
+                let (from, to) = (gap.unmetered_from.to_string(), gap.unmetered_to.to_string());
+                out += &format!(
+                    "{:<width$}  {:>10}  {:>10}  {from:<24}  {to:<24}\n",
+                    gap.machine_id, gap.first_missing_seq, gap.last_missing_seq
+                );
             }
+            let missing: u64 = gaps.iter().map(|gap| gap.missing).sum();
             out + &format!("{} gap(s), {missing} missing record(s)\n", gaps.len())
         }
     }
@@ -171,6 +146,7 @@ mod tests {
     #[test]
     fn gaps_are_listed_as_runs_and_a_late_record_closes_one() {
         use crate::billing::biller::{Biller, RawMessage};
+        use crate::billing::ledger::gaps;
         use crate::billing::rate_card::RateCard;
         use crate::simulate::{Fleet, Profile, record_at};
         let fleet = Fleet {
@@ -190,11 +166,14 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
         biller.bill(&[1, 2, 5, 6, 9, 10].map(message)).unwrap();
-        let run = |from_seq, to_seq| Gap { machine_id: "sim-00001".into(), from_seq, to_seq };
-        assert_eq!(gaps(biller.ledger()).unwrap(), vec![run(3, 4), run(7, 8)]);
+        let runs = |ledger: &Ledger| -> Vec<(u64, u64)> {
+            gaps(ledger, None).unwrap().iter().map(|gap| (gap.first_missing_seq, gap.last_missing_seq)).collect()
+        };
+        assert_eq!(runs(biller.ledger()), vec![(3, 4), (7, 8)]);
         biller.bill(&[message(7), message(8)]).unwrap();
-        assert_eq!(gaps(biller.ledger()).unwrap(), vec![run(3, 4)]);
-        assert!(render_gaps(&gaps(biller.ledger()).unwrap(), ReportFormat::Csv).ends_with("sim-00001,3,4\n"));
+        assert_eq!(runs(biller.ledger()), vec![(3, 4)]);
+        let csv = render_gaps(&gaps(biller.ledger(), None).unwrap(), ReportFormat::Csv);
+        assert!(csv.lines().nth(1).is_some_and(|line| line.starts_with("sim-00001,3,4,2,")), "{csv}");
     }
 
     #[test]

@@ -185,7 +185,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     if args.gaps {
-        print!("{}", inspect::render_gaps(&inspect::gaps(&ledger)?, args.format));
+        print!("{}", inspect::render_gaps(&crate::billing::ledger::gaps(&ledger, None)?, args.format));
         return Ok(ExitCode::SUCCESS);
     }
     let range = TimeRange {

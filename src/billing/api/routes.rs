@@ -198,7 +198,7 @@ impl Api {
             })?;
         }
         let format = query.format()?;
-        let (gaps, state) = self.read(cache, |ledger| queries::gaps(ledger, machine));
+        let (gaps, state) = self.read(cache, |ledger| crate::billing::ledger::gaps(ledger, machine));
         Ok(table(format, state, &gaps, || json!({ "gaps": gaps })))
     }
 

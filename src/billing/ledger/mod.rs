@@ -3,6 +3,7 @@
 //! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
 
 mod decimal_sum;
+mod gaps;
 pub mod rollup;
 mod schema;
 mod stored;
@@ -17,6 +18,7 @@ use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
 pub use self::decimal_sum::read_amount;
+pub use self::gaps::{Gap, gaps};
 pub use self::schema::CURRENT_VERSION;
 pub use self::stored::StoredLine;
 
