@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::ledger::{Gap, Ledger, LedgerError};
 use super::report::ReportFormat;
+use super::tables::{CsvRow, csv_cell, csv_table};
 use crate::record::UnixMillis;
 
 /// A quarantined message as listed.
@@ -64,11 +65,11 @@ pub fn render_quarantine(entries: &[QuarantineEntry], format: ReportFormat) -> S
                     entry.topic,
                     entry.partition,
                     entry.offset,
-                    csv_field(&entry.reason),
+                    csv_cell(&entry.reason),
                     entry.raw_encoding,
                     entry.raw_size,
                     entry.received,
-                    csv_field(&entry.raw)
+                    csv_cell(&entry.raw)
                 );
             }
             out
@@ -87,11 +88,26 @@ pub fn render_quarantine(entries: &[QuarantineEntry], format: ReportFormat) -> S
     }
 }
 
+impl CsvRow for Gap {
+    const HEADER: &'static [&'static str] =
+        &["machine_id", "first_missing_seq", "last_missing_seq", "missing", "unmetered_from", "unmetered_to"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.machine_id.clone(),
+            self.first_missing_seq.to_string(),
+            self.last_missing_seq.to_string(),
+            self.missing.to_string(),
+            self.unmetered_from.to_string(),
+            self.unmetered_to.to_string(),
+        ]
+    }
+}
+
 /// Renders gaps.
 pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => serde_json::to_string_pretty(gaps).expect("gaps serialise") + "\n",
-        ReportFormat::Csv => crate::billing::api::render::csv_table(gaps),
+        ReportFormat::Csv => csv_table(gaps),
         ReportFormat::Table => {
             let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
             let mut out =
@@ -109,9 +125,6 @@ pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
     }
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
-}
 
 /// Standard base64 (RFC 4648, with padding); small enough not to need a dependency.
 pub fn base64(bytes: &[u8]) -> String {

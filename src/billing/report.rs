@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
+use super::tables::{CsvRow, csv_table};
 use crate::record::UnixMillis;
 
 /// One machine's bill over a time range.
@@ -79,28 +80,29 @@ pub enum ReportFormat {
     Json,
 }
 
+impl CsvRow for MachineTotal {
+    const HEADER: &'static [&'static str] =
+        &["machine_id", "records", "first_seq", "last_seq", "gaps", "cost", "currency", "first_start", "last_end"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.machine_id.clone(),
+            self.records.to_string(),
+            self.first_seq.to_string(),
+            self.last_seq.to_string(),
+            self.gaps.to_string(),
+            self.cost.to_string(),
+            self.currency.clone(),
+            self.first_start.clone(),
+            self.last_end.clone(),
+        ]
+    }
+}
+
 /// Renders totals; amounts in the table are rounded to cents (the exact value is in CSV and JSON).
 pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => serde_json::to_string_pretty(totals).expect("totals serialise") + "\n",
-        ReportFormat::Csv => {
-            let mut out = String::from("machine_id,records,first_seq,last_seq,gaps,cost,currency,first_start,last_end\n");
-            for total in totals {
-                out += &format!(
-                    "{},{},{},{},{},{},{},{},{}\n",
-                    total.machine_id,
-                    total.records,
-                    total.first_seq,
-                    total.last_seq,
-                    total.gaps,
-                    total.cost,
-                    total.currency,
-                    total.first_start,
-                    total.last_end
-                );
-            }
-            out
-        }
+        ReportFormat::Csv => csv_table(totals),
         ReportFormat::Table => render_table(totals),
     }
 }

@@ -1,4 +1,5 @@
-//! Responses: JSON bodies, CSV tables (RFC 4180 quoting) and the error bodies every refusal uses.
+//! Responses: JSON bodies, CSV tables (the rows of the API's own queries; see `billing::tables`) and
+//! the error bodies every refusal uses.
 
 use std::borrow::Cow;
 
@@ -6,8 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::params::ParamError;
-use super::queries::{CostGroup, Gap, QuarantineEntry, UsageBucket};
-use crate::billing::report::MachineTotal;
+use super::queries::{CostGroup, QuarantineEntry, UsageBucket};
+pub use crate::billing::tables::{CsvRow, csv_table};
 
 /// Content type of JSON bodies.
 pub const JSON: &str = "application/json";
@@ -64,49 +65,6 @@ impl ApiResponse {
     }
 }
 
-/// A row of a CSV table.
-pub trait CsvRow {
-    /// Column names, in order.
-    const HEADER: &'static [&'static str];
-    /// The cells, in `HEADER` order, unquoted.
-    fn cells(&self) -> Vec<String>;
-}
-
-/// `rows` as CSV with a header row, quoting cells that need it.
-pub fn csv_table<Row: CsvRow>(rows: &[Row]) -> String {
-    let mut out = Row::HEADER.join(",");
-    out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = row.cells().iter().map(|cell| csv_cell(cell).into_owned()).collect();
-        out += &cells.join(",");
-        out.push('\n');
-    }
-    out
-}
-
-/// One CSV cell: quoted (inner quotes doubled) when it holds a comma, a quote or a line break.
-pub fn csv_cell(text: &str) -> Cow<'_, str> {
-    if text.contains([',', '"', '\n', '\r']) { Cow::Owned(format!("\"{}\"", text.replace('"', "\"\""))) } else { Cow::Borrowed(text) }
-}
-
-impl CsvRow for MachineTotal {
-    const HEADER: &'static [&'static str] =
-        &["machine_id", "records", "first_seq", "last_seq", "gaps", "cost", "currency", "first_start", "last_end"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.machine_id.clone(),
-            self.records.to_string(),
-            self.first_seq.to_string(),
-            self.last_seq.to_string(),
-            self.gaps.to_string(),
-            self.cost.to_string(),
-            self.currency.clone(),
-            self.first_start.clone(),
-            self.last_end.clone(),
-        ]
-    }
-}
-
 impl CsvRow for CostGroup {
     const HEADER: &'static [&'static str] = &["group", "currency", "records", "cost"];
     fn cells(&self) -> Vec<String> {
@@ -145,21 +103,6 @@ impl CsvRow for UsageBucket {
     }
 }
 
-impl CsvRow for Gap {
-    const HEADER: &'static [&'static str] =
-        &["machine_id", "first_missing_seq", "last_missing_seq", "missing", "unmetered_from", "unmetered_to"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.machine_id.clone(),
-            self.first_missing_seq.to_string(),
-            self.last_missing_seq.to_string(),
-            self.missing.to_string(),
-            self.unmetered_from.to_string(),
-            self.unmetered_to.to_string(),
-        ]
-    }
-}
-
 impl CsvRow for QuarantineEntry {
     const HEADER: &'static [&'static str] = &["id", "topic", "partition", "offset", "received_at", "reason", "raw_size", "raw"];
     fn cells(&self) -> Vec<String> {
@@ -179,14 +122,6 @@ impl CsvRow for QuarantineEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cells_with_commas_quotes_or_newlines_are_quoted() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("two\nlines"), "\"two\nlines\"");
-    }
 
     #[test]
     fn a_bad_parameter_names_itself_in_the_body() {
