@@ -19,4 +19,5 @@ pub mod progress;
 pub mod record;
 pub mod runtime;
 pub mod simulate;
+pub mod sqlite;
 pub mod transmit;

@@ -125,7 +125,6 @@ pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
     }
 }
 
-
 /// Standard base64 (RFC 4648, with padding); small enough not to need a dependency.
 pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -36,6 +36,14 @@ pub enum OutboxError {
         /// Its `user_version`.
         found: i64,
     },
+    /// The file is not a SQLite database, is corrupt, or cannot be in WAL mode.
+    #[error("outbox {path} is damaged or is not a usagebill outbox ({detail}); it was left untouched")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
     /// The directory cannot be created.
     #[error("cannot create the data directory {path}: {source}")]
     CreateDir {
@@ -79,7 +87,9 @@ pub struct Outbox {
     sent_on_day: (UnixMillis, u64),
 }
 
-const SCHEMA: &str = "
+/// Each entry moves the schema from version `index` to `index + 1` (see `crate::sqlite`). Version 1
+/// was written before the migrations were, so its tables may already be there.
+const MIGRATIONS: &[&str] = &["
     CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS waiting (
         seq INTEGER PRIMARY KEY,
@@ -88,29 +98,24 @@ const SCHEMA: &str = "
         attempts INTEGER NOT NULL DEFAULT 0,
         payload BLOB NOT NULL
     );
-    PRAGMA user_version = 1;
-";
+"];
 
 impl Outbox {
     /// Opens (creating if needed) the outbox file in WAL mode.
     pub fn open(path: &Path) -> Result<Outbox, OutboxError> {
         let shown = path.display().to_string();
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| OutboxError::CreateDir { path: parent.display().to_string(), source })?;
-        }
-        let sqlite = |source| OutboxError::Sqlite { path: shown.clone(), source };
-        let connection = Connection::open(path).map_err(sqlite)?;
-        let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sqlite)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!("outbox {shown}: journal mode is {mode}, not WAL");
-        }
-        connection.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
-        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
-        let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(sqlite)?;
-        if found > 1 {
-            return Err(OutboxError::TooNew { path: shown, found });
-        }
-        connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        let connection = crate::sqlite::open_for_writing(path, MIGRATIONS, |_| Ok(())).map_err(|error| {
+            use crate::sqlite::OpenError;
+            match error {
+                OpenError::CreateDir(source) => {
+                    let parent = path.parent().unwrap_or(path).display().to_string();
+                    OutboxError::CreateDir { path: parent, source }
+                }
+                OpenError::TooNew { found, .. } => OutboxError::TooNew { path: shown.clone(), found },
+                OpenError::Damaged(detail) => OutboxError::Damaged { path: shown.clone(), detail },
+                OpenError::Sqlite(source) => OutboxError::Sqlite { path: shown.clone(), source },
+            }
+        })?;
         let mut outbox = Outbox { connection, path: path.to_owned(), depth: 0, bytes: 0, last_seq: 0, sent_on_day: (UnixMillis(0), 0) };
         outbox.recount()?;
         outbox.sent_on_day = outbox.read_sent_on_day()?;

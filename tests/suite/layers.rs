@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Modules in one layer are siblings and may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["record", "duration", "progress"],
+    &["record", "duration", "progress", "sqlite"],
     &["collect"],
     &["kafka"],
     &["transmit", "billing"],

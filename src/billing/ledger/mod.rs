@@ -65,6 +65,18 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// The ledger at `path` could not be opened.
+    fn opening(error: crate::sqlite::OpenError, path: &str) -> LedgerError {
+        use crate::sqlite::OpenError;
+        let path = path.to_owned();
+        match error {
+            OpenError::CreateDir(source) => LedgerError::CreateDir { path, source },
+            OpenError::TooNew { found, supported } => LedgerError::TooNew { path, found, supported },
+            OpenError::Damaged(detail) => LedgerError::Damaged { path, detail },
+            OpenError::Sqlite(error) => LedgerError::Sqlite(error),
+        }
+    }
+
     /// Whether the write may succeed later without anyone touching the ledger: a full disk, an I/O
     /// error, a lock held by another process. The transaction was rolled back, so retrying is safe.
     pub fn is_storage_fault(&self) -> bool {
@@ -134,15 +146,13 @@ pub struct Ledger {
 impl Ledger {
     /// Opens (creating if needed) a ledger for writing: WAL, migrations, machine dictionary.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir { path: path.display().to_string(), source })?;
-        }
-        let mut connection = Connection::open(path)?;
         let shown = path.display().to_string();
-        configure(&connection, &shown)?;
-        // Registered first: the rollup migration sums money with it.
-        decimal_sum::register(&connection)?;
-        schema::migrate(&mut connection, &shown).map_err(|error| damaged_or(error, &shown))?;
+        let connection = crate::sqlite::open_for_writing(path, schema::MIGRATIONS, |connection| {
+            connection.pragma_update(None, "cache_size", -65_536)?;
+            // Registered before migrating: the rollup migration sums money with it.
+            decimal_sum::register(connection)
+        })
+        .map_err(|error| LedgerError::opening(error, &shown))?;
         let mut ledger = Ledger { connection, path: path.to_owned(), machine_ids: HashMap::new() };
         ledger.load_machines()?;
         Ok(ledger)
@@ -288,19 +298,6 @@ impl Ledger {
         self.machine_ids = rows.collect::<Result<_, _>>()?;
         Ok(())
     }
-}
-
-fn configure(connection: &Connection, path: &str) -> Result<(), LedgerError> {
-    // Set outside any transaction: inside one SQLite silently ignores it.
-    let mode: String =
-        connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(|error| damaged_or(error.into(), path))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(LedgerError::Damaged { path: path.to_owned(), detail: format!("journal mode is {mode}, not WAL") });
-    }
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
-    connection.pragma_update(None, "cache_size", -65_536)?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(())
 }
 
 fn damaged_or(error: LedgerError, path: &str) -> LedgerError {

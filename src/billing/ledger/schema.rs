@@ -1,11 +1,8 @@
-//! Ledger migrations, keyed on `PRAGMA user_version`; a ledger newer than this code is refused.
-
-use rusqlite::{Connection, Transaction};
-
-use super::LedgerError;
+//! Ledger migrations, keyed on `PRAGMA user_version` and applied by `crate::sqlite`, which refuses a
+//! ledger newer than this code.
 
 /// Each entry moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 1: machines, records, priced lines, offsets, quarantine.
     "CREATE TABLE machines (
         id INTEGER PRIMARY KEY,
@@ -80,26 +77,3 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this code writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// Brings the schema up to date in one transaction, or refuses a newer one.
-pub fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
-    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > CURRENT_VERSION {
-        return Err(LedgerError::TooNew { path: path.to_owned(), found, supported: CURRENT_VERSION });
-    }
-    if found == CURRENT_VERSION {
-        return Ok(());
-    }
-    let transaction = connection.transaction()?;
-    apply(&transaction, found)?;
-    transaction.commit()?;
-    Ok(())
-}
-
-fn apply(transaction: &Transaction<'_>, from: i64) -> Result<(), LedgerError> {
-    for migration in &MIGRATIONS[from as usize..] {
-        transaction.execute_batch(migration)?;
-    }
-    transaction.pragma_update(None, "user_version", CURRENT_VERSION)?;
-    Ok(())
-}

@@ -152,3 +152,18 @@ fn a_corrupt_stored_amount_is_an_error_that_names_it_in_every_reader() {
     named(crate::billing::api::queries::costs(&ledger, range, crate::billing::api::params::GroupBy::Machine).unwrap_err(), "lots");
     named(ledger.budget_alerts().unwrap_err(), "much");
 }
+
+#[test]
+fn a_ledger_of_every_older_schema_version_is_migrated_and_bills() {
+    for version in 0..schema::MIGRATIONS.len() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..version], |connection| decimal_sum::register(connection));
+        drop(older.unwrap());
+        let mut ledger = Ledger::open(&path).unwrap_or_else(|error| panic!("from version {version}: {error}"));
+        assert_eq!(ledger.write_batch(&batch(&[record("a", 1), record("a", 2)], 2)).unwrap().billed, 2, "from version {version}");
+        let found: i64 = ledger.connection().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(found, CURRENT_VERSION);
+        assert_eq!(machine_totals(&ledger, TimeRange::default()).unwrap()[0].records, 2);
+    }
+}
