@@ -158,7 +158,7 @@ fn a_ledger_of_every_older_schema_version_is_migrated_and_bills() {
     for version in 0..schema::MIGRATIONS.len() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("ledger.db");
-        let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..version], |connection| decimal_sum::register(connection));
+        let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..version], decimal_sum::register);
         drop(older.unwrap());
         let mut ledger = Ledger::open(&path).unwrap_or_else(|error| panic!("from version {version}: {error}"));
         assert_eq!(ledger.write_batch(&batch(&[record("a", 1), record("a", 2)], 2)).unwrap().billed, 2, "from version {version}");
