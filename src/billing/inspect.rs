@@ -31,26 +31,26 @@ pub struct QuarantineEntry {
 
 /// Every quarantined message, in the order received.
 pub fn quarantined(ledger: &Ledger) -> Result<Vec<QuarantineEntry>, LedgerError> {
-    let mut statement =
-        ledger.connection().prepare("SELECT topic, partition, offset, reason, raw, raw_size, received_ms FROM quarantine ORDER BY id")?;
-    let rows = statement.query_map([], |row| {
-        let raw: Vec<u8> = row.get(4)?;
-        let (raw, raw_encoding) = match String::from_utf8(raw) {
-            Ok(text) => (text, "text"),
-            Err(not_text) => (base64(not_text.as_bytes()), "base64"),
-        };
-        Ok(QuarantineEntry {
-            topic: row.get(0)?,
-            partition: row.get(1)?,
-            offset: row.get(2)?,
-            reason: row.get(3)?,
-            raw,
-            raw_encoding,
-            raw_size: row.get::<_, i64>(5)? as u64,
-            received: UnixMillis(row.get(6)?),
+    let rows = super::ledger::quarantined(ledger, 0, i64::MAX)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (raw, raw_encoding) = match String::from_utf8(row.raw) {
+                Ok(text) => (text, "text"),
+                Err(not_text) => (base64(not_text.as_bytes()), "base64"),
+            };
+            QuarantineEntry {
+                topic: row.topic,
+                partition: row.partition,
+                offset: row.offset,
+                reason: row.reason,
+                raw,
+                raw_encoding,
+                raw_size: row.raw_size,
+                received: row.received,
+            }
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect())
 }
 
 /// Renders quarantined messages; the table shows the first 60 characters of each message.

@@ -200,22 +200,18 @@ pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i
 
 /// Up to `limit` quarantined messages with ids above `after_id`, oldest first.
 pub fn quarantine(ledger: &Ledger, after_id: i64, limit: i64) -> Result<Vec<QuarantineEntry>, LedgerError> {
-    let mut statement = ledger.connection().prepare_cached(
-        "SELECT id, topic, partition, offset, received_ms, reason, raw, raw_size
-         FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
-    let rows = statement.query_map(params![after_id, limit], |row| {
-        let raw: Vec<u8> = row.get(6)?;
-        Ok(QuarantineEntry {
-            id: row.get(0)?,
-            topic: row.get(1)?,
-            partition: row.get(2)?,
-            offset: row.get(3)?,
-            received_at: UnixMillis(row.get(4)?),
-            reason: row.get(5)?,
-            raw: String::from_utf8_lossy(&raw).into_owned(),
-            raw_size: row.get(7)?,
+    let rows = crate::billing::ledger::quarantined(ledger, after_id, limit)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| QuarantineEntry {
+            id: row.id,
+            topic: row.topic,
+            partition: row.partition,
+            offset: row.offset,
+            received_at: row.received,
+            reason: row.reason,
+            raw: String::from_utf8_lossy(&row.raw).into_owned(),
+            raw_size: row.raw_size as i64,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect())
 }

@@ -4,6 +4,7 @@
 
 mod decimal_sum;
 mod gaps;
+mod quarantine;
 pub mod rollup;
 mod schema;
 mod stored;
@@ -19,6 +20,7 @@ use crate::record::{UnixMillis, UsageRecord};
 
 pub use self::decimal_sum::read_amount;
 pub use self::gaps::{Gap, gaps};
+pub use self::quarantine::{QuarantinedRow, quarantined};
 pub use self::schema::CURRENT_VERSION;
 pub use self::stored::StoredLine;
 
