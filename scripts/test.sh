@@ -29,7 +29,10 @@ else
     echo "shared test broker: $USAGEBILL_TEST_BOOTSTRAP (the fault and security tests start Apache Kafka of their own)"
 fi
 
-cargo test --all-targets "$@"
+# One test at a time by default: the fault tests start Apache Kafka nodes (three at once for the
+# cluster) and the GUI tests render in software; on two cores, side by side, a GUI test's agent was
+# seen waiting over 30 s for its first status. RUST_TEST_THREADS=2 runs two at once.
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-1}" cargo test --all-targets "$@"
 
 # The HTTP API against its own OpenAPI document with Schemathesis (from PyPI): no 5xx, every
 # response as documented. Only on a full run: arguments select a few Rust tests.
