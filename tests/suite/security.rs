@@ -165,6 +165,12 @@ impl Secured {
         self.broker.kafka().bootstrap_at(if tls { SASL_SSL_OFFSET } else { SASL_PLAINTEXT_OFFSET })
     }
 
+    /// `--brokers`, `--topic` and `--cost-topic` for a command on the SASL listeners (SASL_SSL with `tls`).
+    fn args(&self, tls: bool) -> Vec<String> {
+        let costs = format!("{}.costs", self.topic);
+        ["--brokers", &self.bootstrap(tls), "--topic", &self.topic, "--cost-topic", &costs].map(str::to_owned).to_vec()
+    }
+
     /// librdkafka properties for `user` with `password` over SASL_SSL trusting `ca`, or SASL_PLAINTEXT.
     fn login(&self, user: &str, password: &str, ca: Option<&Path>) -> Vec<(String, String)> {
         let mut properties = vec![
@@ -217,7 +223,7 @@ fn scram_over_sasl_ssl_and_sasl_plaintext_meters_bills_and_reads_the_feed_with_l
     let worker_login = as_flags(&secured.login("worker", "worker-secret", None));
     let output = run_within(
         usagebill(ledger.path())
-            .args(["--brokers", &secured.bootstrap(false), "--topic", &secured.topic, "--cost-topic", &format!("{}.costs", secured.topic)])
+            .args(secured.args(false))
             .args(["worker", "--group", &secured.group, "--exit-when-idle", "2s"])
             .args(worker_login),
         ledger.path(),
@@ -233,9 +239,7 @@ fn scram_over_sasl_ssl_and_sasl_plaintext_meters_bills_and_reads_the_feed_with_l
     let view = tempfile::tempdir().unwrap();
     write_config(view.path(), &as_pairs(&secured.login("reader", "reader-secret", Some(&ca))));
     let output = run_within(
-        usagebill(view.path())
-            .args(["--brokers", &secured.bootstrap(true), "--topic", &secured.topic, "--cost-topic", &format!("{}.costs", secured.topic)])
-            .args(["report", "--from-feed", "--format", "json"]),
+        usagebill(view.path()).args(secured.args(true)).args(["report", "--from-feed", "--format", "json"]),
         view.path(),
         Duration::from_secs(60),
     );
@@ -338,10 +342,11 @@ fn a_principal_without_a_permission_is_told_which_and_does_not_hang() {
     let ledger = tempfile::tempdir().unwrap();
     let began = Instant::now();
     let output = run_within(
-        usagebill(ledger.path())
-            .args(["--brokers", &secured.bootstrap(false), "--topic", &secured.topic, "--cost-topic", &format!("{}.costs", secured.topic)])
-            .args(["worker", "--group", &secured.group])
-            .args(as_flags(&secured.login("agent", "agent-secret", None))),
+        usagebill(ledger.path()).args(secured.args(false)).args(["worker", "--group", &secured.group]).args(as_flags(&secured.login(
+            "agent",
+            "agent-secret",
+            None,
+        ))),
         ledger.path(),
         Duration::from_secs(60),
     );
