@@ -192,11 +192,13 @@ impl UsageApp {
     fn drain_events(&mut self) {
         while let Ok(event) = self.events.try_recv() {
             match event {
+                // The new agent's first status may arrive before this event: it is kept. The old
+                // agent's statuses were cleared by `AgentStopped`, which they all preceded.
                 Event::AgentStarted { machine_id } => {
                     self.live.machine_id = Some(machine_id);
                     self.live.agent_error = None;
-                    self.live.status = None;
                 }
+                Event::AgentStopped => self.live.status = None,
                 Event::AgentFailed(error) => self.live.agent_error = Some(error),
                 Event::Agent(Update::Reading(reading)) => self.live.history.push(reading),
                 Event::Agent(Update::Status(status)) => self.on_status(status),

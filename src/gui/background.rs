@@ -55,6 +55,8 @@ pub enum Event {
     },
     /// The agent could not start (a bad setting, an unwritable data dir).
     AgentFailed(String),
+    /// The agent stopped (to restart with new settings); its statuses all came before this.
+    AgentStopped,
     /// A reading or a status from the agent.
     Agent(Update),
     /// Fresh costs.
@@ -150,6 +152,7 @@ struct Running {
     agent: Option<RunningAgent>,
     /// Stop flags and threads of the in-process worker and the cost feed view.
     helpers: Vec<(Arc<AtomicBool>, JoinHandle<()>)>,
+    notifier: Notifier,
 }
 
 impl Running {
@@ -179,7 +182,7 @@ impl Running {
                 helpers.push(spawn_worker(settings, notifier.clone()));
             }
         }
-        Running { agent, helpers }
+        Running { agent, helpers, notifier: notifier.clone() }
     }
 
     fn command(&self, command: Command) {
@@ -199,6 +202,7 @@ impl Running {
         if let Some(agent) = self.agent.take() {
             let _ = agent.inputs.send(Input::Command(Command::Stop));
             let _ = agent.handle.join();
+            self.notifier.send(Event::AgentStopped);
         }
     }
 }
