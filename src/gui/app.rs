@@ -1,22 +1,25 @@
 //! The app: the state the views read, the background handles, the frame (tabs, status bar, the
 //! current view) and the actions the views queue, applied after the frame.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::time::Duration;
 
 use eframe::egui;
 
-use super::background::{self, Control, Event, Notifier};
-use super::cost_reader::{self, CostQuery, CostRange, CostSnapshot};
 use super::costs_view::CostsView;
 use super::history::History;
 use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::usage_view::UsageView;
+use crate::runtime::background::Background;
+use crate::runtime::costs::{CostSelection, CostSnapshot};
+use crate::runtime::supervisor::Event;
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::{AgentStatus, Command, Update};
+
+/// How soon after news the window repaints. Not zero: egui paints twice for a zero-delay request
+/// (to let layouts settle), and under software GL each frame costs tens of milliseconds of CPU.
+const REPAINT_DELAY: Duration = Duration::from_millis(1);
 
 /// The tabs, in the order shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,10 +72,8 @@ pub enum Action {
     Agent(Command),
     /// Save these settings and restart with them.
     Apply(Box<Settings>),
-    /// Show this machine's cost series.
-    SelectMachine(Option<String>),
-    /// Show the cost series over this span.
-    CostRange(CostRange),
+    /// Chart the costs of this machine over this span.
+    SelectCosts(CostSelection),
 }
 
 /// The desktop app. Everything slow runs on background threads; a frame only reads channels.
@@ -80,14 +81,7 @@ pub struct UsageApp {
     settings: Settings,
     /// Settings sent to be saved, adopted once the save succeeds.
     pending_settings: Option<Settings>,
-    controls: Sender<Control>,
-    events: Receiver<Event>,
-    supervisor: Option<JoinHandle<()>>,
-    /// Whether readings should wake the window (only the Usage tab draws them).
-    charts_visible: Arc<AtomicBool>,
-    cost_query: Arc<Mutex<CostQuery>>,
-    cost_wake: Option<Sender<()>>,
-    cost_thread: Option<JoinHandle<()>>,
+    background: Background,
     tab: Tab,
     live: Live,
     usage: UsageView,
@@ -100,27 +94,12 @@ impl UsageApp {
     /// Starts the agent, the cost reader and (when configured) the billing worker behind a new app
     /// that repaints `ctx` when they have news.
     pub fn new(settings: Settings, overrides: AgentOverrides, source: ReadingSource, ctx: egui::Context) -> UsageApp {
-        let (event_sender, events) = mpsc::channel();
-        let charts_visible = Arc::new(AtomicBool::new(true));
-        let notifier = Notifier::new(event_sender, ctx, Arc::clone(&charts_visible));
-        let (controls, control_receiver) = mpsc::channel();
         let settings_form = SettingsForm::new(&settings, &overrides);
-        let supervisor = background::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone());
-        let mut query = CostQuery::default();
-        query.follow(&settings);
-        let cost_query = Arc::new(Mutex::new(query));
-        let (cost_wake, wake_receiver) = mpsc::channel();
-        let cost_thread = cost_reader::spawn(Arc::clone(&cost_query), wake_receiver, notifier);
+        let background = Background::start(&settings, overrides, source, Arc::new(move || ctx.request_repaint_after(REPAINT_DELAY)));
         UsageApp {
             settings,
             pending_settings: None,
-            controls,
-            events,
-            supervisor: Some(supervisor),
-            charts_visible,
-            cost_query,
-            cost_wake: Some(cost_wake),
-            cost_thread: Some(cost_thread),
+            background,
             tab: Tab::default(),
             live: Live::default(),
             usage: UsageView::default(),
@@ -153,7 +132,7 @@ impl UsageApp {
         for action in actions {
             self.apply(action);
         }
-        self.charts_visible.store(self.tab == Tab::Usage, Ordering::Relaxed);
+        self.background.show_readings(self.tab == Tab::Usage);
         if let Some(remaining) = self.send.notice_remaining() {
             ui.ctx().request_repaint_after(remaining);
         }
@@ -190,7 +169,8 @@ impl UsageApp {
     }
 
     fn drain_events(&mut self) {
-        while let Ok(event) = self.events.try_recv() {
+        let events: Vec<Event> = self.background.events().collect();
+        for event in events {
             match event {
                 // The new agent's first status may arrive before this event: it is kept. The old
                 // agent's statuses were cleared by `AgentStopped`, which they all preceded.
@@ -206,8 +186,7 @@ impl UsageApp {
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
-                        self.cost_query.lock().expect("the cost query lock").follow(&settings);
-                        self.wake_cost_reader();
+                        self.background.follow(&settings);
                         self.settings = settings;
                     }
                     self.settings_form.saved(&path, &self.settings);
@@ -227,22 +206,13 @@ impl UsageApp {
 
     fn apply(&mut self, action: Action) {
         match action {
-            Action::Agent(command) => {
-                let _ = self.controls.send(Control::Command(command));
-            }
+            Action::Agent(command) => self.background.command(command),
             Action::Apply(settings) => {
                 let overrides = self.overrides_to_keep();
                 self.pending_settings = Some((*settings).clone());
-                let _ = self.controls.send(Control::Apply(settings, overrides));
+                self.background.apply(*settings, overrides);
             }
-            Action::SelectMachine(machine) => {
-                self.cost_query.lock().expect("the cost query lock").machine = machine;
-                self.wake_cost_reader();
-            }
-            Action::CostRange(range) => {
-                self.cost_query.lock().expect("the cost query lock").range = range;
-                self.wake_cost_reader();
-            }
+            Action::SelectCosts(selection) => self.background.select_costs(selection),
         }
     }
 
@@ -257,22 +227,9 @@ impl UsageApp {
         overrides
     }
 
-    fn wake_cost_reader(&self) {
-        if let Some(wake) = &self.cost_wake {
-            let _ = wake.send(());
-        }
-    }
-
     /// Stops the agent (delivering for up to 5 s what it can) and the readers; waits for them.
     pub fn shut_down(&mut self) {
-        let _ = self.controls.send(Control::Shutdown);
-        if let Some(supervisor) = self.supervisor.take() {
-            let _ = supervisor.join();
-        }
-        self.cost_wake = None;
-        if let Some(reader) = self.cost_thread.take() {
-            let _ = reader.join();
-        }
+        self.background.shut_down();
     }
 }
 

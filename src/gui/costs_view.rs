@@ -8,9 +8,9 @@ use egui_plot::{Bar, BarChart, Plot, PlotBounds};
 use rust_decimal::prelude::ToPrimitive;
 
 use super::app::{Action, Live};
-use super::cost_reader::{CostRange, CostState};
 use super::format;
 use crate::billing::period::MachineCost;
+use crate::runtime::costs::{CostRange, CostSelection, CostState};
 
 /// A column of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,8 +73,9 @@ pub struct DrawnCostChart {
 pub struct CostsView {
     sort: SortBy,
     descending: bool,
-    selected: Option<String>,
-    range: CostRange,
+    /// The one copy of the selection: sent whole when it changes, and compared with the one a
+    /// snapshot was read for before its series is drawn.
+    selection: CostSelection,
     chart: Option<DrawnCostChart>,
 }
 
@@ -91,7 +92,14 @@ impl CostsView {
 
     /// The selected machine.
     pub fn selected(&self) -> Option<&str> {
-        self.selected.as_deref()
+        self.selection.machine.as_deref()
+    }
+
+    fn select(&mut self, selection: CostSelection, actions: &mut Vec<Action>) {
+        if selection != self.selection {
+            self.selection = selection;
+            actions.push(Action::SelectCosts(self.selection.clone()));
+        }
     }
 
     /// The chart as last drawn.
@@ -111,19 +119,19 @@ impl CostsView {
         if costs.machines.is_empty() {
             return;
         }
-        if self.selected.as_ref().is_none_or(|selected| !costs.machines.iter().any(|cost| &cost.machine_id == selected)) {
+        let selected = self.selection.machine.as_ref();
+        if selected.is_none_or(|selected| !costs.machines.iter().any(|cost| &cost.machine_id == selected)) {
             let own = costs.machines.iter().find(|cost| Some(&cost.machine_id) == live.machine_id.as_ref());
-            self.selected = own.or(costs.machines.first()).map(|cost| cost.machine_id.clone());
-            actions.push(Action::SelectMachine(self.selected.clone()));
+            let machine = own.or(costs.machines.first()).map(|cost| cost.machine_id.clone());
+            self.select(CostSelection { machine, ..self.selection.clone() }, actions);
         }
         self.table(ui, &costs.machines, actions);
         ui.separator();
         ui.horizontal(|ui| {
-            ui.label(format!("Cost over time of {}:", self.selected.as_deref().unwrap_or("?")));
+            ui.label(format!("Cost over time of {}:", self.selected().unwrap_or("?")));
             for range in CostRange::ALL {
-                if ui.selectable_label(self.range == range, range.label()).clicked() && self.range != range {
-                    self.range = range;
-                    actions.push(Action::CostRange(range));
+                if ui.selectable_label(self.selection.range == range, range.label()).clicked() {
+                    self.select(CostSelection { range, ..self.selection.clone() }, actions);
                 }
             }
         });
@@ -146,10 +154,9 @@ impl CostsView {
                 }
                 ui.end_row();
                 for cost in self.sorted(machines) {
-                    let selected = self.selected.as_ref() == Some(&cost.machine_id);
-                    if ui.selectable_label(selected, &cost.machine_id).clicked() && !selected {
-                        self.selected = Some(cost.machine_id.clone());
-                        actions.push(Action::SelectMachine(self.selected.clone()));
+                    let selected = self.selected() == Some(cost.machine_id.as_str());
+                    if ui.selectable_label(selected, &cost.machine_id).clicked() {
+                        self.select(CostSelection { machine: Some(cost.machine_id.clone()), ..self.selection.clone() }, actions);
                     }
                     ui.label(format::money(cost.today, &cost.currency));
                     ui.label(format::money(cost.period, &cost.currency)).on_hover_text(format!("exact: {}", cost.period));
@@ -164,15 +171,15 @@ impl CostsView {
 
     fn cost_chart(&mut self, ui: &mut egui::Ui, live: &Live) {
         let costs = &live.costs;
-        let Some(machine) = self.selected.clone() else { return };
+        let Some(machine) = self.selection.machine.clone() else { return };
         let currency = costs.machines.iter().find(|cost| cost.machine_id == machine).map_or("", |cost| cost.currency.as_str());
-        let (unit_millis, unit_name, span) = match self.range {
+        let (unit_millis, unit_name, span) = match self.selection.range {
             CostRange::LastHour => (60_000.0, "minutes", 60.0),
             CostRange::LastDay => (3_600_000.0, "hours", 24.0),
             CostRange::Period => (86_400_000.0, "days", 31.0),
         };
-        let (_, _, bucket_millis) = self.range.span(costs.read_at);
-        let current = costs.series_machine.as_ref() == Some(&machine) && costs.range == self.range;
+        let (_, _, bucket_millis) = self.selection.range.span(costs.read_at);
+        let current = costs.selection == self.selection;
         let bars: Vec<[f64; 2]> = if current {
             costs
                 .series

@@ -1,12 +1,10 @@
 //! The desktop app (views only; the agent, the billing and the cost reading run on their own threads).
 //!
 //! [`UsageApp`] holds the state; one file per tab draws it ([`usage_view`], [`send_view`],
-//! [`costs_view`], [`settings_view`]) and [`status_bar`] sums it up. [`background`] and
-//! [`cost_reader`] own every file and socket, talking to the UI over channels.
+//! [`costs_view`], [`settings_view`]) and [`status_bar`] sums it up. The threads behind them, which
+//! own every file and socket, are `runtime::background`'s; the views talk to them over channels.
 
 mod app;
-pub mod background;
-pub mod cost_reader;
 pub mod costs_view;
 pub mod format;
 pub mod history;

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 
 use super::app::Action;
-use super::background::SaveError;
 use crate::config::{validate_broker, validate_topic};
 use crate::kafka::secret;
 use crate::record::validate_machine_id;
+use crate::runtime::supervisor::SaveError;
 use crate::runtime::{AgentOverrides, Settings};
 
 /// Width of each text field, in points.
@@ -39,6 +39,19 @@ pub enum SettingsField {
     RateCard,
     /// Data dir.
     DataDir,
+}
+
+impl SettingsField {
+    /// The field that edits the config `key`, for the keys a save can refuse by name.
+    fn of_key(key: &str) -> Option<SettingsField> {
+        match key {
+            "kafka.brokers" => Some(SettingsField::Brokers),
+            "kafka.topic" => Some(SettingsField::Topic),
+            "agent.machine_id" => Some(SettingsField::MachineId),
+            "worker.rate_card" => Some(SettingsField::RateCard),
+            _ => None,
+        }
+    }
 }
 
 /// The form's text, as typed.
@@ -165,7 +178,7 @@ impl SettingsForm {
     /// The save failed; the error goes beside its field when it has one.
     pub fn failed(&mut self, error: SaveError) {
         self.saving = false;
-        match error.field {
+        match error.key.and_then(SettingsField::of_key) {
             Some(field) => drop(self.save_errors.insert(field, error.message)),
             None => self.outcome = Some(Err(error.message)),
         }

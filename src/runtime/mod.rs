@@ -1,8 +1,12 @@
 //! What the app and the headless commands run: the settings in force, starting the agent on its
-//! background threads, and errors described for a person.
+//! background threads, the desktop app's supervisor and cost reader behind one handle
+//! ([`background::Background`]), and errors described for a person.
 
 mod agent;
+pub mod background;
+pub mod costs;
 mod embedded;
+pub mod supervisor;
 
 use std::path::PathBuf;
 

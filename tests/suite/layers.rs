@@ -110,3 +110,43 @@ fn the_import_reader_finds_paths_and_skips_tests() {
     let found = imported_modules(text);
     assert_eq!(found, BTreeSet::from(["billing".to_owned(), "kafka".to_owned()]));
 }
+
+/// What only the threads under the views may touch: files, sockets, threads, processes, the ledger
+/// and the broker. The views (`src/gui`) name none of them; `runtime::background` runs them.
+const NOT_IN_VIEWS: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::thread",
+    "std::process",
+    "rusqlite::",
+    "rdkafka::",
+    "billing::ledger",
+    "billing::feed",
+    "billing::worker",
+];
+
+/// The `(file, path)` pairs of `NOT_IN_VIEWS` named in the production part of the files under `dir`.
+fn io_in(dir: &Path) -> Vec<(String, &'static str)> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    assert!(!files.is_empty(), "no sources under {}", dir.display());
+    let mut found = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for forbidden in NOT_IN_VIEWS {
+            if production.contains(forbidden) {
+                found.push((path.display().to_string(), *forbidden));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_views_do_no_io_of_their_own() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found = io_in(&root.join("src/gui"));
+    assert!(found.is_empty(), "the views reach for I/O themselves (move it under runtime): {found:?}");
+    assert!(!io_in(&root.join("src/runtime")).is_empty(), "the check finds I/O where it is");
+}

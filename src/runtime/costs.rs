@@ -1,6 +1,8 @@
-//! The cost reader thread: every 500 ms it reads the ledger (embedded mode) or the cost feed file
-//! (Kafka mode) and sends the UI per-machine costs and the selected machine's cost series, only when
-//! they changed, so a billed record shows within a second without repainting an idle window.
+//! The desktop app's cost reader thread. It reads the ledger when the embedded agent has billed
+//! into it (and every 10 s, for the projection and for any other writer), or the cost feed file
+//! every 500 ms in Kafka mode, and sends the views per-machine costs and the selected machine's
+//! cost series, only when they changed: a billed record shows at once without repainting an idle
+//! window.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
-use super::background::{Event, Notifier};
+use super::Settings;
+use super::supervisor::{Event, FEED_VIEW_FILE, Notifier};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::period::{self, MachineCost};
 use crate::billing::period_tiers::PeriodTiers;
 use crate::billing::rate_card::RateCard;
 use crate::billing::tiers;
 use crate::record::UnixMillis;
-use crate::runtime::Settings;
 
-/// How often the files are read.
+/// How often files written by another thread or process (the cost feed view) are read.
 pub const POLL: Duration = Duration::from_millis(500);
 /// Send at least this often, so the projection (which moves with the clock) stays current.
 const REFRESH_ANYWAY: Duration = Duration::from_secs(10);
@@ -59,24 +61,34 @@ impl CostRange {
     }
 }
 
-/// What the UI wants read: shared with the reader thread.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CostQuery {
-    /// Ledger-schema files to read, in order of preference.
-    pub sources: Vec<PathBuf>,
-    /// The rate card whose graduated tiers apply (`worker.rate_card`; none: the built-in card).
-    pub rate_card: Option<PathBuf>,
+/// The machine and span of the cost chart, as the person chose them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostSelection {
     /// The machine whose series is wanted.
     pub machine: Option<String>,
     /// The series' span.
     pub range: CostRange,
 }
 
+/// What the views want read: shared with the reader thread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostQuery {
+    /// Ledger-schema files to read, in order of preference.
+    pub sources: Vec<PathBuf>,
+    /// The rate card whose graduated tiers apply (`worker.rate_card`; none: the built-in card).
+    pub rate_card: Option<PathBuf>,
+    /// The reader is woken when the sources change (embedded mode), so it need not poll them.
+    pub woken_on_change: bool,
+    /// The chart's machine and span.
+    pub selection: CostSelection,
+}
+
 impl CostQuery {
-    /// Takes the sources and the rate card from `settings`, keeping the machine and range chosen.
+    /// Takes the sources and the rate card from `settings`, keeping the selection.
     pub fn follow(&mut self, settings: &Settings) {
         self.sources = CostQuery::sources_for(settings);
         self.rate_card = settings.config.worker.rate_card.clone();
+        self.woken_on_change = settings.embedded();
     }
 
     /// The files that hold costs for `settings`: the local ledger in embedded mode; in Kafka mode the
@@ -85,7 +97,7 @@ impl CostQuery {
         if settings.embedded() {
             return vec![settings.ledger_path()];
         }
-        let mut sources = vec![settings.data_dir.join(super::background::FEED_VIEW_FILE)];
+        let mut sources = vec![settings.data_dir.join(FEED_VIEW_FILE)];
         if settings.config.worker.embedded {
             sources.push(settings.ledger_path());
         }
@@ -114,10 +126,8 @@ pub struct CostSnapshot {
     pub state: CostState,
     /// One row per machine, ordered by machine id.
     pub machines: Vec<MachineCost>,
-    /// The machine the series is for.
-    pub series_machine: Option<String>,
-    /// The series' span.
-    pub range: CostRange,
+    /// The selection the series was read for.
+    pub selection: CostSelection,
     /// `(bucket start, exact cost)` for the selected machine.
     pub series: Vec<(UnixMillis, Decimal)>,
     /// When it was read.
@@ -129,8 +139,7 @@ impl CostSnapshot {
     fn same_bills(&self, other: &CostSnapshot) -> bool {
         let key = |cost: &MachineCost| (cost.machine_id.clone(), cost.period, cost.today, cost.records, cost.gaps, cost.last_seen);
         self.state == other.state
-            && self.series_machine == other.series_machine
-            && self.range == other.range
+            && self.selection == other.selection
             && self.series == other.series
             && self.machines.iter().map(key).eq(other.machines.iter().map(key))
     }
@@ -156,7 +165,8 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
                     }
                     last_sent = Some((snapshot, Instant::now()));
                 }
-                match wake.recv_timeout(POLL) {
+                let idle = if wanted.woken_on_change { REFRESH_ANYWAY } else { POLL };
+                match wake.recv_timeout(idle) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -224,8 +234,8 @@ fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Source>, card: &LoadedCar
         }
     }
     machines.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
-    let (from, to, bucket) = query.range.span(now);
-    let series_source = query.machine.as_ref().and_then(|machine| machines.iter().find(|(cost, _)| &cost.machine_id == machine));
+    let (from, to, bucket) = query.selection.range.span(now);
+    let series_source = query.selection.machine.as_ref().and_then(|machine| machines.iter().find(|(cost, _)| &cost.machine_id == machine));
     let series = match series_source.and_then(|(cost, path)| open.get(path).map(|source| (cost, &source.ledger))) {
         Some((cost, ledger)) => period::cost_series(ledger, &cost.machine_id, from, to, bucket).unwrap_or_else(|error| {
             failure = Some(error.to_string());
@@ -241,8 +251,7 @@ fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Source>, card: &LoadedCar
     CostSnapshot {
         state,
         machines: machines.into_iter().map(|(cost, _)| cost).collect(),
-        series_machine: query.machine.clone(),
-        range: query.range,
+        selection: query.selection.clone(),
         series,
         read_at: now,
     }

@@ -1,25 +1,23 @@
-//! The app's supervisor thread: it owns the agent (and, in Kafka mode with `worker.embedded`, an
-//! in-process billing worker), saves settings and restarts them. The UI only sends [`Control`]s and
-//! reads [`Event`]s, so opening SQLite files or reaching a broker never stalls a frame.
+//! The desktop app's supervisor thread: it owns the agent (and, in Kafka mode, the cost feed view and
+//! with `worker.embedded` an in-process billing worker), saves settings and restarts them. The views
+//! only send [`Control`]s and read [`Event`]s, so opening SQLite files or reaching a broker never
+//! stalls a frame.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use eframe::egui;
-
-use super::cost_reader::CostSnapshot;
-use super::settings_view::SettingsField;
+use super::costs::CostSnapshot;
+use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::billing::biller::Biller;
 use crate::billing::feed;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::worker::{self, FeedOptions, WorkerOptions};
 use crate::config::ConfigError;
-use crate::runtime::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::transmit::agent::{Command, Input, Update};
 
 /// The cost feed view's file in the data dir.
@@ -36,11 +34,12 @@ pub enum Control {
     Shutdown,
 }
 
-/// A settings save that failed, with the field to show it beside when there is one.
+/// A settings save that failed, with the config key at fault when there is one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaveError {
-    /// The field at fault; `None` for a failure of the whole save (an unwritable file).
-    pub field: Option<SettingsField>,
+    /// The key at fault (`kafka.brokers`, `worker.rate_card`…); `None` for a failure of the whole
+    /// save (an unwritable file).
+    pub key: Option<&'static str>,
     /// What is wrong.
     pub message: String,
 }
@@ -67,30 +66,29 @@ pub enum Event {
     BackgroundFailed(String),
 }
 
-/// Sends events to the UI and wakes it: a repaint only when there is news it would show.
+/// Wakes the views (for the app: asks egui for a repaint).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Sends events to the views and wakes them: only when there is news they would show.
 #[derive(Clone)]
 pub struct Notifier {
     events: Sender<Event>,
-    ctx: egui::Context,
-    charts_visible: Arc<AtomicBool>,
+    wake: Waker,
+    readings_shown: Arc<AtomicBool>,
 }
 
-/// How soon after news the window repaints. Not zero: egui paints twice for a zero-delay request
-/// (to let layouts settle), and under software GL each frame costs tens of milliseconds of CPU.
-const REPAINT_DELAY: Duration = Duration::from_millis(1);
-
 impl Notifier {
-    /// A notifier into `events` that repaints `ctx`; readings wake it only while `charts_visible`.
-    pub fn new(events: Sender<Event>, ctx: egui::Context, charts_visible: Arc<AtomicBool>) -> Self {
-        Notifier { events, ctx, charts_visible }
+    /// A notifier into `events` that calls `wake`; readings wake only while `readings_shown`.
+    pub fn new(events: Sender<Event>, wake: Waker, readings_shown: Arc<AtomicBool>) -> Self {
+        Notifier { events, wake, readings_shown }
     }
 
-    /// Delivers `event`; false once the UI is gone.
+    /// Delivers `event`; false once the views are gone.
     pub fn send(&self, event: Event) -> bool {
-        let shown = !matches!(event, Event::Agent(Update::Reading(_))) || self.charts_visible.load(Ordering::Relaxed);
+        let shown = !matches!(event, Event::Agent(Update::Reading(_))) || self.readings_shown.load(Ordering::Relaxed);
         let delivered = self.events.send(event).is_ok();
         if shown {
-            self.ctx.request_repaint_after(REPAINT_DELAY);
+            (self.wake)();
         }
         delivered
     }
@@ -103,11 +101,12 @@ pub fn spawn_supervisor(
     source: ReadingSource,
     controls: Receiver<Control>,
     notifier: Notifier,
+    billed: Sender<()>,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("app-supervisor".into())
         .spawn(move || {
-            let mut current = Running::start(&settings, &overrides, &source, &notifier);
+            let mut current = Running::start(&settings, &overrides, &source, &notifier, &billed);
             while let Ok(control) = controls.recv() {
                 match control {
                     Control::Command(command) => current.command(command),
@@ -117,7 +116,7 @@ pub fn spawn_supervisor(
                             continue;
                         }
                         current.stop();
-                        current = Running::start(&settings, &overrides, &source, &notifier);
+                        current = Running::start(&settings, &overrides, &source, &notifier, &billed);
                         notifier.send(Event::Saved(Ok(settings.config_path.clone())));
                     }
                     Control::Shutdown => break,
@@ -131,18 +130,15 @@ pub fn spawn_supervisor(
 /// Checks what only the disk can tell (the rate card parses), then writes the config file.
 fn save(settings: &Settings) -> Result<(), SaveError> {
     if let Some(card) = &settings.config.worker.rate_card {
-        RateCard::load(Some(card)).map_err(|error| SaveError { field: Some(SettingsField::RateCard), message: error.to_string() })?;
+        RateCard::load(Some(card)).map_err(|error| SaveError { key: Some("worker.rate_card"), message: error.to_string() })?;
     }
-    settings.config.validate("the settings").map_err(|error| SaveError { field: field_of(&error), message: error.to_string() })?;
-    settings.config.save(&settings.config_path).map_err(|error| SaveError { field: None, message: error.to_string() })
+    settings.config.validate("the settings").map_err(|error| SaveError { key: key_of(&error), message: error.to_string() })?;
+    settings.config.save(&settings.config_path).map_err(|error| SaveError { key: None, message: error.to_string() })
 }
 
-fn field_of(error: &ConfigError) -> Option<SettingsField> {
-    let ConfigError::Invalid { key, .. } = error else { return None };
-    match *key {
-        "kafka.brokers" => Some(SettingsField::Brokers),
-        "kafka.topic" => Some(SettingsField::Topic),
-        "agent.machine_id" => Some(SettingsField::MachineId),
+fn key_of(error: &ConfigError) -> Option<&'static str> {
+    match error {
+        ConfigError::Invalid { key, .. } => Some(key),
         _ => None,
     }
 }
@@ -156,16 +152,21 @@ struct Running {
 }
 
 impl Running {
-    fn start(settings: &Settings, overrides: &AgentOverrides, source: &ReadingSource, notifier: &Notifier) -> Running {
+    /// Starts the agent and its helpers; in embedded mode each delivery (a record billed into the
+    /// local ledger) is told on `billed`, so the cost reader reads then instead of polling.
+    fn start(settings: &Settings, overrides: &AgentOverrides, source: &ReadingSource, notifier: &Notifier, billed: &Sender<()>) -> Running {
         let forward = notifier.clone();
-        let agent = match start_agent(
-            settings,
-            overrides,
-            source.clone(),
-            Box::new(move |update| {
-                forward.send(Event::Agent(update));
-            }),
-        ) {
+        let billed = settings.embedded().then(|| Mutex::new(billed.clone()));
+        let delivered = AtomicU64::new(0);
+        let updates = move |update: Update| {
+            if let (Update::Status(status), Some(billed)) = (&update, &billed)
+                && delivered.swap(status.delivered_total, Ordering::Relaxed) < status.delivered_total
+            {
+                let _ = billed.lock().expect("the billed sender").send(());
+            }
+            forward.send(Event::Agent(update));
+        };
+        let agent = match start_agent(settings, overrides, source.clone(), Box::new(updates)) {
             Ok(agent) => {
                 notifier.send(Event::AgentStarted { machine_id: agent.machine_id.clone() });
                 Some(agent)
