@@ -5,111 +5,15 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+mod messages;
+
+pub use self::messages::{AgentStatus, Command, DeliverySummary, Input, Problem, Update};
 use super::outbox::{Outbox, OutboxError};
 use super::policy::SendPolicy;
-use super::rule::ThresholdRule;
 use super::transport::Transport;
 use crate::collect::Reading;
 use crate::collect::window::{MachineFacts, OpenWindow};
-use crate::kafka::LinkState;
 use crate::record::{Trigger, UnixMillis, UsageRecord};
-
-/// What the person (or the process) asks of the agent.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Close the window now and send it with everything waiting, even while paused.
-    SendNow,
-    /// Hold records in the outbox.
-    Pause,
-    /// Send what is held, in order, and go on sending.
-    Resume,
-    /// Auto-send every this long (`None`: off).
-    SetInterval(Option<Duration>),
-    /// Replace the threshold rules.
-    SetRules(Vec<ThresholdRule>),
-    /// Close the window, try to deliver for a few seconds, keep the rest, stop.
-    Stop,
-}
-
-/// Everything that reaches the agent thread.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// A reading of the machine.
-    Reading(Reading),
-    /// A command.
-    Command(Command),
-}
-
-/// The last delivery the agent saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliverySummary {
-    /// When the reports arrived.
-    pub at: UnixMillis,
-    /// Records in that delivery.
-    pub records: u64,
-}
-
-/// What keeps the agent from its job right now; each kind is cleared by its own kind of success.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    /// Closed windows cannot be written to the outbox (a full disk, an I/O error): they wait in memory.
-    OutboxWrite {
-        /// Why the write failed.
-        error: String,
-        /// Whether the disk is full.
-        disk_full: bool,
-        /// Windows waiting in memory.
-        held: usize,
-    },
-    /// The outbox cannot be read or updated, so nothing more is offered until it can.
-    Outbox(String),
-    /// A send failed or was refused; the records stay in the outbox and go again.
-    Send(String),
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::OutboxWrite { error, disk_full, held } => {
-                let note = if *disk_full { "disk full; " } else { "" };
-                write!(f, "outbox: {note}{error}; {held} window(s) held in memory until it can be written")
-            }
-            Problem::Outbox(error) => write!(f, "{error}; nothing more is sent until the outbox can be read"),
-            Problem::Send(reason) => write!(f, "send failed: {reason}; the records are kept in the outbox and retried"),
-        }
-    }
-}
-
-/// A snapshot of the agent for the app and the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentStatus {
-    /// This machine.
-    pub machine_id: String,
-    /// Link to the broker (or embedded).
-    pub link: LinkState,
-    /// Sending held.
-    pub paused: bool,
-    /// Auto-send interval.
-    pub interval: Option<Duration>,
-    /// Threshold rules in force.
-    pub rules: Vec<ThresholdRule>,
-    /// Records waiting in the outbox (including those held in memory on a full disk).
-    pub outbox_depth: u64,
-    /// The most recent delivery.
-    pub last_delivery: Option<DeliverySummary>,
-    /// Records delivered since the agent started.
-    pub delivered_total: u64,
-    /// Records delivered on this UTC day, by this and earlier runs on this machine.
-    pub delivered_today: u64,
-    /// Start of the open window.
-    pub window_start: UnixMillis,
-    /// Seq the open window will get.
-    pub next_seq: u64,
-    /// The latest problem (a failed send, a full disk), cleared when it is over.
-    pub problem: Option<Problem>,
-    /// The outbox hit its size bound and merged windows (count of merges so far).
-    pub merged_windows: u64,
-}
 
 /// How the agent runs.
 pub struct AgentSettings {
@@ -455,15 +359,6 @@ impl<T: Transport> Agent<T> {
     }
 }
 
-/// What the agent tells its observers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Update {
-    /// A reading, for the live charts.
-    Reading(Reading),
-    /// A changed snapshot.
-    Status(AgentStatus),
-}
-
 /// Merges the two oldest records held in memory into one (used only when the disk is full).
 fn merge_front(held: &mut VecDeque<UsageRecord>) {
     if let (Some(first), Some(second)) = (held.pop_front(), held.pop_front()) {
@@ -483,5 +378,4 @@ pub fn send_command(inputs: &Sender<Input>, command: Command) -> bool {
 }
 
 #[cfg(test)]
-#[path = "agent_tests.rs"]
 mod tests;
