@@ -12,6 +12,7 @@ pub mod period_tiers;
 pub mod price;
 pub mod rate_card;
 pub mod report;
+pub mod summary;
 pub mod tables;
 pub mod tiers;
 pub mod verify;

@@ -11,10 +11,23 @@ use super::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
 /// Creates `topic` with the configured partitions unless it exists. Without a configured
 /// replication factor the broker's `default.replication.factor` applies (CreateTopics with −1).
 pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
+    create_unless_present(kafka, topic, &[])
+}
+
+/// As [`ensure_topic`], for a topic that keeps the latest message per key (`cleanup.policy =
+/// compact`): a reader from its start gets one message per key, however long the history.
+pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
+    create_unless_present(kafka, topic, &[("cleanup.policy", "compact")])
+}
+
+fn create_unless_present(kafka: &KafkaConfig, topic: &str, settings: &[(&str, &str)]) -> Result<(), KafkaSetupError> {
     let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, ClientRole::Admin)?.create().map_err(failed)?;
     let replication = TopicReplication::Fixed(kafka.replication_factor.unwrap_or(-1));
-    let new_topic = NewTopic::new(topic, kafka.partitions, replication);
+    let mut new_topic = NewTopic::new(topic, kafka.partitions, replication);
+    for (key, value) in settings {
+        new_topic = new_topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
     let results = futures_executor::block_on(admin.create_topics([&new_topic], &options)).map_err(failed)?;
     for result in results {

@@ -17,6 +17,9 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Topic of the cost feed the workers publish.
     pub cost_topic: String,
+    /// Compacted topic of per-machine cost summaries the workers publish and desktops read;
+    /// empty: `{cost_topic}.summary`.
+    pub summary_topic: String,
     /// Partitions of a topic created by usagebill.
     pub partitions: i32,
     /// Replication factor of a topic created by usagebill; none takes the broker's
@@ -36,12 +39,20 @@ impl Default for KafkaConfig {
             brokers: Vec::new(),
             topic: "resource_usage".into(),
             cost_topic: "resource_costs".into(),
+            summary_topic: String::new(),
             partitions: 6,
             replication_factor: None,
             group_id: "usagebill-billing".into(),
             message_timeout: HumanDuration::from_secs(30),
             properties: BTreeMap::new(),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// The summary topic in force: `summary_topic`, else `{cost_topic}.summary`.
+    pub fn summary_topic(&self) -> String {
+        if self.summary_topic.is_empty() { format!("{}.summary", self.cost_topic) } else { self.summary_topic.clone() }
     }
 }
 
@@ -53,6 +64,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("cost_topic", &self.cost_topic)
+            .field("summary_topic", &self.summary_topic)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
             .field("group_id", &self.group_id)

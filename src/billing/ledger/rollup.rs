@@ -145,6 +145,31 @@ fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggre
     })
 }
 
+/// Calls `each` with every hourly rollup: machine name, hour, aggregate; by machine, then hour.
+pub fn each_hour(connection: &Connection, mut each: impl FnMut(&str, i64, &Aggregate)) -> Result<(), LedgerError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT m.name, h.hour_ms, h.records, h.cost, h.currency, h.min_seq, h.max_seq, h.min_start_ms, h.max_end_ms, h.covered_ms
+         FROM hourly h JOIN machines m ON m.id = h.machine ORDER BY h.machine, h.hour_ms",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        each(&name, row.get(1)?, &aggregate_at(row, 2)?);
+    }
+    Ok(())
+}
+
+/// Per machine (by name), the seq and card version of its latest line.
+pub fn latest_card_versions(connection: &Connection) -> Result<HashMap<String, (u64, String)>, LedgerError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT m.name, r.seq, l.card_version FROM machines m
+         JOIN records r ON r.id = (SELECT id FROM records WHERE machine = m.id ORDER BY seq DESC LIMIT 1)
+         JOIN lines l ON l.record = r.id",
+    )?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get::<_, i64>(1)? as u64, row.get::<_, String>(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Per machine (by name), the aggregate of the windows starting in `[from, to)`: whole hours from the
 /// rollups, the partial hours at either edge from the records (found through the seq index).
 pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Result<HashMap<String, Aggregate>, LedgerError> {

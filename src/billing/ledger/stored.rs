@@ -45,6 +45,11 @@ impl Ledger {
         Ok(lines)
     }
 
+    /// Highest record row id (0 when nothing is billed).
+    pub fn last_row_id(&self) -> Result<i64, LedgerError> {
+        Ok(self.connection.query_row("SELECT coalesce(max(id), 0) FROM records", [], |row| row.get(0))?)
+    }
+
     /// Highest row id whose line the cost feed acknowledged (0 when none).
     pub fn feed_published_through(&self) -> Result<i64, LedgerError> {
         let value = self.connection.query_row("SELECT value FROM meta WHERE key = ?1", [FEED_CURSOR_KEY], |row| row.get(0)).optional()?;

@@ -1,0 +1,173 @@
+//! Each machine's billed history in the form a summary is computed from, kept in memory so a busy
+//! fleet's summaries are recomputed from a few buckets instead of re-reading rollups: per hour for
+//! the current period and the last day, per period before that, and all-time counts. It is loaded
+//! once from a ledger-schema file's hourly rollups, then fed each line new to that file (which has
+//! already dropped duplicates), so it always equals the file.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+
+use crate::billing::ledger::rollup::{self, Aggregate, HOUR_MILLIS};
+use crate::billing::ledger::{Ledger, LedgerError, StoredLine};
+use crate::billing::period::month_of;
+use crate::record::UnixMillis;
+
+/// Hours kept per hour besides the current period's: the last day's chart and burn band need 25.
+const RECENT_HOURS: i64 = 26;
+
+/// One machine's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineHistory {
+    /// All-time counts: records, seq bounds, the latest window end, the currency.
+    pub all: Aggregate,
+    /// Seq and card version of the latest line.
+    pub latest: (u64, String),
+    /// Per hour of window start, from [`FleetHistory`]'s cut-off on.
+    pub hours: BTreeMap<i64, Aggregate>,
+    /// Per period (month start) before the cut-off: cost and records.
+    pub periods: BTreeMap<i64, (Decimal, u64)>,
+}
+
+/// Every machine's history in one ledger-schema file.
+#[derive(Debug, Default)]
+pub struct FleetHistory {
+    machines: HashMap<String, MachineHistory>,
+    /// Hours before this are folded into periods.
+    cut_off: i64,
+    /// Highest row of the file already added.
+    after_row: i64,
+}
+
+fn cut_off_at(now: UnixMillis) -> i64 {
+    let recent = (now.0.div_euclid(HOUR_MILLIS) - RECENT_HOURS) * HOUR_MILLIS;
+    recent.min(month_of(now).0.0)
+}
+
+impl FleetHistory {
+    /// Loads the history of every machine in `ledger` from its rollups.
+    pub fn load(ledger: &Ledger, now: UnixMillis) -> Result<FleetHistory, LedgerError> {
+        // One snapshot: rows billed while this reads are left to the first refresh, never counted twice.
+        let snapshot = ledger.connection().unchecked_transaction()?;
+        let after_row = ledger.last_row_id()?;
+        let mut fleet = FleetHistory { machines: HashMap::new(), cut_off: cut_off_at(now), after_row };
+        let versions = rollup::latest_card_versions(ledger.connection())?;
+        rollup::each_hour(ledger.connection(), |machine, hour, aggregate| {
+            let Some(latest) = versions.get(machine) else { return };
+            let history = fleet.machines.entry(machine.to_owned()).or_insert_with(|| MachineHistory {
+                all: Aggregate { cost: Decimal::ZERO, records: 0, ..aggregate.clone() },
+                latest: latest.clone(),
+                hours: BTreeMap::new(),
+                periods: BTreeMap::new(),
+            });
+            history.add_hour(hour, aggregate, fleet.cut_off);
+        })?;
+        snapshot.finish()?;
+        Ok(fleet)
+    }
+
+    /// Adds the rows billed into `ledger` since the last call; returns the machines they touched
+    /// and the starts of the closed periods (before the one holding `now`) they fell in.
+    pub fn refresh(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<(Vec<String>, Vec<i64>), LedgerError> {
+        self.roll(now);
+        let current_period = month_of(now).0;
+        let (mut touched, mut late) = (Vec::new(), Vec::new());
+        loop {
+            let rows = ledger.lines_after(self.after_row, 5_000)?;
+            let Some(last) = rows.last() else { break };
+            self.after_row = last.row_id;
+            for stored in &rows {
+                self.add(stored);
+                touched.push(stored.record.machine_id.clone());
+                if stored.record.start < current_period {
+                    late.push(month_of(stored.record.start).0.0);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        late.sort_unstable();
+        late.dedup();
+        Ok((touched, late))
+    }
+
+    /// Adds one line new to the file (which has dropped duplicates already).
+    fn add(&mut self, stored: &StoredLine) {
+        let record = &stored.record;
+        let single = Aggregate {
+            records: 1,
+            cost: stored.line.total,
+            currency: stored.line.currency.clone(),
+            min_seq: record.seq,
+            max_seq: record.seq,
+            min_start: record.start,
+            max_end: record.end,
+            covered_millis: record.end.millis_since(record.start),
+        };
+        let hour = record.start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        let cut_off = self.cut_off;
+        let history = self.machines.entry(record.machine_id.clone()).or_insert_with(|| MachineHistory {
+            all: Aggregate { cost: Decimal::ZERO, records: 0, ..single.clone() },
+            latest: (record.seq, stored.line.card_version.clone()),
+            hours: BTreeMap::new(),
+            periods: BTreeMap::new(),
+        });
+        if record.seq >= history.latest.0 {
+            history.latest = (record.seq, stored.line.card_version.clone());
+        }
+        history.add_hour(hour, &single, cut_off);
+    }
+
+    /// Folds the hours that fell before the cut-off at `now` into their periods.
+    fn roll(&mut self, now: UnixMillis) {
+        let cut_off = cut_off_at(now);
+        if cut_off <= self.cut_off {
+            return;
+        }
+        self.cut_off = cut_off;
+        for history in self.machines.values_mut() {
+            let kept = history.hours.split_off(&cut_off);
+            for (hour, aggregate) in std::mem::replace(&mut history.hours, kept) {
+                history.fold_into_period(hour, &aggregate);
+            }
+        }
+    }
+
+    /// The history of `machine`.
+    pub fn get(&self, machine: &str) -> Option<&MachineHistory> {
+        self.machines.get(machine)
+    }
+
+    /// Every machine, in no order.
+    pub fn machines(&self) -> impl Iterator<Item = &String> {
+        self.machines.keys()
+    }
+}
+
+impl MachineHistory {
+    fn add_hour(&mut self, hour: i64, aggregate: &Aggregate, cut_off: i64) {
+        self.all.records += aggregate.records;
+        self.all.min_seq = self.all.min_seq.min(aggregate.min_seq);
+        self.all.max_seq = self.all.max_seq.max(aggregate.max_seq);
+        self.all.min_start = self.all.min_start.min(aggregate.min_start);
+        self.all.max_end = self.all.max_end.max(aggregate.max_end);
+        if hour < cut_off {
+            self.fold_into_period(hour, aggregate);
+            return;
+        }
+        match self.hours.get_mut(&hour) {
+            Some(bucket) => {
+                bucket.records += aggregate.records;
+                bucket.cost += aggregate.cost;
+                bucket.covered_millis += aggregate.covered_millis;
+            }
+            None => drop(self.hours.insert(hour, aggregate.clone())),
+        }
+    }
+
+    fn fold_into_period(&mut self, hour: i64, aggregate: &Aggregate) {
+        let period = self.periods.entry(month_of(UnixMillis(hour)).0.0).or_default();
+        period.0 += aggregate.cost;
+        period.1 += aggregate.records;
+    }
+}

@@ -1,0 +1,105 @@
+//! Reading the summary topic: every partition from its start (the topic is compacted, so that is
+//! about one message per machine), then whatever arrives. A desktop holds the result in memory and
+//! writes nothing to disk; `report --from-summary` reads until caught up and prints it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::book::{SummaryBook, SummaryOffer};
+use crate::billing::feed::FeedError;
+use crate::billing::rate_card::RateCard;
+use crate::kafka::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
+
+/// A reader of the summary topic.
+pub struct SummaryFeed {
+    consumer: BaseConsumer,
+    topic: String,
+    /// The high watermark of each partition when the reader started; caught up once past them all.
+    start_ends: HashMap<i32, i64>,
+    next_offsets: HashMap<i32, i64>,
+    caught_up: bool,
+}
+
+impl SummaryFeed {
+    /// Assigns every partition of the summary topic from its start. The topic is not created here:
+    /// until a worker creates it there is nothing to show, which [`SummaryFeed::open`] reports as
+    /// an error the caller may retry.
+    pub fn open(kafka: &KafkaConfig) -> Result<SummaryFeed, FeedError> {
+        let topic = kafka.summary_topic();
+        let mut config = client_config(kafka, ClientRole::Consumer)?;
+        // A group id is required by librdkafka's consumer, but it is never joined or committed to.
+        config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the summary consumer", source))?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect();
+        if partitions.is_empty() {
+            return Err(FeedError::Invalid(format!("the summary topic {topic} does not exist yet (no worker has published)")));
+        }
+        let mut assignment = TopicPartitionList::new();
+        let mut start_ends = HashMap::new();
+        for partition in &partitions {
+            assignment.add_partition_offset(&topic, *partition, Offset::Beginning)?;
+            let (_, high) = consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(10))?;
+            start_ends.insert(*partition, high);
+        }
+        consumer.assign(&assignment)?;
+        let next_offsets = partitions.iter().map(|partition| (*partition, 0)).collect();
+        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false };
+        feed.check_caught_up();
+        Ok(feed)
+    }
+
+    /// Reads what arrives within `wait` into `book`; returns how many summaries it took.
+    pub fn poll(&mut self, book: &mut SummaryBook, card: Option<&RateCard>, wait: Duration) -> Result<usize, FeedError> {
+        let deadline = Instant::now() + wait;
+        let mut taken = 0;
+        let mut timeout = wait;
+        while let Some(message) = self.consumer.poll(timeout) {
+            let message = message?;
+            let next = self.next_offsets.entry(message.partition()).or_insert(0);
+            *next = (*next).max(message.offset() + 1);
+            // No payload is a tombstone (a machine an operator removed): nothing to show for it.
+            if let Some(payload) = message.payload()
+                && book.offer(payload, card) == SummaryOffer::Taken
+            {
+                taken += 1;
+            }
+            timeout = Duration::ZERO;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.check_caught_up();
+        Ok(taken)
+    }
+
+    fn check_caught_up(&mut self) {
+        if !self.caught_up {
+            self.caught_up = self.start_ends.iter().all(|(partition, end)| self.next_offsets.get(partition).copied().unwrap_or(0) >= *end);
+        }
+    }
+
+    /// Whether everything the topic held at the start has been read.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+/// Reads the summary topic until caught up (what `report --from-summary` shows).
+pub fn read_until_caught_up(kafka: &KafkaConfig, card: Option<&RateCard>) -> Result<SummaryBook, FeedError> {
+    let mut feed = SummaryFeed::open(kafka)?;
+    let mut book = SummaryBook::new();
+    while !feed.caught_up() {
+        feed.poll(&mut book, card, Duration::from_millis(100))?;
+    }
+    Ok(book)
+}
