@@ -158,6 +158,13 @@ pub struct ReportArgs {
     /// Report from the cost feed: materialise `kafka.cost_topic` into `feed.db` in the data dir first.
     #[arg(long, conflicts_with = "ledger")]
     pub from_feed: bool,
+    /// Print the per-machine cost table exactly as the app's Costs tab shows it, from the workers'
+    /// compacted summary topic (`kafka.summary_topic`), read from its start.
+    #[arg(long, conflicts_with_all = ["ledger", "from_feed", "verify", "quarantine", "gaps", "from", "to"])]
+    pub from_summary: bool,
+    /// With --from-summary: the period, by its first day (`2026-11-01`); default: the current one.
+    #[arg(long, value_name = "DATE", requires = "from_summary")]
+    pub period: Option<String>,
 }
 
 /// `usagebill simulate`.

@@ -14,7 +14,7 @@ use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
 use crate::billing::worker::{self, WorkerOptions};
-use crate::billing::{feed, inspect, tiers, verify};
+use crate::billing::{feed, inspect, summary, tiers, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::runtime::{AgentOverrides, ReadingSource, Settings, start_agent};
@@ -135,7 +135,20 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
     };
     let feed = worker::FeedOptions { publish_feed: !args.no_feed, budgets: settings.config.billing.budgets()? };
     let stop = worker::stop_on_signal();
-    worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &stop)?;
+    // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
+    let summaries_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let summaries = feed.publish_feed.then(|| {
+        let options = summary::options_for(&settings.ledger_path(), card.clone());
+        summary::spawn_publisher(&settings.config.kafka, options, Arc::clone(&summaries_stop))
+    });
+    let billed = worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &stop);
+    summaries_stop.store(true, Ordering::SeqCst);
+    if let Some(publisher) = summaries
+        && let Ok(totals) = publisher.join()
+    {
+        tracing::info!("summary publisher stopped: {} summaries published over {} term(s) as leader", totals.published, totals.terms);
+    }
+    billed?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -163,6 +176,9 @@ fn start_api(
 pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
     let settings = resolve_settings(common)?;
+    if args.from_summary {
+        return report_from_summary(&settings, &args);
+    }
     let path = if args.from_feed {
         anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost feed from Kafka: pass --brokers HOST:PORT");
         let view = settings.data_dir.join("feed.db");
@@ -195,6 +211,24 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
     let mut totals = report::machine_totals(&ledger, range)?;
     tiers::apply_to_totals(&mut totals, &tiers::adjustments(&ledger, &card()?, range)?);
     print!("{}", report::render(&totals, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usagebill report --from-summary`: the Costs tab's table, from the summary topic.
+fn report_from_summary(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!settings.embedded(), "--from-summary reads the summary topic from Kafka: pass --brokers HOST:PORT");
+    let card = RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()))?;
+    let book = summary::read_until_caught_up(&settings.config.kafka, Some(&card))?;
+    let (skipped, reasons) = book.skipped();
+    if skipped > 0 {
+        eprintln!("skipped {skipped} summary message(s); the latest reason: {}", reasons.last().map_or("", String::as_str));
+    }
+    let now = crate::record::UnixMillis::now();
+    let period = match &args.period {
+        Some(text) => crate::billing::period::month_of(parse_time("--period", text)?).0,
+        None => crate::billing::period::month_of(now).0,
+    };
+    print!("{}", summary::render(&summary::rows(&book, period, now), args.format));
     Ok(ExitCode::SUCCESS)
 }
 

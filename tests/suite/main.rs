@@ -17,4 +17,5 @@ mod properties;
 mod proxy;
 mod secrets;
 mod security;
+mod summary;
 mod util;

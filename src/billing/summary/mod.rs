@@ -14,6 +14,7 @@ mod compute;
 mod history;
 mod publish;
 mod reader;
+mod table;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub use self::book::{SummaryBook, SummaryOffer};
 pub use self::compute::Summariser;
 pub use self::publish::{COALESCE, PublisherOptions, PublisherTotals, options_for, spawn_publisher, view_path_for};
 pub use self::reader::{SummaryFeed, read_until_caught_up};
+pub use self::table::{SummaryRow, render, rows};
 use crate::record::{UnixMillis, validate_machine_id};
 
 /// The `schema` of every summary message; the suffix versions the layout.

@@ -58,21 +58,42 @@ pub fn view_path_for(ledger: &Path) -> PathBuf {
     ledger.with_file_name(name)
 }
 
-/// Starts the materialiser of the feed and the publisher; both stop when `stop` is set.
-pub fn spawn_publisher(
-    kafka: &KafkaConfig,
-    options: PublisherOptions,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<Result<PublisherTotals, FeedError>> {
+/// How long a publisher whose broker or view failed waits before it starts again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Starts the materialiser of the feed and the publisher, restarted after a failure (the broker
+/// away, the summary topic refused) until `stop` is set; returns what they did.
+pub fn spawn_publisher(kafka: &KafkaConfig, options: PublisherOptions, stop: Arc<AtomicBool>) -> JoinHandle<PublisherTotals> {
     let kafka = kafka.clone();
     std::thread::Builder::new()
         .name("summary-publisher".into())
         .spawn(move || {
-            let materialiser = feed::spawn_materialiser(&kafka, &options.view_path, Arc::clone(&stop));
-            let outcome = Publisher::new(&kafka, options).and_then(|mut publisher| publisher.run(&stop));
-            stop.store(true, Ordering::SeqCst);
-            let _ = materialiser.join();
-            outcome
+            let mut totals = PublisherTotals::default();
+            while !stop.load(Ordering::SeqCst) {
+                let round = Arc::new(AtomicBool::new(false));
+                let materialiser = feed::spawn_materialiser(&kafka, &options.view_path, Arc::clone(&round));
+                let outcome = Publisher::new(&kafka, options.clone()).and_then(|mut publisher| {
+                    let outcome = publisher.run(&stop, &materialiser);
+                    totals.published += publisher.totals.published;
+                    totals.terms += publisher.totals.terms;
+                    outcome
+                });
+                round.store(true, Ordering::SeqCst);
+                let viewed = materialiser.join();
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let reason = match (outcome, viewed) {
+                    (Err(error), _) | (_, Ok(Err(error))) => error.to_string(),
+                    _ => "the feed view stopped".to_owned(),
+                };
+                tracing::warn!("summary publisher: {reason}; starting again in {}s", RETRY.as_secs());
+                let resume_at = Instant::now() + RETRY;
+                while Instant::now() < resume_at && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            totals
         })
         .expect("spawning the summary publisher thread")
 }
@@ -122,9 +143,10 @@ impl Publisher {
         })
     }
 
-    fn run(&mut self, stop: &AtomicBool) -> Result<PublisherTotals, FeedError> {
+    /// Runs until `stop` is set or the view's materialiser ends.
+    fn run<T>(&mut self, stop: &AtomicBool, materialiser: &JoinHandle<T>) -> Result<(), FeedError> {
         let mut term: Option<Term> = None;
-        while !stop.load(Ordering::SeqCst) {
+        while !stop.load(Ordering::SeqCst) && !materialiser.is_finished() {
             // Polling keeps the membership; the paused partitions deliver nothing.
             if let Some(Err(error)) = self.election.poll(COALESCE) {
                 tracing::warn!("summary election: {error}");
@@ -151,7 +173,7 @@ impl Publisher {
         }
         let _ = self.producer.flush(Duration::from_secs(5));
         self.take_deliveries(term.as_mut());
-        Ok(self.totals)
+        Ok(())
     }
 
     /// Whether this member holds partition 0; pauses whatever it was assigned so nothing is fetched.

@@ -1,0 +1,158 @@
+//! The per-machine cost table as the Costs tab shows it, from the summaries held: one row per
+//! machine for a chosen period, the same rows `report --from-summary` prints.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{CostSummary, SummaryBook};
+use crate::billing::period::month_of;
+use crate::billing::price::round_for_display;
+use crate::billing::report::ReportFormat;
+use crate::billing::tables::{CsvRow, csv_table};
+use crate::record::UnixMillis;
+
+/// One machine's row for a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SummaryRow {
+    /// The machine.
+    pub machine_id: String,
+    /// Cost today (the current period only; zero otherwise).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub today: Decimal,
+    /// Cost of the period.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub period: Decimal,
+    /// The period's cost carried to its end at the recent rate (the current period; else its cost).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub projected: Decimal,
+    /// The projection at the last day's lowest hourly rate.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub projected_low: Decimal,
+    /// The projection at the last day's highest hourly rate.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub projected_high: Decimal,
+    /// Records billed in the period.
+    pub records: u64,
+    /// Missing seqs, all time.
+    pub gaps: u64,
+    /// End of its latest window.
+    pub last_seen: UnixMillis,
+    /// Currency.
+    pub currency: String,
+    /// Card version of its latest line.
+    pub card_version: String,
+}
+
+impl SummaryRow {
+    /// The row of `summary` for the period starting at `period_start`, as of `now`; `None` when
+    /// the machine has no usage in it.
+    pub fn of(summary: &CostSummary, period_start: UnixMillis, now: UnixMillis) -> Option<SummaryRow> {
+        let current = month_of(now).0 == period_start;
+        let (period, records) = if current {
+            (summary.period_at(now), if summary.period_start == period_start { summary.period_records } else { 0 })
+        } else {
+            summary.period_cost(period_start)?
+        };
+        if records == 0 {
+            return None;
+        }
+        let projection = summary.projection_at(now);
+        let (projected, projected_low, projected_high) =
+            if current { (projection.estimate, projection.low, projection.high) } else { (period, period, period) };
+        Some(SummaryRow {
+            machine_id: summary.machine_id.clone(),
+            today: if current { summary.today_at(now) } else { Decimal::ZERO },
+            period,
+            projected,
+            projected_low,
+            projected_high,
+            records,
+            gaps: summary.gaps,
+            last_seen: summary.last_seen,
+            currency: summary.currency.clone(),
+            card_version: summary.card_version.clone(),
+        })
+    }
+}
+
+/// Every machine's row for the period starting at `period_start`, ordered by machine id.
+pub fn rows(book: &SummaryBook, period_start: UnixMillis, now: UnixMillis) -> Vec<SummaryRow> {
+    let mut rows: Vec<SummaryRow> = book.summaries().filter_map(|summary| SummaryRow::of(summary, period_start, now)).collect();
+    rows.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
+    rows
+}
+
+impl CsvRow for SummaryRow {
+    const HEADER: &'static [&'static str] = &[
+        "machine_id",
+        "today",
+        "period",
+        "projected",
+        "projected_low",
+        "projected_high",
+        "records",
+        "gaps",
+        "last_seen",
+        "currency",
+        "card_version",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.machine_id.clone(),
+            self.today.to_string(),
+            self.period.to_string(),
+            self.projected.to_string(),
+            self.projected_low.to_string(),
+            self.projected_high.to_string(),
+            self.records.to_string(),
+            self.gaps.to_string(),
+            self.last_seen.to_string(),
+            self.currency.clone(),
+            self.card_version.clone(),
+        ]
+    }
+}
+
+/// Renders rows as `report` renders totals: amounts in the table rounded to cents, exact in CSV and JSON.
+pub fn render(rows: &[SummaryRow], format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(rows).expect("rows serialise") + "\n",
+        ReportFormat::Csv => csv_table(rows),
+        ReportFormat::Table => render_table(rows),
+    }
+}
+
+fn render_table(rows: &[SummaryRow]) -> String {
+    let width = rows.iter().map(|row| row.machine_id.len()).max().unwrap_or(0).max("machine".len());
+    let mut out = format!(
+        "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}\n",
+        "machine", "today", "period", "projected (low–high)", "records", "gaps"
+    );
+    let (mut today, mut period, mut projected, mut records) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, 0);
+    let cents = |amount: Decimal| round_for_display(amount, 2);
+    for row in rows {
+        today += row.today;
+        period += row.period;
+        projected += row.projected;
+        records += row.records;
+        let band = format!("{} ({}–{})", cents(row.projected), cents(row.projected_low), cents(row.projected_high));
+        out += &format!(
+            "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}\n",
+            row.machine_id,
+            cents(row.today),
+            cents(row.period),
+            band,
+            row.records,
+            row.gaps
+        );
+    }
+    let currency = rows.first().map_or("", |row| row.currency.as_str());
+    out += &format!(
+        "{} machine(s), {records} record(s): today {} {currency}, period {} {currency}, projected {} {currency}\n",
+        rows.len(),
+        cents(today),
+        cents(period),
+        cents(projected)
+    );
+    out
+}

@@ -1,0 +1,105 @@
+//! The per-machine cost summary on Kafka: the workers' elected publisher keeps the compacted summary
+//! topic equal to the deduplicated cost feed, through a SIGKILLed leader and a rebalance.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::billing::worker;
+use crate::util::{Broker, run_ok, signal, unique, usagebill};
+
+/// `machine → (period cost, records, gaps)` as `report --from-summary` prints them for `period`.
+fn from_summary(dir: &Path, broker: &Broker, topic: &str, period: &str) -> BTreeMap<String, (String, u64, u64)> {
+    let output = run_ok(usagebill(dir).args(broker.args(topic)).args(["report", "--from-summary", "--period", period, "--format", "json"]));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("JSON rows");
+    rows.iter()
+        .map(|row| {
+            let key = row["machine_id"].as_str().unwrap().to_owned();
+            (key, (row["period"].as_str().unwrap().to_owned(), row["records"].as_u64().unwrap(), row["gaps"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+/// The same from the deduplicated cost feed over `[from, to)`.
+fn from_feed(dir: &Path, broker: &Broker, topic: &str, from: &str, to: &str) -> BTreeMap<String, (String, u64, u64)> {
+    let args = ["report", "--from-feed", "--from", from, "--to", to, "--format", "json"];
+    let output = run_ok(usagebill(dir).args(broker.args(topic)).args(args));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("JSON totals");
+    rows.iter()
+        .map(|row| {
+            let key = row["machine_id"].as_str().unwrap().to_owned();
+            (key, (row["cost"].as_str().unwrap().to_owned(), row["records"].as_u64().unwrap(), row["gaps"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+fn leader_terms(logs: &[std::path::PathBuf]) -> Vec<usize> {
+    logs.iter().map(|log| std::fs::read_to_string(log).unwrap_or_default().matches("summary publisher: leading").count()).collect()
+}
+
+#[test]
+fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_partitions_move() {
+    let broker = Broker::start();
+    let topic = unique("usage");
+    let group = unique("billing");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let logs: Vec<_> = dirs.iter().map(|dir| dir.path().join("worker.log")).collect();
+    let start = |index: usize| -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&logs[index]).unwrap();
+        worker(dirs[index].path(), &broker, &topic, &group, "300s").stderr(Stdio::from(log)).spawn().unwrap()
+    };
+    let mut workers: Vec<Child> = (0..3).map(start).collect();
+    // Three hours ago, so the windows are in the past; the period compared is the one they start in.
+    let begin = usagebill::record::UnixMillis::now().plus_millis(-3 * 3_600_000);
+    let (period_start, period_end) = usagebill::billing::period::month_of(begin);
+    let producer_dir = tempfile::tempdir().unwrap();
+    let mut producer = usagebill(producer_dir.path())
+        .args(broker.args(&topic))
+        .args(["simulate", "--machines", "40", "--records", "8000", "--window", "10s", "--rate", "800", "--start"])
+        .arg(begin.to_string())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(index) = leader_terms(&logs).iter().position(|terms| *terms > 0) {
+            break index;
+        }
+        assert!(Instant::now() < deadline, "no worker became the summary leader; logs: {:?}", leader_terms(&logs));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    signal(workers[leader].id(), "KILL");
+    workers[leader].wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    workers[leader] = start(leader);
+    std::thread::sleep(Duration::from_secs(2));
+    workers.push(start(3));
+    assert!(producer.wait().unwrap().success(), "simulate failed");
+
+    let checker = tempfile::tempdir().unwrap();
+    let (from, to, period) = (period_start.to_string(), period_end.to_string(), period_start.to_string());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut summary, mut feed);
+    loop {
+        feed = from_feed(checker.path(), &broker, &topic, &from, &to);
+        summary = from_summary(checker.path(), &broker, &topic, &period);
+        let records: u64 = feed.values().map(|(_, records, _)| records).sum();
+        if records == 8000 && summary == feed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the summary did not converge on the feed ({records} records in the feed):\n{summary:?}\n{feed:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(summary.len(), 40);
+    let terms = leader_terms(&logs);
+    eprintln!("leader terms per worker: {terms:?}");
+    assert!(terms.iter().sum::<usize>() >= 2, "another worker took over as leader: {terms:?}");
+    for mut child in workers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
