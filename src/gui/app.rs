@@ -12,7 +12,7 @@ use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::usage_view::UsageView;
 use crate::runtime::background::Background;
-use crate::runtime::costs::{CostSelection, CostSnapshot};
+use crate::runtime::costs::CostSnapshot;
 use crate::runtime::supervisor::Event;
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::{AgentStatus, Command, Update};
@@ -72,8 +72,6 @@ pub enum Action {
     Agent(Command),
     /// Save these settings and restart with them.
     Apply(Box<Settings>),
-    /// Chart the costs of this machine over this span.
-    SelectCosts(CostSelection),
 }
 
 /// The desktop app. Everything slow runs on background threads; a frame only reads channels.
@@ -126,7 +124,7 @@ impl UsageApp {
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Usage => self.usage.show(ui, &self.live),
             Tab::Send => self.send.show(ui, &self.live, &mut actions),
-            Tab::Costs => self.costs.show(ui, &self.live, &mut actions),
+            Tab::Costs => self.costs.show(ui, &self.live),
             Tab::Settings => self.settings_form.show(ui, &self.settings, &mut actions),
         });
         for action in actions {
@@ -212,7 +210,6 @@ impl UsageApp {
                 self.pending_settings = Some((*settings).clone());
                 self.background.apply(*settings, overrides);
             }
-            Action::SelectCosts(selection) => self.background.select_costs(selection),
         }
     }
 

@@ -1,58 +1,36 @@
-//! The Costs tab: one row per machine (cost today, this period, projected to the period's end, last
-//! seen, gaps), sortable by any column, and a cost-over-time chart for the selected machine.
-
-use std::cmp::Ordering;
+//! The Costs tab, money first: the fleet's total, this machine pinned at the top and marked, every
+//! other machine below (filtered, sorted by any column, drawn only where visible), a period picker,
+//! and the selected machine's cost over the last day or the period.
 
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot, PlotBounds};
+use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::app::{Action, Live};
+use super::app::Live;
+use super::costs_table::{CostTable, SortBy, TableChoice};
 use super::format;
-use crate::billing::period::MachineCost;
-use crate::runtime::costs::{CostRange, CostSelection, CostState};
+use crate::billing::summary::{CostSummary, SummaryRow};
+use crate::record::UnixMillis;
+use crate::runtime::costs::CostState;
 
-/// A column of the table.
+/// The span of the cost chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SortBy {
-    /// Machine id.
+pub enum CostRange {
+    /// The last 24 hours, per hour.
     #[default]
-    Machine,
-    /// Cost today.
-    Today,
-    /// Cost this period.
+    LastDay,
+    /// The period so far, per day.
     Period,
-    /// Projected cost at the period's end.
-    Projected,
-    /// Last seen.
-    LastSeen,
-    /// Missing records.
-    Gaps,
 }
 
-impl SortBy {
-    const ALL: [SortBy; 6] = [SortBy::Machine, SortBy::Today, SortBy::Period, SortBy::Projected, SortBy::LastSeen, SortBy::Gaps];
+impl CostRange {
+    const ALL: [CostRange; 2] = [CostRange::LastDay, CostRange::Period];
 
-    /// The column's header.
-    pub fn header(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
-            SortBy::Machine => "Machine",
-            SortBy::Today => "Today",
-            SortBy::Period => "This period",
-            SortBy::Projected => "Projected",
-            SortBy::LastSeen => "Last seen",
-            SortBy::Gaps => "Gaps",
-        }
-    }
-
-    fn compare(self, a: &MachineCost, b: &MachineCost) -> Ordering {
-        match self {
-            SortBy::Machine => a.machine_id.cmp(&b.machine_id),
-            SortBy::Today => a.today.cmp(&b.today),
-            SortBy::Period => a.period.cmp(&b.period),
-            SortBy::Projected => a.projected.cmp(&b.projected),
-            SortBy::LastSeen => a.last_seen.cmp(&b.last_seen),
-            SortBy::Gaps => a.gaps.cmp(&b.gaps),
+            CostRange::LastDay => "Last day",
+            CostRange::Period => "Period to date",
         }
     }
 }
@@ -62,44 +40,36 @@ impl SortBy {
 pub struct DrawnCostChart {
     /// The machine charted.
     pub machine: String,
-    /// Plot bounds: x in the range's unit relative to now (minutes, hours or days), y in the currency.
+    /// Plot bounds: x in hours (last day) or days (period) before now, y in the currency.
     pub bounds: PlotBounds,
     /// `[x, cost]` per bucket.
     pub bars: Vec<[f64; 2]>,
 }
 
+/// Widths of the columns, in points, in [`SortBy::ALL`] order.
+const WIDTHS: [f32; 6] = [230.0, 120.0, 140.0, 250.0, 180.0, 50.0];
+const ROW_HEIGHT: f32 = 22.0;
+
 /// The Costs tab's own state.
 #[derive(Debug, Default)]
 pub struct CostsView {
-    sort: SortBy,
-    descending: bool,
-    /// The one copy of the selection: sent whole when it changes, and compared with the one a
-    /// snapshot was read for before its series is drawn.
-    selection: CostSelection,
+    choice: TableChoice,
+    selected: Option<String>,
+    range: CostRange,
+    /// The table and what it was built from: the snapshot's summaries and time, and the choice.
+    table: Option<((usize, UnixMillis, TableChoice), CostTable)>,
     chart: Option<DrawnCostChart>,
 }
 
 impl CostsView {
-    /// The machines in the order shown.
-    pub fn sorted<'a>(&self, machines: &'a [MachineCost]) -> Vec<&'a MachineCost> {
-        let mut rows: Vec<&MachineCost> = machines.iter().collect();
-        rows.sort_by(|a, b| {
-            let order = self.sort.compare(a, b).then_with(|| a.machine_id.cmp(&b.machine_id));
-            if self.descending { order.reverse() } else { order }
-        });
-        rows
+    /// The table as last built.
+    pub fn table(&self) -> Option<&CostTable> {
+        self.table.as_ref().map(|(_, table)| table)
     }
 
     /// The selected machine.
     pub fn selected(&self) -> Option<&str> {
-        self.selection.machine.as_deref()
-    }
-
-    fn select(&mut self, selection: CostSelection, actions: &mut Vec<Action>) {
-        if selection != self.selection {
-            self.selection = selection;
-            actions.push(Action::SelectCosts(self.selection.clone()));
-        }
+        self.selected.as_deref()
     }
 
     /// The chart as last drawn.
@@ -108,90 +78,145 @@ impl CostsView {
     }
 
     /// Draws the tab.
-    pub fn show(&mut self, ui: &mut egui::Ui, live: &Live, actions: &mut Vec<Action>) {
+    pub fn show(&mut self, ui: &mut egui::Ui, live: &Live) {
         let costs = &live.costs;
         match &costs.state {
             CostState::Loading => drop(ui.label("Reading the costs…")),
-            CostState::NoBills => drop(ui.label("No bills yet: a machine appears here within a second of its first billed record.")),
             CostState::Failed(error) => drop(ui.colored_label(ui.visuals().error_fg_color, format!("Cannot read the costs: {error}"))),
             CostState::Ready => {}
         }
-        if costs.machines.is_empty() {
+        if costs.skipped.0 > 0 {
+            let latest = costs.skipped.1.last().map_or("", String::as_str);
+            ui.colored_label(ui.visuals().warn_fg_color, format!("{} summary message(s) skipped; the latest: {latest}", costs.skipped.0));
+        }
+        let key = (std::sync::Arc::as_ptr(&costs.summaries) as usize, costs.read_at, self.choice.clone());
+        if self.table.as_ref().is_none_or(|(built, _)| *built != key) {
+            let table = CostTable::build(&costs.summaries, &self.choice, live.machine_id.as_deref(), costs.read_at);
+            self.table = Some((key, table));
+        }
+        let table = self.table.as_ref().map(|(_, table)| table.clone()).unwrap_or_default();
+        self.controls(ui, &table, costs.read_at);
+        self.total_row(ui, &table);
+        if table.total.machines == 0 {
+            let note = match (costs.summaries.len(), table.earlier_machines) {
+                (0, _) => "No bills yet: a machine appears here within seconds of its first billed record.".to_owned(),
+                (_, 0) => "No usage in this period.".to_owned(),
+                (_, earlier) => format!("No usage in this period; {earlier} machine(s) billed in earlier periods (pick one above)."),
+            };
+            ui.label(note);
             return;
         }
-        let selected = self.selection.machine.as_ref();
-        if selected.is_none_or(|selected| !costs.machines.iter().any(|cost| &cost.machine_id == selected)) {
-            let own = costs.machines.iter().find(|cost| Some(&cost.machine_id) == live.machine_id.as_ref());
-            let machine = own.or(costs.machines.first()).map(|cost| cost.machine_id.clone());
-            self.select(CostSelection { machine, ..self.selection.clone() }, actions);
-        }
-        self.table(ui, &costs.machines, actions);
         ui.separator();
+        self.rows(ui, &table);
+        ui.separator();
+        let selected = self.selected.clone().or_else(|| table.own.as_ref().or(table.rows.first()).map(|row| row.machine_id.clone()));
+        if let Some(summary) = selected.and_then(|machine| costs.summaries.iter().find(|summary| summary.machine_id == machine)) {
+            self.cost_chart(ui, summary, costs.read_at);
+        }
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, table: &CostTable, now: UnixMillis) {
         ui.horizontal(|ui| {
-            ui.label(format!("Cost over time of {}:", self.selected().unwrap_or("?")));
-            for range in CostRange::ALL {
-                if ui.selectable_label(self.selection.range == range, range.label()).clicked() {
-                    self.select(CostSelection { range, ..self.selection.clone() }, actions);
+            let current = crate::billing::period::month_of(now).0;
+            let shown = self.choice.period.unwrap_or(current);
+            egui::ComboBox::from_label("Billing period").selected_text(period_label(shown, current)).show_ui(ui, |ui| {
+                for start in &table.periods {
+                    let choice = if *start == current { None } else { Some(*start) };
+                    ui.selectable_value(&mut self.choice.period, choice, period_label(*start, current));
+                }
+            });
+            ui.add_space(16.0);
+            ui.add(egui::TextEdit::singleline(&mut self.choice.filter).hint_text("Filter machines").desired_width(220.0));
+        });
+    }
+
+    fn total_row(&self, ui: &mut egui::Ui, table: &CostTable) {
+        let total = &table.total;
+        let money = |amount: Decimal| format::money(amount, &total.currency);
+        ui.horizontal(|ui| {
+            ui.label(egui::RichText::new(format!("Fleet: {} machine(s)", total.machines)).strong().size(16.0));
+            ui.label(egui::RichText::new(format!("today {}", money(total.today))).size(16.0));
+            ui.label(egui::RichText::new(format!("period {}", money(total.period))).size(16.0));
+            let (estimate, low, high) = total.projected;
+            ui.label(egui::RichText::new(format!("projected {} (estimate, {}–{})", money(estimate), money(low), money(high))).size(16.0));
+        });
+    }
+
+    fn rows(&mut self, ui: &mut egui::Ui, table: &CostTable) {
+        ui.horizontal(|ui| {
+            for (column, width) in SortBy::ALL.into_iter().zip(WIDTHS) {
+                let sorted = self.choice.sort == column;
+                let hover = match (sorted, self.choice.descending) {
+                    (false, _) => "Sort by this column",
+                    (true, true) => "Sorted high to low; click for low to high",
+                    (true, false) => "Sorted low to high; click for high to low",
+                };
+                let button = egui::Button::selectable(sorted, egui::RichText::new(column.header()).strong());
+                if ui.add_sized([width, ROW_HEIGHT], button).on_hover_text(hover).clicked() {
+                    self.choice.descending = if self.choice.sort == column { !self.choice.descending } else { column != SortBy::Machine };
+                    self.choice.sort = column;
                 }
             }
         });
-        self.cost_chart(ui, live);
+        if let Some(own) = &table.own {
+            self.row(ui, own, true);
+        }
+        let height = (ui.available_height() * 0.5).max(ROW_HEIGHT * 4.0);
+        egui::ScrollArea::vertical().max_height(height).auto_shrink([false, true]).show_rows(
+            ui,
+            ROW_HEIGHT,
+            table.rows.len(),
+            |ui, visible| {
+                for row in &table.rows[visible] {
+                    self.row(ui, row, false);
+                }
+            },
+        );
     }
 
-    fn table(&mut self, ui: &mut egui::Ui, machines: &[MachineCost], actions: &mut Vec<Action>) {
-        egui::ScrollArea::vertical().max_height(ui.available_height() * 0.45).show(ui, |ui| {
-            egui::Grid::new("costs").striped(true).num_columns(SortBy::ALL.len()).spacing([24.0, 6.0]).show(ui, |ui| {
-                for column in SortBy::ALL {
-                    ui.horizontal(|ui| {
-                        if ui.button(egui::RichText::new(column.header()).strong()).on_hover_text("Sort by this column").clicked() {
-                            self.descending = self.sort == column && !self.descending;
-                            self.sort = column;
-                        }
-                        if self.sort == column {
-                            sort_marker(ui, self.descending);
-                        }
-                    });
-                }
-                ui.end_row();
-                for cost in self.sorted(machines) {
-                    let selected = self.selected() == Some(cost.machine_id.as_str());
-                    if ui.selectable_label(selected, &cost.machine_id).clicked() {
-                        self.select(CostSelection { machine: Some(cost.machine_id.clone()), ..self.selection.clone() }, actions);
-                    }
-                    ui.label(format::money(cost.today, &cost.currency));
-                    ui.label(format::money(cost.period, &cost.currency)).on_hover_text(format!("exact: {}", cost.period));
-                    ui.label(format::money(cost.projected, &cost.currency));
-                    ui.label(format::instant(cost.last_seen));
-                    ui.label(cost.gaps.to_string());
-                    ui.end_row();
-                }
-            });
+    fn row(&mut self, ui: &mut egui::Ui, row: &SummaryRow, own: bool) {
+        let money = |amount: Decimal| format::money(amount, &row.currency);
+        ui.horizontal(|ui| {
+            let selected = self.selected.as_deref() == Some(row.machine_id.as_str());
+            let name = if own { egui::RichText::new(&row.machine_id).strong() } else { egui::RichText::new(&row.machine_id) };
+            if ui.add_sized([WIDTHS[0], ROW_HEIGHT], egui::Button::selectable(selected, name)).clicked() {
+                self.selected = Some(row.machine_id.clone());
+            }
+            ui.add_sized([WIDTHS[1], ROW_HEIGHT], egui::Label::new(money(row.today)));
+            ui.add_sized([WIDTHS[2], ROW_HEIGHT], egui::Label::new(money(row.period))).on_hover_text(format!("exact: {}", row.period));
+            let band = format!("estimate between {} and {}", money(row.projected_low), money(row.projected_high));
+            ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new(money(row.projected))).on_hover_text(band);
+            ui.add_sized([WIDTHS[4], ROW_HEIGHT], egui::Label::new(format::instant(row.last_seen)));
+            ui.add_sized([WIDTHS[5], ROW_HEIGHT], egui::Label::new(row.gaps.to_string()));
+            if own {
+                ui.label(egui::RichText::new("this machine").italics());
+            }
         });
     }
 
-    fn cost_chart(&mut self, ui: &mut egui::Ui, live: &Live) {
-        let costs = &live.costs;
-        let Some(machine) = self.selection.machine.clone() else { return };
-        let currency = costs.machines.iter().find(|cost| cost.machine_id == machine).map_or("", |cost| cost.currency.as_str());
-        let (unit_millis, unit_name, span) = match self.selection.range {
-            CostRange::LastHour => (60_000.0, "minutes", 60.0),
-            CostRange::LastDay => (3_600_000.0, "hours", 24.0),
-            CostRange::Period => (86_400_000.0, "days", 31.0),
+    fn cost_chart(&mut self, ui: &mut egui::Ui, summary: &CostSummary, now: UnixMillis) {
+        ui.horizontal(|ui| {
+            ui.label(format!("Cost over time of {}:", summary.machine_id));
+            for range in CostRange::ALL {
+                if ui.selectable_label(self.range == range, range.label()).clicked() {
+                    self.range = range;
+                }
+            }
+        });
+        let (series, unit_millis, unit_name, span) = match self.range {
+            CostRange::LastDay => (&summary.hourly, 3_600_000.0, "hours", 24.0),
+            CostRange::Period => (&summary.daily, 86_400_000.0, "days", 31.0),
         };
-        let (_, _, bucket_millis) = self.selection.range.span(costs.read_at);
-        let current = costs.selection == self.selection;
-        let bars: Vec<[f64; 2]> = if current {
-            costs
-                .series
-                .iter()
-                .map(|(start, cost)| [(start.0 - costs.read_at.0) as f64 / unit_millis, cost.to_f64().unwrap_or(0.0)])
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let width = bucket_millis as f64 / unit_millis;
+        let bars: Vec<[f64; 2]> = (0..)
+            .zip(&series.costs)
+            .filter(|(_, cost)| !cost.is_zero())
+            .map(|(index, cost)| {
+                let start = series.from.0 as f64 + index as f64 * unit_millis;
+                [(start - now.0 as f64) / unit_millis, cost.to_f64().unwrap_or(0.0)]
+            })
+            .collect();
         let top = bars.iter().map(|bar| bar[1]).fold(0.0, f64::max).max(1e-6) * 1.15;
-        let chart_bars: Vec<Bar> = bars.iter().map(|bar| Bar::new(bar[0] + width / 2.0, bar[1]).width(width * 0.9)).collect();
+        let chart_bars: Vec<Bar> = bars.iter().map(|bar| Bar::new(bar[0] + 0.5, bar[1]).width(0.9)).collect();
         let response = Plot::new("cost-chart")
             .allow_drag(false)
             .allow_zoom(false)
@@ -199,27 +224,25 @@ impl CostsView {
             .allow_boxed_zoom(false)
             .allow_double_click_reset(false)
             .x_axis_label(format!("{unit_name} before now"))
-            .y_axis_label(format!("cost ({currency})"))
+            .y_axis_label(format!("cost ({})", summary.currency))
             .y_axis_min_width(64.0)
             .show(ui, |plot_ui| {
                 // One unit past now: the current bucket is still filling and its bar reaches past 0.
                 plot_ui.set_plot_bounds_x(-span..=1.0);
                 plot_ui.set_plot_bounds_y(0.0..=top);
-                plot_ui.bar_chart(BarChart::new(format!("cost of {machine}"), chart_bars));
+                plot_ui.bar_chart(BarChart::new(format!("cost of {}", summary.machine_id), chart_bars));
             });
-        self.chart = Some(DrawnCostChart { machine, bounds: *response.transform.bounds(), bars });
+        self.chart = Some(DrawnCostChart { machine: summary.machine_id.clone(), bounds: *response.transform.bounds(), bars });
     }
 }
 
-/// A small triangle beside the sorted column's header: up for ascending, down for descending
-/// (drawn, since the bundled font has no arrow glyphs).
-fn sort_marker(ui: &mut egui::Ui, descending: bool) {
-    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-    let (top, bottom) = (rect.top(), rect.bottom());
-    let points = if descending {
-        vec![egui::pos2(rect.left(), top), egui::pos2(rect.right(), top), egui::pos2(rect.center().x, bottom)]
-    } else {
-        vec![egui::pos2(rect.left(), bottom), egui::pos2(rect.right(), bottom), egui::pos2(rect.center().x, top)]
-    };
-    ui.painter().add(egui::Shape::convex_polygon(points, ui.visuals().strong_text_color(), egui::Stroke::NONE));
+/// `2026-12 (this period)`, `2026-11 (last period)`, `2026-09`.
+fn period_label(start: UnixMillis, current: UnixMillis) -> String {
+    let month = start.to_string().get(..7).map_or_else(|| start.to_string(), str::to_owned);
+    let previous = crate::billing::period::month_of(current.plus_millis(-1)).0;
+    match start {
+        _ if start == current => format!("{month} (this period)"),
+        _ if start == previous => format!("{month} (last period)"),
+        _ => month,
+    }
 }

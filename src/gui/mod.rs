@@ -5,6 +5,7 @@
 //! own every file and socket, are `runtime::background`'s; the views talk to them over channels.
 
 mod app;
+pub mod costs_table;
 pub mod costs_view;
 pub mod format;
 pub mod history;

@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryIter};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::costs::{self, CostQuery, CostSelection};
+use super::costs::{self, CostQuery};
 use super::supervisor::{self, Control, Event, Notifier, Waker};
 use super::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::Command;
@@ -33,9 +33,7 @@ impl Background {
         let (controls, control_receiver) = mpsc::channel();
         let supervisor =
             supervisor::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone(), cost_wake.clone());
-        let mut query = CostQuery::default();
-        query.follow(settings);
-        let cost_query = Arc::new(Mutex::new(query));
+        let cost_query = Arc::new(Mutex::new(CostQuery::for_settings(settings)));
         let cost_thread = costs::spawn(Arc::clone(&cost_query), wake_receiver, notifier);
         Background {
             controls,
@@ -65,13 +63,7 @@ impl Background {
 
     /// Reads costs from where `settings` (just saved) keeps them.
     pub fn follow(&self, settings: &Settings) {
-        self.cost_query.lock().expect("the cost query lock").follow(settings);
-        self.wake_cost_reader();
-    }
-
-    /// Reads the cost series of this selection from now on.
-    pub fn select_costs(&self, selection: CostSelection) {
-        self.cost_query.lock().expect("the cost query lock").selection = selection;
+        *self.cost_query.lock().expect("the cost query lock") = CostQuery::for_settings(settings);
         self.wake_cost_reader();
     }
 

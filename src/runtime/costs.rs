@@ -1,121 +1,69 @@
-//! The desktop app's cost reader thread. It reads the ledger when the embedded agent has billed
-//! into it (and every 10 s, for the projection and for any other writer), or the cost feed file
-//! every 500 ms in Kafka mode, and sends the views per-machine costs and the selected machine's
-//! cost series, only when they changed: a billed record shows at once without repainting an idle
-//! window.
+//! The desktop app's cost reader thread: it holds every machine's cost summary and sends the views
+//! a snapshot when one changes. In embedded mode it computes the summaries from the local ledger
+//! when the agent has billed into it (and every 10 s, for any other writer); in Kafka mode it reads
+//! the workers' compacted summary topic, from its start and then as summaries arrive. Either way it
+//! holds about 1 KB a machine and writes nothing to disk, however large the fleet and its history.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rust_decimal::Decimal;
-
 use super::Settings;
-use super::supervisor::{Event, FEED_VIEW_FILE, Notifier};
+use super::supervisor::{Event, Notifier};
+use crate::billing::feed::FeedError;
 use crate::billing::ledger::{Ledger, LedgerError};
-use crate::billing::period::{self, MachineCost};
-use crate::billing::period_tiers::PeriodTiers;
 use crate::billing::rate_card::RateCard;
-use crate::billing::tiers;
+use crate::billing::summary::{CostSummary, Summariser, SummaryBook, SummaryFeed};
+use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 
-/// How often files written by another thread or process (the cost feed view) are read.
-pub const POLL: Duration = Duration::from_millis(500);
-/// Send at least this often, so the projection (which moves with the clock) stays current.
+/// How often a ledger written by another process is read again, and the projection refreshed.
 const REFRESH_ANYWAY: Duration = Duration::from_secs(10);
+/// Most snapshots per second sent to the views while summaries stream in.
+const SEND_EVERY: Duration = Duration::from_millis(100);
+/// How long a failed read waits before it starts again (the broker away, the topic not made yet).
+const RETRY: Duration = Duration::from_secs(2);
 
-/// The span of the cost-over-time chart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CostRange {
-    /// The last hour, per minute.
-    #[default]
-    LastHour,
-    /// The last day, per 15 minutes.
-    LastDay,
-    /// The billing period so far, per day.
-    Period,
-}
-
-impl CostRange {
-    /// Every range, in the order offered.
-    pub const ALL: [CostRange; 3] = [CostRange::LastHour, CostRange::LastDay, CostRange::Period];
-
-    /// `[from, to)` and the bucket length for `now`.
-    pub fn span(self, now: UnixMillis) -> (UnixMillis, UnixMillis, i64) {
-        match self {
-            CostRange::LastHour => (now.plus_millis(-3_600_000), now.plus_millis(1), 60_000),
-            CostRange::LastDay => (now.plus_millis(-86_400_000), now.plus_millis(1), 900_000),
-            CostRange::Period => (period::month_of(now).0, now.plus_millis(1), 86_400_000),
-        }
-    }
-
-    /// The words on its button.
-    pub fn label(self) -> &'static str {
-        match self {
-            CostRange::LastHour => "Last hour",
-            CostRange::LastDay => "Last day",
-            CostRange::Period => "Period to date",
-        }
-    }
-}
-
-/// The machine and span of the cost chart, as the person chose them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CostSelection {
-    /// The machine whose series is wanted.
-    pub machine: Option<String>,
-    /// The series' span.
-    pub range: CostRange,
+/// Where the summaries come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CostSource {
+    /// Computed from this ledger (embedded mode).
+    Ledger(PathBuf),
+    /// Read from the summary topic.
+    Kafka(Box<KafkaConfig>),
 }
 
 /// What the views want read: shared with the reader thread.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CostQuery {
-    /// Ledger-schema files to read, in order of preference.
-    pub sources: Vec<PathBuf>,
-    /// The rate card whose graduated tiers apply (`worker.rate_card`; none: the built-in card).
+    /// Where the summaries come from.
+    pub source: CostSource,
+    /// The rate card: its tiers in embedded mode, the versions a summary may name in Kafka mode.
     pub rate_card: Option<PathBuf>,
-    /// The reader is woken when the sources change (embedded mode), so it need not poll them.
-    pub woken_on_change: bool,
-    /// The chart's machine and span.
-    pub selection: CostSelection,
 }
 
 impl CostQuery {
-    /// Takes the sources and the rate card from `settings`, keeping the selection.
-    pub fn follow(&mut self, settings: &Settings) {
-        self.sources = CostQuery::sources_for(settings);
-        self.rate_card = settings.config.worker.rate_card.clone();
-        self.woken_on_change = settings.embedded();
-    }
-
-    /// The files that hold costs for `settings`: the local ledger in embedded mode; in Kafka mode the
-    /// materialised cost feed (`feed.db`) and, with an in-process worker, the local ledger too.
-    pub fn sources_for(settings: &Settings) -> Vec<PathBuf> {
-        if settings.embedded() {
-            return vec![settings.ledger_path()];
-        }
-        let mut sources = vec![settings.data_dir.join(FEED_VIEW_FILE)];
-        if settings.config.worker.embedded {
-            sources.push(settings.ledger_path());
-        }
-        sources
+    /// The query for `settings`.
+    pub fn for_settings(settings: &Settings) -> CostQuery {
+        let source = if settings.embedded() {
+            CostSource::Ledger(settings.ledger_path())
+        } else {
+            CostSource::Kafka(Box::new(settings.config.kafka.clone()))
+        };
+        CostQuery { source, rate_card: settings.config.worker.rate_card.clone() }
     }
 }
 
 /// Where the costs stand.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum CostState {
-    /// Nothing read yet.
+    /// Nothing read yet (or still catching up with the summary topic).
     #[default]
     Loading,
-    /// No file holds a billed record yet.
-    NoBills,
-    /// Costs were read.
+    /// Read: `summaries` may still be empty (nothing billed yet).
     Ready,
-    /// A file could not be read; the message names it.
+    /// The source could not be read; the message says why (it is tried again).
     Failed(String),
 }
 
@@ -124,25 +72,12 @@ pub enum CostState {
 pub struct CostSnapshot {
     /// Where the costs stand.
     pub state: CostState,
-    /// One row per machine, ordered by machine id.
-    pub machines: Vec<MachineCost>,
-    /// The selection the series was read for.
-    pub selection: CostSelection,
-    /// `(bucket start, exact cost)` for the selected machine.
-    pub series: Vec<(UnixMillis, Decimal)>,
+    /// One summary per machine, ordered by machine id.
+    pub summaries: Arc<Vec<CostSummary>>,
+    /// Summary messages skipped (unparseable, an unknown card version), with the latest reasons.
+    pub skipped: (u64, Vec<String>),
     /// When it was read.
     pub read_at: UnixMillis,
-}
-
-impl CostSnapshot {
-    /// Same bills, ignoring the read time and the clock-driven projection.
-    fn same_bills(&self, other: &CostSnapshot) -> bool {
-        let key = |cost: &MachineCost| (cost.machine_id.clone(), cost.period, cost.today, cost.records, cost.gaps, cost.last_seen);
-        self.state == other.state
-            && self.selection == other.selection
-            && self.series == other.series
-            && self.machines.iter().map(key).eq(other.machines.iter().map(key))
-    }
 }
 
 /// Starts the reader; it stops when `wake`'s sender is dropped. A message on `wake` reads at once.
@@ -150,23 +85,27 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
     std::thread::Builder::new()
         .name("app-costs".into())
         .spawn(move || {
-            let mut open: HashMap<PathBuf, Source> = HashMap::new();
-            let mut card = LoadedCard::default();
-            let mut last_sent: Option<(CostSnapshot, Instant)> = None;
+            let mut reader: Option<(CostQuery, Reader)> = None;
+            let mut sent_at = Instant::now() - REFRESH_ANYWAY;
+            let mut pending = false;
             loop {
-                let wanted = query.lock().map(|query| query.clone()).unwrap_or_default();
-                open.retain(|path, _| wanted.sources.contains(path));
-                card.follow(wanted.rate_card.as_deref());
-                let snapshot = read(&wanted, &mut open, &card, UnixMillis::now());
-                let stale = last_sent.as_ref().is_none_or(|(sent, at)| !sent.same_bills(&snapshot) || at.elapsed() >= REFRESH_ANYWAY);
-                if stale {
-                    if !notifier.send(Event::Costs(snapshot.clone())) {
+                let wanted = query.lock().map(|query| query.clone()).expect("the cost query lock");
+                if reader.as_ref().is_none_or(|(query, _)| *query != wanted) {
+                    reader = Some((wanted.clone(), Reader::new(&wanted)));
+                    pending = true;
+                }
+                let (_, current) = reader.as_mut().expect("made above");
+                let (changed, idle) = current.read();
+                pending |= changed || sent_at.elapsed() >= REFRESH_ANYWAY;
+                if pending && sent_at.elapsed() >= SEND_EVERY {
+                    if !notifier.send(Event::Costs(current.snapshot())) {
                         return;
                     }
-                    last_sent = Some((snapshot, Instant::now()));
+                    sent_at = Instant::now();
+                    pending = false;
                 }
-                let idle = if wanted.woken_on_change { REFRESH_ANYWAY } else { POLL };
-                match wake.recv_timeout(idle) {
+                let wait = if pending { SEND_EVERY.min(idle) } else { idle };
+                match wake.recv_timeout(wait) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -175,94 +114,107 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
         .expect("spawning the cost reader thread")
 }
 
-/// An open ledger-schema file and the running tier sums over it.
-struct Source {
-    ledger: Ledger,
-    tiers: PeriodTiers,
+/// The summaries of one source and how they are kept current.
+struct Reader {
+    query: CostQuery,
+    card: Result<RateCard, String>,
+    book: SummaryBook,
+    state: CostState,
+    source: Option<Source>,
+    retry_at: Instant,
 }
 
-/// The rate card of the query, loaded again only when its path changes.
-#[derive(Default)]
-struct LoadedCard {
-    path: Option<Option<PathBuf>>,
-    card: Option<Result<RateCard, String>>,
+enum Source {
+    Ledger { ledger: Ledger, summariser: Box<Summariser> },
+    Kafka(SummaryFeed),
 }
 
-impl LoadedCard {
-    fn follow(&mut self, path: Option<&std::path::Path>) {
-        if self.path.as_ref().is_some_and(|loaded| loaded.as_deref() == path) {
-            return;
-        }
-        self.card = Some(RateCard::load(path).map_err(|error| error.to_string()));
-        self.path = Some(path.map(PathBuf::from));
+impl Reader {
+    fn new(query: &CostQuery) -> Reader {
+        let card = RateCard::load(query.rate_card.as_deref()).map_err(|error| error.to_string());
+        Reader { query: query.clone(), card, book: SummaryBook::new(), state: CostState::Loading, source: None, retry_at: Instant::now() }
     }
-}
 
-/// Reads every source; a machine found in several keeps the one with the most records.
-fn read(query: &CostQuery, open: &mut HashMap<PathBuf, Source>, card: &LoadedCard, now: UnixMillis) -> CostSnapshot {
-    let mut machines: Vec<(MachineCost, PathBuf)> = Vec::new();
-    let loaded = card.card.as_ref().and_then(|loaded| loaded.as_ref().ok());
-    let mut failure = match &card.card {
-        Some(Err(error)) => Some(format!("the rate card could not be read, so graduated tiers are left out: {error}")),
-        _ => None,
-    };
-    for path in &query.sources {
-        if !open.contains_key(path) {
-            match Ledger::open_read_only(path) {
-                Ok(ledger) => drop(open.insert(path.clone(), Source { ledger, tiers: PeriodTiers::new() })),
-                // Until the first record is billed there is no file (or no schema yet): not an error.
-                Err(LedgerError::Missing(_)) => continue,
-                Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => continue,
-                Err(error) => {
-                    failure = Some(error.to_string());
-                    continue;
-                }
+    /// Reads what is new; returns whether the summaries changed and how long to wait before the
+    /// next read if nothing wakes the thread.
+    fn read(&mut self) -> (bool, Duration) {
+        let card = match &self.card {
+            Ok(card) => card.clone(),
+            Err(error) => {
+                let message = format!("the rate card could not be read: {error}");
+                let changed = self.state != CostState::Failed(message.clone());
+                self.state = CostState::Failed(message);
+                return (changed, REFRESH_ANYWAY);
+            }
+        };
+        if self.source.is_none() && Instant::now() < self.retry_at {
+            return (false, RETRY);
+        }
+        match self.read_source(&card) {
+            Ok((changed, idle)) => (changed, idle),
+            Err(message) => {
+                self.source = None;
+                self.retry_at = Instant::now() + RETRY;
+                let changed = self.state != CostState::Failed(message.clone());
+                self.state = CostState::Failed(message);
+                (changed, RETRY)
             }
         }
-        let source = open.get_mut(path).expect("opened above");
-        match costs_with_tiers(source, loaded, now) {
-            Ok(costs) => {
-                for cost in costs {
-                    match machines.iter_mut().find(|(known, _)| known.machine_id == cost.machine_id) {
-                        Some(known) if known.0.records >= cost.records => {}
-                        Some(known) => *known = (cost, path.clone()),
-                        None => machines.push((cost, path.clone())),
+    }
+
+    fn read_source(&mut self, card: &RateCard) -> Result<(bool, Duration), String> {
+        let now = UnixMillis::now();
+        if self.source.is_none() {
+            self.source = match &self.query.source {
+                CostSource::Ledger(path) => match Ledger::open_read_only(path) {
+                    Ok(ledger) => {
+                        let summariser = Summariser::load(&ledger, card.clone(), now).map_err(|error| error.to_string())?;
+                        Some(Source::Ledger { ledger, summariser: Box::new(summariser) })
                     }
-                }
+                    // Until the first record is billed there is no file (or no schema yet): no bills.
+                    Err(LedgerError::Missing(_)) => None,
+                    Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => None,
+                    Err(error) => return Err(error.to_string()),
+                },
+                CostSource::Kafka(kafka) => Some(Source::Kafka(SummaryFeed::open(kafka).map_err(|error: FeedError| error.to_string())?)),
+            };
+        }
+        let was_loading = self.state != CostState::Ready;
+        let (changed, idle) = match self.source.as_mut() {
+            None => {
+                self.state = CostState::Ready;
+                return Ok((was_loading, REFRESH_ANYWAY));
             }
-            Err(error) => failure = Some(error.to_string()),
+            Some(Source::Ledger { ledger, summariser }) => {
+                let touched = summariser.refresh(ledger, now).map_err(|error| error.to_string())?;
+                let first = self.book.is_empty();
+                let machines = if first { summariser.machines() } else { touched };
+                for summary in summariser.summaries(ledger, &machines, now).map_err(|error| error.to_string())? {
+                    self.book.take(summary);
+                }
+                self.state = CostState::Ready;
+                (!machines.is_empty(), REFRESH_ANYWAY)
+            }
+            Some(Source::Kafka(feed)) => {
+                let taken = feed.poll(&mut self.book, Some(card), Duration::from_millis(100)).map_err(|error| error.to_string())?;
+                if feed.caught_up() {
+                    self.state = CostState::Ready;
+                }
+                (taken > 0, Duration::ZERO)
+            }
+        };
+        Ok((changed || (was_loading && self.state == CostState::Ready), idle))
+    }
+
+    fn snapshot(&self) -> CostSnapshot {
+        let mut summaries: Vec<CostSummary> = self.book.summaries().cloned().collect();
+        summaries.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
+        let (skipped, reasons) = self.book.skipped();
+        CostSnapshot {
+            state: self.state.clone(),
+            summaries: Arc::new(summaries),
+            skipped: (skipped, reasons.to_vec()),
+            read_at: UnixMillis::now(),
         }
     }
-    machines.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
-    let (from, to, bucket) = query.selection.range.span(now);
-    let series_source = query.selection.machine.as_ref().and_then(|machine| machines.iter().find(|(cost, _)| &cost.machine_id == machine));
-    let series = match series_source.and_then(|(cost, path)| open.get(path).map(|source| (cost, &source.ledger))) {
-        Some((cost, ledger)) => period::cost_series(ledger, &cost.machine_id, from, to, bucket).unwrap_or_else(|error| {
-            failure = Some(error.to_string());
-            Vec::new()
-        }),
-        None => Vec::new(),
-    };
-    let state = match failure {
-        Some(message) => CostState::Failed(message),
-        None if machines.is_empty() => CostState::NoBills,
-        None => CostState::Ready,
-    };
-    CostSnapshot {
-        state,
-        machines: machines.into_iter().map(|(cost, _)| cost).collect(),
-        selection: query.selection.clone(),
-        series,
-        read_at: now,
-    }
-}
-
-/// Period costs of one source, with the card's tier adjustments when a card is loaded.
-fn costs_with_tiers(source: &mut Source, card: Option<&RateCard>, now: UnixMillis) -> Result<Vec<MachineCost>, LedgerError> {
-    let mut costs = period::machine_costs(&source.ledger, now)?;
-    if let Some(card) = card {
-        source.tiers.refresh(&source.ledger, card, now)?;
-        tiers::apply_to_costs(&mut costs, &source.tiers.adjustments(&source.ledger, card, now)?);
-    }
-    Ok(costs)
 }

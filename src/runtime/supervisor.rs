@@ -13,15 +13,12 @@ use std::time::Duration;
 use super::costs::CostSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
 use crate::billing::biller::Biller;
-use crate::billing::feed;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
+use crate::billing::summary;
 use crate::billing::worker::{self, FeedOptions, WorkerOptions};
 use crate::config::ConfigError;
 use crate::transmit::agent::{Command, Input, Update};
-
-/// The cost feed view's file in the data dir.
-pub const FEED_VIEW_FILE: &str = "feed.db";
 
 /// What the UI asks of the supervisor.
 #[derive(Debug)]
@@ -62,7 +59,7 @@ pub enum Event {
     Costs(CostSnapshot),
     /// The outcome of [`Control::Apply`]: the config file written, or why not.
     Saved(Result<PathBuf, SaveError>),
-    /// The in-process billing worker or the cost feed view stopped with an error.
+    /// The in-process billing worker stopped with an error.
     BackgroundFailed(String),
 }
 
@@ -146,7 +143,7 @@ fn key_of(error: &ConfigError) -> Option<&'static str> {
 /// The agent and the optional in-process worker of one set of settings.
 struct Running {
     agent: Option<RunningAgent>,
-    /// Stop flags and threads of the in-process worker and the cost feed view.
+    /// Stop flags and threads of the in-process worker.
     helpers: Vec<(Arc<AtomicBool>, JoinHandle<()>)>,
     notifier: Notifier,
 }
@@ -177,11 +174,8 @@ impl Running {
             }
         };
         let mut helpers = Vec::new();
-        if !settings.embedded() {
-            helpers.push(spawn_feed_view(settings, notifier.clone()));
-            if settings.config.worker.embedded {
-                helpers.push(spawn_worker(settings, notifier.clone()));
-            }
+        if !settings.embedded() && settings.config.worker.embedded {
+            helpers.push(spawn_worker(settings, notifier.clone()));
         }
         Running { agent, helpers, notifier: notifier.clone() }
     }
@@ -192,7 +186,7 @@ impl Running {
         }
     }
 
-    /// Stops the agent (it closes its window and delivers for a few seconds), the worker and the view.
+    /// Stops the agent (it closes its window and delivers for a few seconds) and the worker.
     fn stop(&mut self) {
         for (stop, _) in &self.helpers {
             stop.store(true, Ordering::SeqCst);
@@ -225,9 +219,16 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
                     exit_when_idle: None,
                     metrics: None,
                 };
-                // As `usagebill worker` bills: with the cost feed and the configured budgets.
+                // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
+                // place in the election of the summary publisher.
                 let feed = FeedOptions { publish_feed: true, budgets: settings.config.billing.budgets()? };
-                worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &flag)?;
+                let publisher_stop = Arc::new(AtomicBool::new(false));
+                let options_for_summaries = summary::options_for(&settings.ledger_path(), card.clone());
+                let publisher = summary::spawn_publisher(&settings.config.kafka, options_for_summaries, Arc::clone(&publisher_stop));
+                let billed = worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &flag);
+                publisher_stop.store(true, Ordering::SeqCst);
+                let _ = publisher.join();
+                billed?;
                 Ok(())
             };
             if let Err(error) = run() {
@@ -235,39 +236,5 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
             }
         })
         .expect("spawning the app's billing worker thread");
-    (stop, handle)
-}
-
-/// How long a failed cost feed view waits before it tries again (the broker may be down).
-const FEED_VIEW_RETRY: Duration = Duration::from_secs(5);
-
-/// Kafka mode: materialises the workers' cost feed into `feed.db` in the data dir, which the cost
-/// reader reads; retried while the broker cannot be reached.
-fn spawn_feed_view(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let kafka = settings.config.kafka.clone();
-    let view_path = settings.data_dir.join(FEED_VIEW_FILE);
-    let handle = std::thread::Builder::new()
-        .name("app-feed-view".into())
-        .spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                let outcome = feed::spawn_materialiser(&kafka, &view_path, Arc::clone(&flag)).join();
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                let reason = match outcome {
-                    Ok(Ok(_)) => "stopped".to_owned(),
-                    Ok(Err(error)) => error.to_string(),
-                    Err(_) => "panicked".to_owned(),
-                };
-                notifier.send(Event::BackgroundFailed(format!("cost feed: {reason}; retrying in {}s", FEED_VIEW_RETRY.as_secs())));
-                let resume_at = std::time::Instant::now() + FEED_VIEW_RETRY;
-                while std::time::Instant::now() < resume_at && !flag.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        })
-        .expect("spawning the app's cost feed view thread");
     (stop, handle)
 }

@@ -257,11 +257,11 @@ fn the_costs_tab_shows_each_machine_with_its_total_and_charts_the_selected_one()
     prebill(&ledger, "rack-b", 5);
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     click(&mut harness, "Costs");
-    wait_for(&mut harness, "both machines", Duration::from_secs(5), |app| app.live().costs.machines.len() == 2);
+    wait_for(&mut harness, "both machines", Duration::from_secs(5), |app| app.live().costs.summaries.len() == 2);
     for (machine, records) in [("rack-a", 3), ("rack-b", 5)] {
         let expected = steady_record_cost() * Decimal::from(records);
-        let cost = app(&harness).live().costs.machines.iter().find(|cost| cost.machine_id == machine).unwrap().clone();
-        assert_eq!((cost.period, cost.records, cost.gaps), (expected, records, 0), "{machine}");
+        let cost = app(&harness).live().costs.summaries.iter().find(|cost| cost.machine_id == machine).unwrap().clone();
+        assert_eq!((cost.period, cost.period_records, cost.gaps), (expected, records, 0), "{machine}");
         // The row shows the rounded total beside the machine's name.
         let row = harness.get_by_label(machine).rect();
         let shown = format::money(expected, "USD");
@@ -269,10 +269,10 @@ fn the_costs_tab_shows_each_machine_with_its_total_and_charts_the_selected_one()
             harness.query_all_by_label(&shown).any(|cell| cell.rect().center().y > row.min.y && cell.rect().center().y < row.max.y);
         assert!(beside, "{shown} is not on the row of {machine}");
     }
-    // Descending by this period's cost puts rack-b first.
-    click(&mut harness, "This period");
-    click(&mut harness, "This period");
+    // Highest cost first by default; a click on the column sorts low to high.
     assert!(harness.get_by_label("rack-b").rect().min.y < harness.get_by_label("rack-a").rect().min.y);
+    click(&mut harness, "Period");
+    assert!(harness.get_by_label("rack-a").rect().min.y < harness.get_by_label("rack-b").rect().min.y);
     click(&mut harness, "rack-b");
     wait_for(&mut harness, "rack-b's cost series", Duration::from_secs(5), |app| {
         app.costs_view().chart().is_some_and(|chart| chart.machine == "rack-b" && !chart.bars.is_empty())
@@ -281,16 +281,19 @@ fn the_costs_tab_shows_each_machine_with_its_total_and_charts_the_selected_one()
     let charted: f64 = chart.bars.iter().map(|bar| bar[1]).sum();
     let expected = f64::try_from(steady_record_cost() * Decimal::from(5)).unwrap();
     assert!((charted - expected).abs() < 1e-12, "bars add up to the period total: {charted} vs {expected}");
-    assert_eq!((chart.bounds.min()[0], chart.bounds.max()[0]), (-60.0, 1.0), "the last hour, in minutes");
-    assert!(chart.bars.iter().all(|[minutes, _]| (-4.0..=-2.0).contains(minutes)), "billed 2–3 minutes ago: {:?}", chart.bars);
-    // A record billed now shows within a second.
+    assert_eq!((chart.bounds.min()[0], chart.bounds.max()[0]), (-24.0, 1.0), "the last day, in hours");
+    assert!(chart.bars.iter().all(|[hours, _]| (-2.0..=0.0).contains(hours)), "billed 2–3 minutes ago: {:?}", chart.bars);
+    // A record billed now shows within a second, on this machine's row pinned at the top.
     click(&mut harness, "Send");
     click(&mut harness, "Send now");
     click(&mut harness, "Costs");
     let asked = Instant::now();
-    wait_for(&mut harness, "this machine's first bill", Duration::from_secs(5), |app| app.live().costs.machines.len() == 3);
+    wait_for(&mut harness, "this machine's first bill", Duration::from_secs(5), |app| app.live().costs.summaries.len() == 3);
     assert!(asked.elapsed() < Duration::from_millis(1_500), "took {:?}", asked.elapsed());
-    harness.get_by_label("desk-1");
+    harness.run_ok();
+    let own = harness.get_by_label("desk-1").rect();
+    assert!(own.min.y < harness.get_by_label("rack-a").rect().min.y && own.min.y < harness.get_by_label("rack-b").rect().min.y);
+    harness.get_by_label("this machine");
 }
 
 /// The built-in prices, with a CPU tier from 0.02 core-hours and a traffic tier from 0.01 GB sent.
@@ -320,15 +323,16 @@ fn the_costs_tab_prices_graduated_tiers_as_the_report_does() {
     prebill_with(&settings.ledger_path(), "rack-a", 8, RateCard::load(Some(&card_path)).unwrap());
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     click(&mut harness, "Costs");
-    wait_for(&mut harness, "the machine", Duration::from_secs(5), |app| app.live().costs.machines.len() == 1);
-    let shown = app(&harness).live().costs.machines[0].clone();
+    wait_for(&mut harness, "the machine", Duration::from_secs(5), |app| app.live().costs.summaries.len() == 1);
+    let shown = app(&harness).live().costs.summaries[0].clone();
     let output =
         crate::util::run_ok(crate::util::usagebill(data.path()).args(["report", "--format", "json", "--rate-card"]).arg(&card_path));
     let report: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     let reported = Decimal::from_str(report[0]["cost"].as_str().unwrap()).unwrap();
     assert_eq!(shown.period, reported, "the period cost is the report's tiered total");
     assert!(shown.period < steady_record_cost() * Decimal::from(8), "the tiers lowered it: {}", shown.period);
-    assert!(shown.today <= shown.period && shown.projected >= shown.period, "{shown:?}");
+    let projected = shown.projection_at(UnixMillis::now()).estimate;
+    assert!(shown.today <= shown.period && projected >= shown.period, "{shown:?}");
     let money = format::money(reported, "USD");
     assert!(harness.query_all_by_label(&money).count() >= 1, "the table shows {money}");
 }
