@@ -116,17 +116,18 @@ impl CostsView {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, table: &CostTable, now: UnixMillis) {
+        let current = crate::billing::period::month_of(now).0;
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Billing period:");
+            for start in &table.periods {
+                let choice = if *start == current { None } else { Some(*start) };
+                ui.selectable_value(&mut self.choice.period, choice, period_label(*start, current));
+            }
+        });
         ui.horizontal(|ui| {
-            let current = crate::billing::period::month_of(now).0;
-            let shown = self.choice.period.unwrap_or(current);
-            egui::ComboBox::from_label("Billing period").selected_text(period_label(shown, current)).show_ui(ui, |ui| {
-                for start in &table.periods {
-                    let choice = if *start == current { None } else { Some(*start) };
-                    ui.selectable_value(&mut self.choice.period, choice, period_label(*start, current));
-                }
-            });
-            ui.add_space(16.0);
-            ui.add(egui::TextEdit::singleline(&mut self.choice.filter).hint_text("Filter machines").desired_width(220.0));
+            let label = ui.label("Filter:");
+            let edit = egui::TextEdit::singleline(&mut self.choice.filter).hint_text("part of a machine id").desired_width(220.0);
+            ui.add(edit).labelled_by(label.id);
         });
     }
 

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
+use usagebill::billing::summary::{CostSummary, PeriodTotal, Series};
 use usagebill::config::Config;
 use usagebill::gui::UsageApp;
 use usagebill::gui::format;
@@ -513,4 +514,106 @@ fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
         harness.step();
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A summary of `machine` as a worker would publish it: `period` this month over `records`
+/// windows, and, when `last` is given, that cost in the previous month.
+fn fleet_summary(machine: &str, records: u64, period: Decimal, last: Option<Decimal>, now: UnixMillis) -> CostSummary {
+    let (period_start, _) = usagebill::billing::period::month_of(now);
+    let last_start = usagebill::billing::period::month_of(period_start.plus_millis(-1)).0;
+    let hour = now.0 / 3_600_000 * 3_600_000;
+    CostSummary {
+        schema: usagebill::billing::summary::SUMMARY_SCHEMA.into(),
+        machine_id: machine.into(),
+        revision: records + last.map_or(0, |_| 100),
+        computed_at: now,
+        currency: "USD".into(),
+        card_version: "2026-01".into(),
+        day_start: now.utc_day_start(),
+        period_start,
+        today: period,
+        period,
+        period_records: records,
+        gaps: 0,
+        last_seen: now,
+        burn_per_hour: Decimal::new(1, 3),
+        burn_low_per_hour: Decimal::new(5, 4),
+        burn_high_per_hour: Decimal::new(2, 3),
+        hourly: Series { from: UnixMillis(hour - 23 * 3_600_000), costs: vec![Decimal::ZERO; 23].into_iter().chain([period]).collect() },
+        daily: Series { from: period_start, costs: vec![period] },
+        periods: last.map(|cost| PeriodTotal { start: last_start, cost, records: 100 }).into_iter().collect(),
+    }
+}
+
+#[test]
+fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.kafka.brokers = vec![broker.bootstrap.clone()];
+    config.kafka.topic = unique("usage");
+    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
+    config.kafka.partitions = 1;
+    config.agent.machine_id = Some("desk-1".into());
+    crate::util::create_topics(&broker.bootstrap, &[&config.kafka.summary_topic()]);
+    // 10,000 machines at 0.01–0.10 USD; every other one also billed last period; this desktop's own.
+    let now = UnixMillis::now();
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
+    let mut expected_period = Decimal::ZERO;
+    let mut summaries: Vec<CostSummary> = (1..=10_000u64)
+        .map(|n| {
+            let period = Decimal::new((n % 10 + 1) as i64, 2);
+            expected_period += period;
+            fleet_summary(&format!("fleet-{n:05}"), 10, period, (n % 2 == 0).then(|| Decimal::new(5, 1)), now)
+        })
+        .collect();
+    summaries.push(fleet_summary("desk-1", 3, Decimal::new(7, 3), None, now));
+    expected_period += Decimal::new(7, 3);
+    // An older summary of a machine comes after its newer one: it must not replace it.
+    summaries.push(fleet_summary("fleet-00001", 1, Decimal::new(99, 0), None, now));
+    let topic = config.kafka.summary_topic();
+    for summary in &summaries {
+        let payload = summary.encode();
+        loop {
+            match producer.send(BaseRecord::to(&topic).key(&summary.machine_id).payload(&payload)) {
+                Ok(()) => break,
+                Err(_) => producer.poll(Duration::from_millis(10)),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "the fleet's summaries", Duration::from_secs(20), |app| app.live().costs.summaries.len() == 10_001);
+    harness.run_ok();
+    let table = app(&harness).costs_view().table().unwrap().clone();
+    assert_eq!((table.total.machines, table.total.period), (10_001, expected_period), "the total row sums the whole fleet");
+    harness.get_by_label_contains("Fleet: 10001 machine(s)");
+    harness.get_by_label_contains(&format!("period {}", format::money(expected_period, "USD")));
+    // This machine is pinned at the top and marked, above the most expensive of the others.
+    assert_eq!(table.own.as_ref().map(|row| row.machine_id.as_str()), Some("desk-1"));
+    harness.get_by_label("this machine");
+    let first_other = table.rows[0].machine_id.clone();
+    assert!(harness.get_by_label("desk-1").rect().min.y < harness.get_by_label(&first_other).rect().min.y);
+    assert_eq!(table.rows.iter().find(|row| row.machine_id == "fleet-00001").unwrap().period, Decimal::new(2, 2), "not the older 99");
+    // Only the visible rows are drawn.
+    assert!(harness.query_all_by_label_contains("fleet-").count() < 100, "10,000 rows are not all drawn");
+    // The filter.
+    harness.get_by_label("Filter:").set_text_value_accesskit("fleet-0042");
+    harness.run_ok();
+    let filtered = app(&harness).costs_view().table().unwrap().clone();
+    assert_eq!(filtered.rows.len(), 10, "fleet-00420 to fleet-00429");
+    assert!(filtered.rows.iter().all(|row| row.machine_id.contains("fleet-0042")));
+    harness.get_by_label("fleet-00425");
+    harness.get_by_label("Filter:").set_text_value_accesskit("");
+    harness.run_ok();
+    // The period picker: last period holds the 5,000 even-numbered machines at 0.5 USD each.
+    let last_start = usagebill::billing::period::month_of(usagebill::billing::period::month_of(now).0.plus_millis(-1)).0;
+    let label = format!("{} (last period)", &last_start.to_string()[..7]);
+    click(&mut harness, &label);
+    let last = app(&harness).costs_view().table().unwrap().clone();
+    assert_eq!((last.total.machines, last.total.period), (5_000, Decimal::new(2_500, 0)));
+    assert!(last.own.is_none(), "this machine had no usage last period");
 }
