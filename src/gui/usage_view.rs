@@ -75,6 +75,7 @@ impl UsageView {
                 ui.label("Waiting for the first reading…");
             }
         }
+        money_at_a_glance(ui, live);
         ui.add_space(4.0);
         let chart_height = ((ui.available_height() - 12.0) / 2.0).max(120.0);
         ui.columns(2, |columns| {
@@ -167,4 +168,26 @@ fn current_values(ui: &mut egui::Ui, latest: &Reading) {
             ui.add_space(18.0);
         }
     });
+}
+
+/// This machine's money beside its charts: the rate now, today, this period, and the estimate.
+fn money_at_a_glance(ui: &mut egui::Ui, live: &Live) {
+    let own = live.machine_id.as_deref().and_then(|machine| live.costs.summaries.iter().find(|summary| summary.machine_id == machine));
+    let Some(summary) = own else {
+        ui.label("Cost: none billed for this machine yet.");
+        return;
+    };
+    let now = live.costs.read_at;
+    let money = |amount| format::money(amount, &summary.currency);
+    let projection = summary.projection_at(now);
+    ui.label(
+        egui::RichText::new(format!(
+            "Cost: {}/h now · today {} · this period {} · projected {} (estimate)",
+            money(summary.burn_per_hour),
+            money(summary.today_at(now)),
+            money(summary.period_at(now)),
+            money(projection.estimate)
+        ))
+        .size(16.0),
+    );
 }

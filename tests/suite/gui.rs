@@ -127,6 +127,15 @@ fn send_now_bills_a_record_and_confirms_it() {
     harness.get_by_label(&notice);
     harness.get_by_label_contains("Sent today: 1 record(s)");
     harness.get_by_label_contains("Mode: embedded");
+    // The Usage tab shows this machine's money beside the charts.
+    click(&mut harness, "Usage");
+    wait_for(&mut harness, "this machine's summary", Duration::from_secs(5), |app| {
+        app.live().costs.summaries.iter().any(|summary| summary.machine_id == "desk-1")
+    });
+    let period = app(&harness).live().costs.summaries[0].period;
+    assert!(period > Decimal::ZERO);
+    harness.get_by_label_contains(&format!("this period {}", format::money(period, "USD")));
+    harness.get_by_label_contains("(estimate)");
     // Closing sends the window still open; opened again, the app counts both of today's records
     // (the outbox keeps the count).
     drop(harness);
