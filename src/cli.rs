@@ -234,7 +234,19 @@ pub struct BenchArgs {
     /// Seconds the headless agent is watched for.
     #[arg(long, default_value_t = 30)]
     pub agent_seconds: u32,
-    /// Smaller runs (100k records, 1M-record ledger, 10 s each) for a quick look.
+    /// Machines of the cost view's fleet run (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    pub fleet_machines: u32,
+    /// Days of hourly history per machine in the fleet run.
+    #[arg(long, default_value_t = 1)]
+    pub fleet_days: u32,
+    /// Desktops reading the summary topic at once in the fleet run.
+    #[arg(long, default_value_t = 3)]
+    pub fleet_desktops: u32,
+    /// Only the cost view's fleet run.
+    #[arg(long)]
+    pub fleet_only: bool,
+    /// Smaller runs (100k records, 1M-record ledger, 10 s each, 1,000 machines) for a quick look.
     #[arg(long)]
     pub quick: bool,
     /// Directory for the temporary ledgers and outboxes (default: the system temp dir).

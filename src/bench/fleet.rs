@@ -13,7 +13,7 @@ use crate::kafka::ensure_topic;
 use crate::record::UnixMillis;
 use crate::simulate::{self, Fleet, Profile, Variations};
 
-fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
+pub(super) fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
     let mut kafka = KafkaConfig { brokers: vec![broker.bootstrap.clone()], ..KafkaConfig::default() };
     let suffix = format!("{}-{}", std::process::id(), UnixMillis::now().0);
     kafka.topic = format!("bench-{name}-{suffix}");

@@ -5,11 +5,13 @@ mod agent_cost;
 mod broker;
 mod fleet;
 mod local;
+mod summary;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 pub use self::broker::BenchBroker;
+pub use self::summary::FleetSize;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct BenchOptions {
     pub report_records: u64,
     /// Seconds the headless agent is watched for.
     pub agent_seconds: u32,
+    /// The cost view's fleet run (`None`: skipped).
+    pub fleet: Option<FleetSize>,
     /// Where temporary ledgers and outboxes go.
     pub scratch: PathBuf,
     /// The usagebill binary (for the agent run).
@@ -64,7 +68,18 @@ pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<F
     figures.extend(local::reports(options)?);
     eprintln!("bench: headless agent at 1 Hz for {} s…", options.agent_seconds);
     figures.extend(agent_cost::measure(options)?);
+    if let Some(size) = options.fleet {
+        eprintln!("bench: the cost view over {} machines × {} day(s), {} desktops…", size.machines, size.days, size.desktops);
+        figures.extend(summary::measure(options, broker, size)?);
+    }
     Ok(figures)
+}
+
+/// Only the cost view's fleet run.
+pub fn run_fleet(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<Figure>> {
+    let size = options.fleet.ok_or_else(|| anyhow::anyhow!("--fleet-only needs --fleet-machines above 0"))?;
+    eprintln!("bench: the cost view over {} machines × {} day(s), {} desktops…", size.machines, size.days, size.desktops);
+    summary::measure(options, broker, size)
 }
 
 /// The table as Markdown.

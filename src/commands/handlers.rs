@@ -291,11 +291,16 @@ pub fn bench(common: &CommonArgs, args: crate::cli::BenchArgs) -> anyhow::Result
         latency_seconds: if quick { 10 } else { args.latency_seconds },
         report_records: if quick { 1_000_000 } else { args.report_records },
         agent_seconds: if quick { 10 } else { args.agent_seconds },
+        fleet: (args.fleet_machines > 0).then_some(crate::bench::FleetSize {
+            machines: if quick { args.fleet_machines.min(1_000) } else { args.fleet_machines },
+            days: args.fleet_days.max(1),
+            desktops: args.fleet_desktops.max(1),
+        }),
         scratch: args.scratch.unwrap_or_else(std::env::temp_dir),
         binary: std::env::current_exe().context("locating the usagebill binary")?,
     };
     let broker = crate::bench::BenchBroker::start(&settings.config.kafka.brokers)?;
-    let figures = crate::bench::run(&options, &broker)?;
+    let figures = if args.fleet_only { crate::bench::run_fleet(&options, &broker)? } else { crate::bench::run(&options, &broker)? };
     println!("{}", crate::bench::render(&figures));
     Ok(ExitCode::SUCCESS)
 }

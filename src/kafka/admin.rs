@@ -17,7 +17,10 @@ pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupEr
 /// As [`ensure_topic`], for a topic that keeps the latest message per key (`cleanup.policy =
 /// compact`): a reader from its start gets one message per key, however long the history.
 pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    create_unless_present(kafka, topic, &[("cleanup.policy", "compact")])
+    // Segments roll every 10 minutes and are cleaned once a tenth is stale, so a cold reader gets
+    // about one message per key, not the day's worth of updates of a busy key.
+    let settings = [("cleanup.policy", "compact"), ("segment.ms", "600000"), ("min.cleanable.dirty.ratio", "0.1")];
+    create_unless_present(kafka, topic, &settings)
 }
 
 fn create_unless_present(kafka: &KafkaConfig, topic: &str, settings: &[(&str, &str)]) -> Result<(), KafkaSetupError> {

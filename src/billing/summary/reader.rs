@@ -22,6 +22,8 @@ pub struct SummaryFeed {
     start_ends: HashMap<i32, i64>,
     next_offsets: HashMap<i32, i64>,
     caught_up: bool,
+    /// Bytes of keys and payloads read so far (what the broker sent, before compression).
+    bytes_read: u64,
 }
 
 impl SummaryFeed {
@@ -48,7 +50,7 @@ impl SummaryFeed {
         }
         consumer.assign(&assignment)?;
         let next_offsets = partitions.iter().map(|partition| (*partition, 0)).collect();
-        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false };
+        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false, bytes_read: 0 };
         feed.check_caught_up();
         Ok(feed)
     }
@@ -62,6 +64,7 @@ impl SummaryFeed {
             let message = message?;
             let next = self.next_offsets.entry(message.partition()).or_insert(0);
             *next = (*next).max(message.offset() + 1);
+            self.bytes_read += (message.key_len() + message.payload_len()) as u64;
             // No payload is a tombstone (a machine an operator removed): nothing to show for it.
             if let Some(payload) = message.payload()
                 && book.offer(payload, card) == SummaryOffer::Taken
@@ -86,6 +89,11 @@ impl SummaryFeed {
     /// Whether everything the topic held at the start has been read.
     pub fn caught_up(&self) -> bool {
         self.caught_up
+    }
+
+    /// Bytes of keys and payloads read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// The topic read.

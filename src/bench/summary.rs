@@ -1,0 +1,228 @@
+//! The fleet benchmark of the cost view: N machines with H days of hourly history billed by a worker
+//! that publishes the summary topic, then M desktops' views: cold start to a full table, the bytes
+//! each desktop reads from the broker and keeps on disk, and freshness (a record's end to every
+//! open desktop holding a summary that counts it).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{BenchBroker, BenchOptions, Figure, thousands};
+use crate::billing::biller::Biller;
+use crate::billing::ledger::Ledger;
+use crate::billing::rate_card::RateCard;
+use crate::billing::summary::{self, SummaryBook, SummaryFeed};
+use crate::billing::worker::{self, FeedOptions, WorkerOptions};
+use crate::kafka::{KafkaConfig, ReportingProducer};
+use crate::record::{Trigger, UnixMillis, UsageRecord};
+use crate::simulate::{self, Fleet, Profile};
+
+/// What the fleet run measures.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetSize {
+    /// Machines.
+    pub machines: u32,
+    /// Days of hourly history per machine.
+    pub days: u32,
+    /// Desktops reading the summary topic at once.
+    pub desktops: u32,
+}
+
+const HOUR: i64 = 3_600_000;
+/// Seconds of live records during the freshness run, and records per second.
+const LIVE_SECONDS: u64 = 10;
+const LIVE_PER_SECOND: u64 = 200;
+
+/// Runs the fleet benchmark against `broker`.
+pub fn measure(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) -> anyhow::Result<Vec<Figure>> {
+    let kafka = super::fleet::kafka(broker, "fleet");
+    let history = u64::from(size.machines) * u64::from(size.days) * 24;
+    let now = UnixMillis::now();
+    let start = UnixMillis((now.0 / HOUR - i64::from(size.days) * 24) * HOUR);
+    let fleet =
+        Fleet { machines: size.machines, records: history, window: Duration::from_secs(3600), profile: Profile::Random, seed: 5, start };
+    simulate::produce(&kafka, &fleet, 0)?;
+    let scratch = tempfile::tempdir_in(&options.scratch)?;
+    let ledger_path = scratch.path().join("ledger.db");
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in()), Arc::clone(&stop));
+    let biller = Biller::new(Ledger::open(&ledger_path)?, RateCard::built_in());
+    let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
+    let worker = std::thread::spawn(move || {
+        let options = WorkerOptions { batch_size: 10_000, batch_linger: Duration::from_millis(5), exit_when_idle: None, metrics: None };
+        worker::run_with_feed(&worker_kafka, biller, &options, &FeedOptions::default(), &worker_stop)
+    });
+    let outcome = measure_views(&kafka, size, history);
+    stop.store(true, Ordering::SeqCst);
+    let _ = publisher.join();
+    worker.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
+    outcome
+}
+
+fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::Result<Vec<Figure>> {
+    let per_machine = u64::from(size.days) * 24;
+    let began = Instant::now();
+    wait_for_complete_summaries(kafka, size.machines as usize, per_machine)?;
+    let settled = began.elapsed();
+    let mut cold = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..size.desktops {
+        let opened = Instant::now();
+        let mut feed = SummaryFeed::open(kafka)?;
+        let mut book = SummaryBook::new();
+        while !feed.caught_up() {
+            feed.poll(&mut book, None, Duration::from_millis(50))?;
+        }
+        cold.push(opened.elapsed());
+        bytes = feed.bytes_read();
+        anyhow::ensure!(book.len() == size.machines as usize, "a desktop read {} of {} machines", book.len(), size.machines);
+    }
+    let worst_cold = cold.iter().max().copied().unwrap_or_default();
+    let (p50, p99) = freshness(kafka, size, per_machine)?;
+    let machines = thousands(f64::from(size.machines));
+    Ok(vec![
+        Figure::new(
+            &format!(
+                "fleet: {machines} machines × {} day(s) billed ({} records) to complete summaries",
+                size.days,
+                thousands(history as f64)
+            ),
+            format!("{:.1} s", settled.as_secs_f64()),
+            "",
+            None,
+            String::new(),
+        ),
+        Figure::new(
+            &format!("desktop cold start to a full table of {machines} machines (worst of {})", size.desktops),
+            format!("{} ms", worst_cold.as_millis()),
+            "≤ 2 s",
+            Some(worst_cold <= Duration::from_secs(2)),
+            "whole feed: 6 s for 50 machines × 1 day (measured by the issue)".into(),
+        ),
+        Figure::new(
+            "desktop: bytes the broker sends at cold start",
+            format!("{:.1} MB", bytes as f64 / 1e6),
+            "",
+            None,
+            "whole feed: grows with fleet × history".into(),
+        ),
+        Figure::new(
+            "desktop: cost view's bytes on disk",
+            "0 MB (held in memory)".into(),
+            "≤ 20 MB",
+            Some(true),
+            "103 MB feed.db for 50 machines × 1 day".into(),
+        ),
+        Figure::new(&format!("freshness, {} desktops: p50", size.desktops), format!("{p50} ms"), "", None, String::new()),
+        Figure::new(
+            &format!("freshness, {} desktops: p99", size.desktops),
+            format!("{p99} ms"),
+            "≤ 2,000 ms",
+            Some(p99 <= 2_000),
+            String::new(),
+        ),
+    ])
+}
+
+/// Waits until a reader holds every machine's summary counting all `per_machine` records.
+fn wait_for_complete_summaries(kafka: &KafkaConfig, machines: usize, per_machine: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut feed = loop {
+        match SummaryFeed::open(kafka) {
+            Ok(feed) => break feed,
+            Err(error) if Instant::now() < deadline => {
+                tracing::debug!("waiting for the summary topic: {error}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let mut book = SummaryBook::new();
+    loop {
+        feed.poll(&mut book, None, Duration::from_millis(200))?;
+        if book.len() == machines && book.summaries().all(|summary| summary.revision >= per_machine) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "summaries incomplete after 600 s: {} of {machines} machines", book.len());
+    }
+}
+
+/// When a desktop first held each (machine, revision), in ms since the epoch.
+type FirstSeen = HashMap<(String, u64), i64>;
+
+/// Sends live records and measures, per record and desktop, its end to the desktop holding a
+/// summary of its machine whose revision counts it.
+fn freshness(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::Result<(i64, i64)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<FirstSeen>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut desktops = Vec::new();
+    for _ in 0..size.desktops {
+        let mut feed = SummaryFeed::open(kafka)?;
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        desktops.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut book = SummaryBook::new();
+            let mut first_seen = FirstSeen::new();
+            let mut revisions: HashMap<String, u64> = HashMap::new();
+            while !stop.load(Ordering::SeqCst) {
+                if feed.poll(&mut book, None, Duration::from_millis(20))? > 0 {
+                    let at = UnixMillis::now().0;
+                    for summary in book.summaries() {
+                        if revisions.get(&summary.machine_id) != Some(&summary.revision) {
+                            revisions.insert(summary.machine_id.clone(), summary.revision);
+                            first_seen.entry((summary.machine_id.clone(), summary.revision)).or_insert(at);
+                        }
+                    }
+                }
+            }
+            seen.lock().expect("the freshness log").push(first_seen);
+            Ok(())
+        }));
+    }
+    let (sender, _deliveries) = std::sync::mpsc::channel();
+    let producer = ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, sender)?;
+    let mut sent: Vec<(String, u64, i64)> = Vec::new();
+    let mut next_seq: HashMap<u32, u64> = HashMap::new();
+    let mut random = 0x2545_F491_4F6C_DD1Du64;
+    for tick in 0..LIVE_SECONDS * 10 {
+        for _ in 0..LIVE_PER_SECOND / 10 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let machine = (random % u64::from(size.machines)) as u32;
+            let seq = next_seq.entry(machine).or_insert(per_machine);
+            *seq += 1;
+            let end = UnixMillis::now();
+            let name = format!("sim-{:05}", machine + 1);
+            let record = UsageRecord { trigger: Trigger::Interval, ..UsageRecord::steady(&name, 1, end.plus_millis(-1_000), 1_000) };
+            let record = UsageRecord { seq: *seq, ..record };
+            producer.send(&name, &record.to_json(), tick)?;
+            sent.push((name, *seq, end.0));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    producer.flush(Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    for desktop in desktops {
+        desktop.join().map_err(|_| anyhow::anyhow!("a desktop thread panicked"))??;
+    }
+    let seen = seen.lock().expect("the freshness log");
+    let mut latencies = Vec::new();
+    for desktop in seen.iter() {
+        let mut by_machine: HashMap<&str, Vec<(u64, i64)>> = HashMap::new();
+        for ((machine, revision), at) in desktop {
+            by_machine.entry(machine.as_str()).or_default().push((*revision, *at));
+        }
+        for (machine, seq, end) in &sent {
+            // The revision counts records: seq `per_machine + k` is counted once the revision reaches it.
+            let seen = by_machine.get(machine.as_str()).into_iter().flatten();
+            let first = seen.filter(|(revision, _)| revision >= seq).map(|(_, at)| *at).min();
+            let Some(at) = first else { anyhow::bail!("a desktop never saw {machine} seq {seq}") };
+            latencies.push(at - end);
+        }
+    }
+    latencies.sort_unstable();
+    let at = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
