@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 use super::ledger::{Ledger, LedgerError};
-use super::period::{MachineCost, day_of, month_of};
+use super::period::{day_of, month_of};
 use super::rate_card::{Component, PricingModel, RateCard, Tier};
-use super::report::{MachineTotal, TimeRange};
+use super::report::TimeRange;
 use crate::record::{UnixMillis, UsageRecord};
 
 /// Digits after the point a machine's tier adjustment keeps when it is handed out. Quantities divide
@@ -205,27 +205,6 @@ pub(super) fn record_runs(ledger: &Ledger, card: &RateCard, range: TimeRange) ->
         result.insert(machine, runs);
     }
     Ok(result)
-}
-
-/// Adds tier adjustments to report totals.
-pub fn apply_to_totals(totals: &mut [MachineTotal], adjustments: &BTreeMap<String, Decimal>) {
-    for total in totals {
-        if let Some(adjustment) = adjustments.get(&total.machine_id) {
-            total.cost = (total.cost + adjustment).normalize();
-        }
-    }
-}
-
-/// Adds tier adjustments to period costs. The projection gets the period's adjustment: the rest of
-/// the month is projected at the flat price (a further discount is not counted before it is earned).
-pub fn apply_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, TierAdjustment>) {
-    for cost in costs {
-        if let Some(adjustment) = adjustments.get(&cost.machine_id) {
-            cost.today = (cost.today + adjustment.today).normalize();
-            cost.period = (cost.period + adjustment.period).normalize();
-            cost.projected = (cost.projected + adjustment.period).normalize();
-        }
-    }
 }
 
 #[cfg(test)]
