@@ -57,7 +57,7 @@ fn ledger_writes(criterion: &mut Criterion) {
                 next += batch_size;
                 messages
             },
-            |messages| biller.bill(&messages).unwrap(),
+            |messages| biller.bill(&messages).unwrap().outcome,
             BatchSize::PerIteration,
         );
     });

@@ -6,11 +6,11 @@ use rusqlite::{Connection, params};
 
 use super::{BenchOptions, Figure, thousands};
 use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::costs::{self, PeriodCosts};
 use crate::billing::ledger::Ledger;
-use crate::billing::period;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
-use crate::billing::report::{TimeRange, machine_totals};
+use crate::billing::report::TimeRange;
 use crate::record::{UnixMillis, UsageRecord};
 use crate::simulate::{Fleet, Profile, record_at};
 use crate::transmit::outbox::Outbox;
@@ -112,7 +112,7 @@ pub fn reports(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let path = scratch.path().join("big-ledger.db");
     let fleet = fleet(1_000, options.report_records);
     let card = RateCard::built_in();
-    let mut biller = Biller::new(Ledger::open(&path)?, card);
+    let mut biller = Biller::new(Ledger::open(&path)?, card.clone());
     let mut batch = Vec::with_capacity(50_000);
     let progress = crate::progress::bar(fleet.records, "records into the ledger");
     for index in 0..fleet.records {
@@ -132,12 +132,12 @@ pub fn reports(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     drop(biller);
     let ledger = Ledger::open_read_only(&path)?;
     let began = Instant::now();
-    let totals = machine_totals(&ledger, TimeRange::default())?;
+    let totals = costs::totals(&ledger, &card, TimeRange::default())?;
     let report_time = began.elapsed();
     anyhow::ensure!(totals.iter().map(|total| total.records).sum::<u64>() == fleet.records, "the report lost records");
     let last_end = record_at(&fleet, fleet.records - 1).end;
     let began = Instant::now();
-    period::machine_costs(&ledger, last_end)?;
+    PeriodCosts::new().current(&ledger, &card, last_end)?;
     let period_time = began.elapsed();
     let target = "< 1 s over 10,000,000 records";
     let within = |elapsed: Duration| Some(elapsed < Duration::from_secs(1) && options.report_records >= 10_000_000);

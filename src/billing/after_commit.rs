@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::biller::Biller;
+use super::biller::{Billed, Biller};
 use super::budget::{AlertTracker, Budgets};
 use super::feed::{FeedError, FeedPublisher};
 use crate::kafka::KafkaConfig;
@@ -28,7 +28,6 @@ impl AfterCommit {
     pub fn start(kafka: &KafkaConfig, biller: &mut Biller, publish_feed: bool, budgets: Budgets) -> Result<AfterCommit, FeedError> {
         let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, biller.ledger())?) } else { None };
         if let Some(feed) = &mut feed {
-            biller.keep_fresh_lines();
             let resent = feed.publish_new(biller.ledger(), &[])?;
             if resent > 0 {
                 tracing::info!("cost feed: sending {resent} line(s) billed before the last stop and not yet acknowledged");
@@ -38,11 +37,10 @@ impl AfterCommit {
         Ok(AfterCommit { feed, budgets, tracker, last_budget_check: None })
     }
 
-    /// Publishes the lines of the batch just committed and checks budgets when due.
-    pub fn on_commit(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
+    /// Publishes the lines of the batch just committed (`billed`) and checks budgets when due.
+    pub fn on_commit(&mut self, biller: &mut Biller, billed: Billed<'_>) -> Result<(), FeedError> {
         if let Some(feed) = &mut self.feed {
-            let fresh = biller.take_fresh_lines();
-            feed.publish_new(biller.ledger(), &fresh)?;
+            feed.publish_new(biller.ledger(), &billed.into_lines())?;
             feed.settle(biller.ledger())?;
         }
         if self.last_budget_check.is_none_or(|checked| checked.elapsed() >= BUDGET_CHECK_INTERVAL) {

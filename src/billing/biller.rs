@@ -35,8 +35,8 @@ pub struct BillerTotals {
     pub batches: u64,
 }
 
-/// A line the last batch billed, with its record's bytes as they arrived: the cost feed publishes
-/// it from here instead of reading it back from the ledger and encoding the record again.
+/// A line a batch billed, with its record's bytes as they arrived: the cost feed publishes it from
+/// here instead of reading it back from the ledger and encoding the record again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FreshLine {
     /// Its row in the ledger.
@@ -51,31 +51,44 @@ pub struct FreshLine {
     pub origin: Origin,
 }
 
+/// What one [`Biller::bill`] committed: its outcome, and the lines it billed for the first time,
+/// built only for a caller that asks for them ([`Billed::into_lines`]).
+#[derive(Debug)]
+pub struct Billed<'m> {
+    /// Counts and new rows of the transaction.
+    pub outcome: BatchOutcome,
+    priced: Vec<(UsageRecord, Origin, price::PricedLine)>,
+    /// The message each entry of `priced` came from.
+    sources: Vec<&'m RawMessage>,
+}
+
+impl Billed<'_> {
+    /// The lines billed for the first time, in row order, with their records' bytes as they arrived.
+    pub fn into_lines(self) -> Vec<FreshLine> {
+        let mut priced: Vec<Option<(UsageRecord, Origin, price::PricedLine)>> = self.priced.into_iter().map(Some).collect();
+        self.outcome
+            .new_rows
+            .iter()
+            .filter_map(|&(row_id, index)| {
+                let (record, origin, line) = priced[index].take()?;
+                let record_json = self.sources[index].payload.clone().unwrap_or_default();
+                Some(FreshLine { row_id, machine_id: record.machine_id, record_json, line, origin })
+            })
+            .collect()
+    }
+}
+
 /// Prices messages into one ledger.
 pub struct Biller {
     ledger: Ledger,
     card: RateCard,
     totals: BillerTotals,
-    /// Whether to keep [`FreshLine`]s (only a worker that publishes the cost feed wants them).
-    keep_fresh: bool,
-    fresh: Vec<FreshLine>,
 }
 
 impl Biller {
     /// A biller writing into `ledger` with prices from `card`.
     pub fn new(ledger: Ledger, card: RateCard) -> Self {
-        Biller { ledger, card, totals: BillerTotals::default(), keep_fresh: false, fresh: Vec::new() }
-    }
-
-    /// From now on, keep the lines of the last batch for [`Biller::take_fresh_lines`].
-    pub fn keep_fresh_lines(&mut self) {
-        self.keep_fresh = true;
-    }
-
-    /// The lines the last batch billed, in row order (empty unless [`Biller::keep_fresh_lines`]).
-    /// Only the last batch's are kept: a consumer that missed a batch reads the ledger instead.
-    pub fn take_fresh_lines(&mut self) -> Vec<FreshLine> {
-        std::mem::take(&mut self.fresh)
+        Biller { ledger, card, totals: BillerTotals::default() }
     }
 
     /// The card records are priced with.
@@ -94,7 +107,7 @@ impl Biller {
     }
 
     /// Bills `messages` in one transaction, storing the next offset of each partition with them.
-    pub fn bill(&mut self, messages: &[RawMessage]) -> Result<BatchOutcome, LedgerError> {
+    pub fn bill<'m>(&mut self, messages: &'m [RawMessage]) -> Result<Billed<'m>, LedgerError> {
         let mut batch = Batch::default();
         let mut next_offsets: HashMap<(&str, i32), i64> = HashMap::new();
         // The message each priced record came from.
@@ -117,29 +130,12 @@ impl Biller {
             }
         }
         batch.offsets = next_offsets.into_iter().map(|((topic, partition), next)| (topic.to_owned(), partition, next)).collect();
-        self.fresh.clear();
         let outcome = self.ledger.write_batch(&batch)?;
-        if self.keep_fresh {
-            self.fresh = outcome
-                .new_rows
-                .iter()
-                .map(|&(row_id, index)| {
-                    let (record, origin, line) = &batch.priced[index];
-                    FreshLine {
-                        row_id,
-                        machine_id: record.machine_id.clone(),
-                        record_json: sources[index].payload.clone().unwrap_or_default(),
-                        line: line.clone(),
-                        origin: *origin,
-                    }
-                })
-                .collect();
-        }
         self.totals.billed += outcome.billed as u64;
         self.totals.duplicates += outcome.duplicates as u64;
         self.totals.quarantined += outcome.quarantined as u64;
         self.totals.batches += 1;
-        Ok(outcome)
+        Ok(Billed { outcome, priced: batch.priced, sources })
     }
 
     /// Stores budget alerts (the first per machine and period is kept).
@@ -163,7 +159,7 @@ mod tests {
     use crate::record::UnixMillis;
 
     #[test]
-    fn the_fresh_lines_are_the_new_records_of_the_last_batch_with_their_bytes_as_they_arrived() {
+    fn the_billed_lines_are_the_new_records_of_the_batch_with_their_bytes_as_they_arrived() {
         let directory = tempfile::tempdir().unwrap();
         let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
         let message = |seq: u64, offset: i64| RawMessage {
@@ -172,19 +168,19 @@ mod tests {
             offset,
             payload: Some(UsageRecord::steady("m", seq, UnixMillis(1_767_225_600_000), 10_000).to_json()),
         };
-        biller.bill(&[message(1, 0)]).unwrap();
-        assert!(biller.take_fresh_lines().is_empty(), "kept only when asked for");
-        biller.keep_fresh_lines();
+        let first = [message(1, 0)];
+        let rows: Vec<i64> = biller.bill(&first).unwrap().into_lines().iter().map(|line| line.row_id).collect();
+        assert_eq!(rows, vec![1]);
         let malformed = RawMessage { topic: "usage".into(), partition: 1, offset: 2, payload: Some(b"{".to_vec()) };
         // seq 1 again (a redelivery), then 2, a malformed message, and 3.
         let batch = [message(1, 1), message(2, 2), malformed, message(3, 4)];
-        biller.bill(&batch).unwrap();
-        let fresh = biller.take_fresh_lines();
+        let billed = biller.bill(&batch).unwrap();
+        assert_eq!((billed.outcome.billed, billed.outcome.duplicates, billed.outcome.quarantined), (2, 1, 1));
+        let fresh = billed.into_lines();
         let rows: Vec<(i64, i64)> = fresh.iter().map(|line| (line.row_id, line.origin.offset.unwrap())).collect();
         assert_eq!(rows, vec![(2, 2), (3, 4)], "(row id, offset) of the two new records");
         assert_eq!(fresh[1].record_json, batch[3].payload.clone().unwrap());
         let stored = biller.ledger().lines_after(1, 10).unwrap();
         assert_eq!(stored.iter().map(|line| &line.line).collect::<Vec<_>>(), fresh.iter().map(|line| &line.line).collect::<Vec<_>>());
-        assert!(biller.take_fresh_lines().is_empty(), "taken once");
     }
 }

@@ -2,18 +2,17 @@
 //! alert. The worker logs it, stores it in its ledger and publishes it on the cost feed; views store
 //! it too, and [`budget_statuses`] is what an API serves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use globset::{Glob, GlobMatcher};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::costs::PeriodCosts;
 use super::ledger::{Ledger, LedgerError};
 use super::period::{self, MachineCost};
-use super::period_tiers::{PeriodTiers, TierAdjustment};
 use super::rate_card::RateCard;
-use super::tiers;
 use crate::record::UnixMillis;
 
 /// A budget that does not parse; names the key and the value.
@@ -122,16 +121,9 @@ pub struct BudgetStatus {
     pub over_budget: bool,
 }
 
-/// Every machine's period costs, tier adjustments included, with its budget, at `now`.
-pub fn budget_statuses(
-    ledger: &Ledger,
-    budgets: &Budgets,
-    adjustments: &BTreeMap<String, TierAdjustment>,
-    now: UnixMillis,
-) -> Result<Vec<BudgetStatus>, LedgerError> {
-    let mut costs = period::machine_costs(ledger, now)?;
-    tiers::apply_to_costs(&mut costs, adjustments);
-    Ok(costs
+/// Each machine's period costs (tier adjustments included: see [`PeriodCosts`]) with its budget.
+pub fn budget_statuses(costs: Vec<MachineCost>, budgets: &Budgets) -> Vec<BudgetStatus> {
+    costs
         .into_iter()
         .map(|cost| {
             let budget = budgets.for_machine(&cost.machine_id);
@@ -142,21 +134,21 @@ pub fn budget_statuses(
                 cost,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Raises each alert once per machine and period: remembers what was raised (seeded from the ledger).
 #[derive(Debug, Default)]
 pub struct AlertTracker {
     raised: HashMap<(String, i64), ()>,
-    tiers: PeriodTiers,
+    costs: PeriodCosts,
 }
 
 impl AlertTracker {
     /// A tracker that knows the alerts already stored in `ledger`.
     pub fn from_ledger(ledger: &Ledger) -> Result<AlertTracker, LedgerError> {
         let raised = ledger.budget_alerts()?.into_iter().map(|alert| ((alert.machine_id, alert.period_start.0), ())).collect();
-        Ok(AlertTracker { raised, tiers: PeriodTiers::new() })
+        Ok(AlertTracker { raised, costs: PeriodCosts::new() })
     }
 
     /// New alerts for machines of `ledger` whose projection under `card` crossed their budget at `now`.
@@ -165,10 +157,9 @@ impl AlertTracker {
             return Ok(Vec::new());
         }
         let (period_start, _) = period::month_of(now);
-        self.tiers.refresh(ledger, card, now)?;
-        let adjustments = self.tiers.adjustments(ledger, card, now)?;
+        let costs = self.costs.current(ledger, card, now)?;
         let mut alerts = Vec::new();
-        for status in budget_statuses(ledger, budgets, &adjustments, now)? {
+        for status in budget_statuses(costs, budgets) {
             let (Some(budget), true) = (status.budget, status.over_budget) else { continue };
             let key = (status.cost.machine_id.clone(), period_start.0);
             if self.raised.insert(key, ()).is_none() {
@@ -222,11 +213,9 @@ mod tests {
             .collect();
         biller.bill(&messages).unwrap();
         let now = UnixMillis(new_year + 10 * 3_600_000);
-        let flat = budget_statuses(biller.ledger(), &Budgets::default(), &BTreeMap::new(), now).unwrap()[0].cost.clone();
-        let mut running = PeriodTiers::new();
-        running.refresh(biller.ledger(), &tiered, now).unwrap();
-        let adjustments = running.adjustments(biller.ledger(), &tiered, now).unwrap();
-        let with_tiers = budget_statuses(biller.ledger(), &Budgets::default(), &adjustments, now).unwrap()[0].cost.clone();
+        let flat = budget_statuses(period::machine_costs(biller.ledger(), now).unwrap(), &Budgets::default())[0].cost.clone();
+        let tiered_costs = PeriodCosts::new().current(biller.ledger(), &tiered, now).unwrap();
+        let with_tiers = budget_statuses(tiered_costs, &Budgets::default())[0].cost.clone();
         assert_eq!(flat.period - with_tiers.period, Decimal::from_str("2.1").unwrap(), "70 core-hours 0.03 cheaper");
         // A budget between the two projections: over it at the flat price, under it with the tiers.
         let between = ((flat.projected + with_tiers.projected) / Decimal::TWO).round_dp(2).to_string();

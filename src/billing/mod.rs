@@ -4,6 +4,7 @@ pub mod after_commit;
 pub mod api;
 pub mod biller;
 pub mod budget;
+pub mod costs;
 pub mod feed;
 pub mod inspect;
 pub mod ledger;

@@ -3,43 +3,29 @@
 //! version the sum of each component's quantity, read only the rows billed since the last refresh,
 //! and price the sums.
 //!
-//! This is exact because a graduated price is additive over consecutive quantities: pricing a run of
-//! records one by one from position `u` gives what pricing their sum from `u` gives. The records of
-//! one (day, version) chunk are consecutive in window-start order unless another version's window
-//! starts between the chunk's first and last start; so the chunks, in start order, are the runs that
-//! [`super::tiers::adjustments`] walks record by record. When two versions interleave within a day
-//! (two workers with different cards feeding one view) the sums cannot place them, and the exact
-//! per-record computation is used instead.
+//! The records of one (day, version) chunk are consecutive in window-start order unless another
+//! version's window starts between the chunk's first and last start; so the chunks, in start order,
+//! are the runs [`super::tiers::adjustments`] builds from the records, and both are priced by the one
+//! [`walk`]. When two versions interleave within a day (two workers with different cards feeding one
+//! view) the sums cannot place them, and the runs are built from the records instead.
 
 use std::collections::{BTreeMap, HashMap};
 
-use rust_decimal::Decimal;
-
 use super::ledger::{Ledger, LedgerError};
 use super::period::{day_of, month_of};
-use super::rate_card::{Component, PricingModel, RateCard};
+use super::rate_card::RateCard;
 use super::report::TimeRange;
-use super::tiers::{ADJUSTMENT_DIGITS, adjustments, quantity, tier_adjustment};
+pub use super::tiers::TierAdjustment;
+use super::tiers::{Run, adjustments_with_today, walk};
 use crate::record::UnixMillis;
 
 /// Rows read from the ledger per query while refreshing.
 const ROWS_PER_READ: usize = 10_000;
 
-/// A machine's tier adjustments (negative for a volume discount).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TierAdjustment {
-    /// Of the windows starting today (UTC), placed after the month's earlier usage.
-    pub today: Decimal,
-    /// Of the windows starting this period.
-    pub period: Decimal,
-}
-
-/// Quantity sums of the windows of one machine, day and card version.
+/// The quantity sums of the windows of one machine, day and card version, and their start span.
 #[derive(Debug, Clone)]
 struct Chunk {
-    day: i64,
-    version: String,
-    quantities: BTreeMap<Component, Decimal>,
+    run: Run,
     first_start: UnixMillis,
     last_start: UnixMillis,
 }
@@ -86,15 +72,11 @@ impl PeriodTiers {
                     .or_default()
                     .entry((day, stored.line.card_version.clone()))
                     .or_insert_with(|| Chunk {
-                        day,
-                        version: stored.line.card_version.clone(),
-                        quantities: BTreeMap::new(),
+                        run: Run::new(day, &stored.line.card_version, true),
                         first_start: record.start,
                         last_start: record.start,
                     });
-                for component in Component::ALL {
-                    *chunk.quantities.entry(component).or_default() += quantity(record, component);
-                }
+                chunk.run.add(record);
                 chunk.first_start = chunk.first_start.min(record.start);
                 chunk.last_start = chunk.last_start.max(record.start);
             }
@@ -114,62 +96,25 @@ impl PeriodTiers {
         for (machine, chunks) in &self.chunks {
             let mut ordered: Vec<&Chunk> = chunks.values().collect();
             ordered.sort_by_key(|chunk| (chunk.first_start, chunk.last_start));
-            if ordered.windows(2).any(|pair| pair[0].version != pair[1].version && pair[0].last_start >= pair[1].first_start) {
+            if ordered.windows(2).any(|pair| pair[0].run.version != pair[1].run.version && pair[0].last_start >= pair[1].first_start) {
                 interleaved.push(machine.clone());
                 continue;
             }
-            if let Some(adjustment) = price_chunks(machine, &ordered, card, today) {
-                result.insert(machine.clone(), adjustment);
+            if let Some(adjustment) = walk(machine, ordered.iter().map(|chunk| &chunk.run), card, today) {
+                result.insert(machine.clone(), adjustment.rounded());
             }
         }
         if !interleaved.is_empty() {
-            let month_start = month_of(now).0;
-            let period = adjustments(ledger, card, TimeRange { from: Some(month_start), to: None })?;
-            let today = adjustments(ledger, card, TimeRange { from: Some(UnixMillis(today)), to: None })?;
+            let period = TimeRange { from: Some(month_of(now).0), to: None };
+            let mut from_records = adjustments_with_today(ledger, card, period, today)?;
             for machine in interleaved {
-                if let Some(in_period) = period.get(&machine) {
-                    let adjustment = TierAdjustment { today: today.get(&machine).copied().unwrap_or_default(), period: *in_period };
+                if let Some(adjustment) = from_records.remove(&machine) {
                     result.insert(machine, adjustment);
                 }
             }
         }
         Ok(result)
     }
-}
-
-/// Walks a machine's chunks in start order, as the per-record computation walks its records.
-fn price_chunks(machine: &str, ordered: &[&Chunk], card: &RateCard, today: i64) -> Option<TierAdjustment> {
-    let mut any_tiers = false;
-    let mut adjustment = TierAdjustment::default();
-    let mut month = None;
-    let mut used: BTreeMap<Component, Decimal> = BTreeMap::new();
-    for chunk in ordered {
-        // Windows of a later month (a clock ahead) start that month's usage from zero.
-        let chunk_month = month_of(chunk.first_start).0;
-        if month != Some(chunk_month) {
-            month = Some(chunk_month);
-            used.clear();
-        }
-        let version = card.version_named(&chunk.version).filter(|version| version.model == PricingModel::TimeWeighted);
-        any_tiers |= version.is_some_and(|version| version.has_tiers());
-        for component in Component::ALL {
-            let amount = chunk.quantities.get(&component).copied().unwrap_or_default();
-            let before = used.entry(component).or_default();
-            if let Some(version) = version {
-                let tiers = version.tiers_for(machine, component);
-                if !tiers.is_empty() {
-                    let part = tier_adjustment(*before, amount, version.prices_for(machine).of(component), tiers);
-                    adjustment.period += part;
-                    if chunk.day >= today {
-                        adjustment.today += part;
-                    }
-                }
-            }
-            *before += amount;
-        }
-    }
-    let round = |amount: Decimal| amount.round_dp(ADJUSTMENT_DIGITS).normalize();
-    any_tiers.then(|| TierAdjustment { today: round(adjustment.today), period: round(adjustment.period) })
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 use std::path::Path;
 
+use rust_decimal::Decimal;
+
 use super::*;
 use crate::billing::biller::{Biller, RawMessage};
 use crate::billing::rate_card::cpu_tiered_version;
+use crate::billing::tiers::adjustments;
 use crate::record::UsageRecord;
 
 /// 2026-01-01T00:00:00Z.
@@ -122,4 +125,39 @@ fn a_card_without_tiers_reads_nothing_and_adjusts_nothing() {
     running.refresh(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap();
     assert_eq!(running.after_row, 0, "nothing read");
     assert!(running.adjustments(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap().is_empty());
+}
+
+#[test]
+fn the_record_path_and_the_running_sums_walk_the_same_runs_to_the_identical_adjustment() {
+    use crate::billing::tiers::{ADJUSTMENT_DIGITS, record_runs};
+
+    let card = RateCard::parse(TWO_VERSIONS, "test").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    // 1,000 s windows over three days: t1 until noon on 2 January, t2 after, never interleaved. A
+    // window's quantities repeat in decimal, so pricing other sums would differ in the last digits.
+    let records: Vec<UsageRecord> = (1..=250)
+        .map(|seq| UsageRecord { cpu_pct: 40.0 + (seq % 7) as f64 * 8.5, ..UsageRecord::steady("m", seq, UnixMillis(NEW_YEAR), 1_000_000) })
+        .collect();
+    bill(&path, &card, &records, 0);
+    let ledger = Ledger::open_read_only(&path).unwrap();
+    let now = UnixMillis(NEW_YEAR + 250 * 1_000_000);
+    let mut running = PeriodTiers::new();
+    running.refresh(&ledger, &card, now).unwrap();
+
+    let mut chunks: Vec<&Chunk> = running.chunks["m"].values().collect();
+    chunks.sort_by_key(|chunk| (chunk.first_start, chunk.last_start));
+    let summed: Vec<Run> = chunks.into_iter().map(|chunk| chunk.run.clone()).collect();
+    let from_records = record_runs(&ledger, &card, TimeRange { from: Some(month_of(now).0), to: None }).unwrap();
+    assert_eq!(from_records["m"], summed, "the same runs");
+    let versions: Vec<&str> = summed.iter().map(|run| run.version.as_str()).collect();
+    assert_eq!(versions, ["t1", "t1", "t2", "t2"], "1 Jan, 2 Jan before and after noon, 3 Jan");
+
+    let today = day_of(now).0;
+    let by_records = walk("m", &from_records["m"], &card, today).unwrap();
+    let by_sums = walk("m", &summed, &card, today).unwrap();
+    assert_eq!(by_records, by_sums, "identical before any rounding");
+    assert_ne!(by_sums.period, by_sums.period.round_dp(ADJUSTMENT_DIGITS), "the amounts compared carry all their digits");
+    assert!(by_sums.period < by_sums.today && by_sums.today < Decimal::ZERO, "{by_sums:?}");
+    assert_eq!(running.adjustments(&ledger, &card, now).unwrap(), exact(&ledger, &card, now), "and as handed out");
 }

@@ -13,15 +13,16 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 use super::ledger::{Ledger, LedgerError};
-use super::period::{MachineCost, month_of};
-use super::period_tiers::TierAdjustment;
+use super::period::{day_of, month_of};
 use super::rate_card::{Component, PricingModel, RateCard, Tier};
-use super::report::{MachineTotal, TimeRange};
-use crate::record::UsageRecord;
+use super::report::TimeRange;
+use crate::record::{UnixMillis, UsageRecord};
 
-/// Digits after the point a machine's tier adjustment keeps. Quantities divide by 3,600,000 ms and
-/// 100 %, so they repeat; pricing a sum of them (`period_tiers`) and summing their prices (here)
-/// differ in the 28th digit. Rounded at the 12th, the two agree and no currency notices.
+/// Digits after the point a machine's tier adjustment keeps when it is handed out. Quantities divide
+/// by 3,600,000 ms and 100 %, so they repeat in decimal and a sum of them is rounded in its 28th
+/// digit: the record-by-record path and the running sums of [`super::period_tiers`] split a month
+/// into the same runs, but may add a run's records in a different order (start order, arrival
+/// order). Rounded at the 12th digit, the two agree and no currency notices.
 pub const ADJUSTMENT_DIGITS: u32 = 12;
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
@@ -59,13 +60,119 @@ pub fn tier_adjustment(used_before: Decimal, quantity: Decimal, flat_price: Deci
     adjustment
 }
 
+/// A machine's tier adjustments (negative for a volume discount).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierAdjustment {
+    /// Of the windows starting today (UTC), placed after the month's earlier usage.
+    pub today: Decimal,
+    /// Of the windows starting this period.
+    pub period: Decimal,
+}
+
+impl TierAdjustment {
+    /// What is handed out: rounded to [`ADJUSTMENT_DIGITS`], so both paths give the same amounts.
+    pub(super) fn rounded(self) -> TierAdjustment {
+        let round = |amount: Decimal| amount.round_dp(ADJUSTMENT_DIGITS).normalize();
+        TierAdjustment { today: round(self.today), period: round(self.period) }
+    }
+}
+
+/// Consecutive windows of one machine (in window-start order) that start on one UTC day and were
+/// billed under one card version, with each component's quantity summed over them. Pricing a run's
+/// sum from a position gives what pricing its windows one by one from there gives, since a
+/// graduated price is additive over consecutive quantities; a single window is a run of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Run {
+    /// Start (UTC midnight) of the day the windows start on.
+    pub day: i64,
+    /// The card version named by the windows' lines.
+    pub version: String,
+    /// Whether the run's adjustment counts; a run before the range only moves the month's position.
+    pub counted: bool,
+    /// Each component's quantity, summed over the windows.
+    pub quantities: BTreeMap<Component, Decimal>,
+}
+
+impl Run {
+    /// A run of no windows yet.
+    pub fn new(day: i64, version: &str, counted: bool) -> Run {
+        Run { day, version: version.to_owned(), counted, quantities: BTreeMap::new() }
+    }
+
+    /// Adds `record`'s quantities.
+    pub fn add(&mut self, record: &UsageRecord) {
+        for component in Component::ALL {
+            *self.quantities.entry(component).or_default() += quantity(record, component);
+        }
+    }
+}
+
+/// THE tier walk: prices a machine's runs, in window-start order, each placed after the month's
+/// usage before it (runs of a later month, a clock ahead, start that month from zero). The part of
+/// runs on or after the day starting at `today` is also summed apart. Nothing is rounded here. `None`
+/// when no run was billed under a version with tiers.
+pub(super) fn walk<'a>(machine: &str, runs: impl IntoIterator<Item = &'a Run>, card: &RateCard, today: i64) -> Option<TierAdjustment> {
+    let mut any_tiers = false;
+    let mut adjustment = TierAdjustment::default();
+    let mut month = None;
+    let mut used: BTreeMap<Component, Decimal> = BTreeMap::new();
+    for run in runs {
+        let run_month = month_of(UnixMillis(run.day)).0;
+        if month != Some(run_month) {
+            month = Some(run_month);
+            used.clear();
+        }
+        let version = card.version_named(&run.version).filter(|version| version.model == PricingModel::TimeWeighted);
+        any_tiers |= version.is_some_and(|version| version.has_tiers());
+        for component in Component::ALL {
+            let amount = run.quantities.get(&component).copied().unwrap_or_default();
+            let before = used.entry(component).or_default();
+            if let Some(version) = version.filter(|_| run.counted) {
+                let tiers = version.tiers_for(machine, component);
+                if !tiers.is_empty() {
+                    let part = tier_adjustment(*before, amount, version.prices_for(machine).of(component), tiers);
+                    adjustment.period += part;
+                    if run.day >= today {
+                        adjustment.today += part;
+                    }
+                }
+            }
+            *before += amount;
+        }
+    }
+    any_tiers.then_some(adjustment)
+}
+
 /// Per-machine tier adjustments of the windows starting in `range` (machines without tiers are absent).
 pub fn adjustments(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Decimal>, LedgerError> {
+    let adjustments = adjustments_with_today(ledger, card, range, i64::MAX)?;
+    Ok(adjustments.into_iter().map(|(machine, adjustment)| (machine, adjustment.period)).collect())
+}
+
+/// [`adjustments`], each with the part of the windows starting on or after `today` (a UTC midnight;
+/// `i64::MAX` for none).
+pub(super) fn adjustments_with_today(
+    ledger: &Ledger,
+    card: &RateCard,
+    range: TimeRange,
+    today: i64,
+) -> Result<BTreeMap<String, TierAdjustment>, LedgerError> {
+    let mut result = BTreeMap::new();
+    for (machine, runs) in record_runs(ledger, card, range)? {
+        if let Some(adjustment) = walk(&machine, &runs, card, today) {
+            result.insert(machine, adjustment.rounded());
+        }
+    }
+    Ok(result)
+}
+
+/// Each machine's runs, in window-start order (then seq), of the records read for `range`: from the
+/// start of the month of `range.from`, since earlier usage that month sets the position.
+pub(super) fn record_runs(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Vec<Run>>, LedgerError> {
     let mut result = BTreeMap::new();
     if !card.versions().iter().any(|version| version.has_tiers()) {
         return Ok(result);
     }
-    // The month of `range.from` is read from its start: earlier usage that month sets the position.
     let read_from = range.from.map_or(i64::MIN, |from| month_of(from).0.0);
     let read_to = range.to.map_or(i64::MAX, |to| to.0);
     let mut by_machine: HashMap<String, Vec<(UsageRecord, String)>> = HashMap::new();
@@ -82,59 +189,22 @@ pub fn adjustments(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result
     }
     for (machine, mut records) in by_machine {
         records.sort_by_key(|(record, _)| (record.start, record.seq));
-        let mut month = i64::MIN;
-        let mut used: BTreeMap<Component, Decimal> = BTreeMap::new();
-        let mut total = Decimal::ZERO;
-        for (record, version_name) in &records {
-            let record_month = month_of(record.start).0.0;
-            if record_month != month {
-                month = record_month;
-                used.clear();
-            }
-            let version = card.version_named(version_name);
-            for component in Component::ALL {
-                let amount = quantity(record, component);
-                let before = used.entry(component).or_default();
-                if let Some(version) = version.filter(|version| version.model == PricingModel::TimeWeighted) {
-                    let tiers = version.tiers_for(&machine, component);
-                    let in_range = range.from.is_none_or(|from| record.start >= from);
-                    if !tiers.is_empty() && in_range {
-                        total += tier_adjustment(*before, amount, version.prices_for(&machine).of(component), tiers);
-                    }
+        let mut runs: Vec<Run> = Vec::new();
+        for (record, version) in &records {
+            let day = day_of(record.start).0;
+            let counted = range.from.is_none_or(|from| record.start >= from);
+            match runs.last_mut() {
+                Some(run) if run.day == day && run.version == *version && run.counted == counted => run.add(record),
+                _ => {
+                    let mut run = Run::new(day, version, counted);
+                    run.add(record);
+                    runs.push(run);
                 }
-                *before += amount;
             }
         }
-        if version_has_any_tiers(card, &records) {
-            result.insert(machine, total.round_dp(ADJUSTMENT_DIGITS).normalize());
-        }
+        result.insert(machine, runs);
     }
     Ok(result)
-}
-
-fn version_has_any_tiers(card: &RateCard, records: &[(UsageRecord, String)]) -> bool {
-    records.iter().any(|(_, name)| card.version_named(name).is_some_and(|version| version.has_tiers()))
-}
-
-/// Adds tier adjustments to report totals.
-pub fn apply_to_totals(totals: &mut [MachineTotal], adjustments: &BTreeMap<String, Decimal>) {
-    for total in totals {
-        if let Some(adjustment) = adjustments.get(&total.machine_id) {
-            total.cost = (total.cost + adjustment).normalize();
-        }
-    }
-}
-
-/// Adds tier adjustments to period costs. The projection gets the period's adjustment: the rest of
-/// the month is projected at the flat price (a further discount is not counted before it is earned).
-pub fn apply_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, TierAdjustment>) {
-    for cost in costs {
-        if let Some(adjustment) = adjustments.get(&cost.machine_id) {
-            cost.today = (cost.today + adjustment.today).normalize();
-            cost.period = (cost.period + adjustment.period).normalize();
-            cost.projected = (cost.projected + adjustment.period).normalize();
-        }
-    }
 }
 
 #[cfg(test)]

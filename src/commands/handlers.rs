@@ -14,7 +14,7 @@ use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
 use crate::billing::worker::{self, WorkerOptions};
-use crate::billing::{feed, inspect, summary, tiers, verify};
+use crate::billing::{costs, feed, inspect, summary, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::runtime::{AgentOverrides, ReadingSource, Settings, start_agent};
@@ -208,8 +208,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
         from: args.from.as_deref().map(|text| parse_time("--from", text)).transpose()?,
         to: args.to.as_deref().map(|text| parse_time("--to", text)).transpose()?,
     };
-    let mut totals = report::machine_totals(&ledger, range)?;
-    tiers::apply_to_totals(&mut totals, &tiers::adjustments(&ledger, &card()?, range)?);
+    let totals = costs::totals(&ledger, &card()?, range)?;
     print!("{}", report::render(&totals, args.format));
     Ok(ExitCode::SUCCESS)
 }

@@ -127,18 +127,6 @@ pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec
     Ok(groups)
 }
 
-/// Adds each machine's graduated-tier adjustment to its (first) group, as `usagebill report` does.
-pub fn apply_tier_adjustments(groups: &mut [CostGroup], adjustments: &std::collections::BTreeMap<String, Decimal>) {
-    let mut applied = std::collections::BTreeSet::new();
-    for group in groups {
-        if let Some(adjustment) = adjustments.get(&group.group)
-            && applied.insert(group.group.clone())
-        {
-            group.cost = (group.cost + adjustment).normalize();
-        }
-    }
-}
-
 /// Sums `groups` per currency, exactly.
 pub fn cost_totals(groups: &[CostGroup]) -> Vec<CostTotal> {
     let mut totals: Vec<CostTotal> = Vec::new();

@@ -10,12 +10,12 @@ use serde_json::json;
 use super::auth::ApiToken;
 use super::metrics::WorkerMetrics;
 use super::openapi::OPENAPI_DOCUMENT;
-use super::params::{Format, GroupBy, ParamError, Query, percent_decode, split_target};
+use super::params::{Format, ParamError, Query, percent_decode, split_target};
 use super::queries;
 use super::render::{self, ApiResponse, CsvRow, csv_table};
+use crate::billing::costs;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
-use crate::billing::{report, tiers};
 
 /// Header saying whether the data came from the ledger: `ok`, `missing` or `unavailable`.
 pub const LEDGER_HEADER: &str = "X-Usagebill-Ledger";
@@ -139,24 +139,14 @@ impl Api {
     fn machines(&self, raw_query: &str, cache: &mut LedgerCache) -> Result<ApiResponse, ParamError> {
         let query = Query::parse(raw_query, &["from", "to", "format"])?;
         let (range, format) = (query.range()?, query.format()?);
-        let (machines, state) = self.read(cache, |ledger| {
-            let mut totals = report::machine_totals(ledger, range)?;
-            tiers::apply_to_totals(&mut totals, &tiers::adjustments(ledger, &self.card, range)?);
-            Ok(totals)
-        });
+        let (machines, state) = self.read(cache, |ledger| costs::totals(ledger, &self.card, range));
         Ok(table(format, state, &machines, || json!({ "machines": machines })))
     }
 
     fn costs(&self, raw_query: &str, cache: &mut LedgerCache) -> Result<ApiResponse, ParamError> {
         let query = Query::parse(raw_query, &["from", "to", "group_by", "format"])?;
         let (range, group_by, format) = (query.range()?, query.group_by()?, query.format()?);
-        let (groups, state) = self.read(cache, |ledger| {
-            let mut groups = queries::costs(ledger, range, group_by)?;
-            if group_by == GroupBy::Machine {
-                queries::apply_tier_adjustments(&mut groups, &tiers::adjustments(ledger, &self.card, range)?);
-            }
-            Ok(groups)
-        });
+        let (groups, state) = self.read(cache, |ledger| costs::groups(ledger, &self.card, range, group_by));
         Ok(table(format, state, &groups, || {
             json!({
                 "group_by": group_by.as_str(),

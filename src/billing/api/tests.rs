@@ -55,7 +55,7 @@ pub(super) fn fixture_priced_by(card: RateCard) -> Fixture {
         .map(|(offset, record)| RawMessage { topic: "usage".into(), partition: 0, offset: offset as i64, payload: Some(record.to_json()) })
         .collect();
     messages.push(RawMessage { topic: "usage".into(), partition: 1, offset: 7, payload: Some(b"not json, \"quoted\"".to_vec()) });
-    let outcome = biller.bill(&messages).unwrap();
+    let outcome = biller.bill(&messages).unwrap().outcome;
     assert_eq!((outcome.billed, outcome.quarantined), (9, 1));
     let api = Api { ledger_path: path, token: None, metrics: Arc::new(WorkerMetrics::default()), card };
     Fixture { _dir: dir, api }

@@ -58,7 +58,7 @@ impl FeedPublisher {
 
     /// Sends every row of `ledger` not sent yet. Returns the number of messages queued.
     ///
-    /// `fresh` holds the lines of the batch just committed, as the biller kept them. When they are
+    /// `fresh` holds the lines of the batch just committed, as the biller handed them back. When they are
     /// exactly the rows after the last one sent (the usual case), they go out from memory, with their
     /// record's bytes as they arrived; otherwise (after a rewind, at start) the ledger is read.
     pub fn publish_new(&mut self, ledger: &Ledger, fresh: &[FreshLine]) -> Result<usize, FeedError> {
