@@ -16,13 +16,18 @@ use super::report::{self, MachineTotal, TimeRange};
 use super::tiers;
 use crate::record::UnixMillis;
 
+/// A flat cost with its tier adjustment: the one sum every cost shown or reported goes through.
+pub fn tiered(flat: Decimal, adjustment: Decimal) -> Decimal {
+    (flat + adjustment).normalize()
+}
+
 /// Per-machine totals over `range` under `card`, tier adjustments included, ordered by machine id.
 pub fn totals(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<Vec<MachineTotal>, LedgerError> {
     let mut totals = report::machine_totals(ledger, range)?;
     let adjustments = tiers::adjustments(ledger, card, range)?;
     for total in &mut totals {
         if let Some(adjustment) = adjustments.get(&total.machine_id) {
-            total.cost = (total.cost + adjustment).normalize();
+            total.cost = tiered(total.cost, *adjustment);
         }
     }
     Ok(totals)
@@ -45,7 +50,7 @@ fn add_to_first_groups(groups: &mut [CostGroup], adjustments: &BTreeMap<String, 
         if let Some(adjustment) = adjustments.get(&group.group)
             && adjusted.insert(group.group.clone())
         {
-            group.cost = (group.cost + adjustment).normalize();
+            group.cost = tiered(group.cost, *adjustment);
         }
     }
 }
@@ -77,9 +82,9 @@ impl PeriodCosts {
 fn add_to_costs(costs: &mut [MachineCost], adjustments: &BTreeMap<String, TierAdjustment>) {
     for cost in costs {
         if let Some(adjustment) = adjustments.get(&cost.machine_id) {
-            cost.today = (cost.today + adjustment.today).normalize();
-            cost.period = (cost.period + adjustment.period).normalize();
-            cost.projected = (cost.projected + adjustment.period).normalize();
+            cost.today = tiered(cost.today, adjustment.today);
+            cost.period = tiered(cost.period, adjustment.period);
+            cost.projected = tiered(cost.projected, adjustment.period);
         }
     }
 }

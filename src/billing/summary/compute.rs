@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::history::{FleetHistory, MachineHistory};
 use super::{CostSummary, HOURLY_SPAN, PeriodTotal, SUMMARY_SCHEMA, Series};
+use crate::billing::costs;
 use crate::billing::ledger::rollup::HOUR_MILLIS;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::period::{BURN_WINDOW_MILLIS, month_of};
@@ -131,8 +132,8 @@ pub fn summarise(
         card_version: history.latest.1.clone(),
         day_start,
         period_start,
-        today: (today + tiers.today).normalize(),
-        period: (period + tiers.period).normalize(),
+        today: costs::tiered(today, tiers.today),
+        period: costs::tiered(period, tiers.period),
         period_records,
         gaps: (all.max_seq + 1).saturating_sub(all.min_seq).saturating_sub(all.records),
         last_seen: all.max_end,
@@ -182,7 +183,7 @@ fn past_periods(history: &MachineHistory, period_start: i64, past_tiers: &BTreeM
         period.0 += aggregate.cost;
         period.1 += aggregate.records;
     }
-    let cost_of = |start: &i64, cost: Decimal| (cost + past_tiers.get(start).copied().unwrap_or_default()).normalize();
+    let cost_of = |start: &i64, cost: Decimal| costs::tiered(cost, past_tiers.get(start).copied().unwrap_or_default());
     periods
         .iter()
         .map(|(start, (cost, records))| PeriodTotal { start: UnixMillis(*start), cost: cost_of(start, *cost), records: *records })
