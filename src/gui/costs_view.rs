@@ -47,7 +47,7 @@ pub struct DrawnCostChart {
 }
 
 /// Widths of the columns, in points, in [`SortBy::ALL`] order.
-const WIDTHS: [f32; 6] = [230.0, 120.0, 140.0, 250.0, 180.0, 50.0];
+const WIDTHS: [f32; 6] = [200.0, 110.0, 130.0, 200.0, 180.0, 50.0];
 const ROW_HEIGHT: f32 = 22.0;
 
 /// The Costs tab's own state.
