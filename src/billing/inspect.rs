@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::ledger::{Gap, Ledger, LedgerError};
-use super::report::ReportFormat;
-use super::tables::{CsvRow, csv_cell, csv_table};
+use super::tables::ReportFormat;
+use super::tables::{CsvRow, csv_cell};
 use crate::record::UnixMillis;
 
 /// A quarantined message as listed.
@@ -105,24 +105,17 @@ impl CsvRow for Gap {
 
 /// Renders gaps.
 pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
-    match format {
-        ReportFormat::Json => serde_json::to_string_pretty(gaps).expect("gaps serialise") + "\n",
-        ReportFormat::Csv => csv_table(gaps),
-        ReportFormat::Table => {
-            let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
-            let mut out =
-                format!("{:<width$}  {:>10}  {:>10}  {:<24}  {:<24}\n", "machine", "first_seq", "last_seq", "unmetered from", "to");
-            for gap in gaps {
-                let (from, to) = (gap.unmetered_from.to_string(), gap.unmetered_to.to_string());
-                out += &format!(
-                    "{:<width$}  {:>10}  {:>10}  {from:<24}  {to:<24}\n",
-                    gap.machine_id, gap.first_missing_seq, gap.last_missing_seq
-                );
-            }
-            let missing: u64 = gaps.iter().map(|gap| gap.missing).sum();
-            out + &format!("{} gap(s), {missing} missing record(s)\n", gaps.len())
+    super::tables::render(gaps, format, |gaps| {
+        let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
+        let mut out = format!("{:<width$}  {:>10}  {:>10}  {:<24}  {:<24}\n", "machine", "first_seq", "last_seq", "unmetered from", "to");
+        for gap in gaps {
+            let (from, to) = (gap.unmetered_from.to_string(), gap.unmetered_to.to_string());
+            out +=
+                &format!("{:<width$}  {:>10}  {:>10}  {from:<24}  {to:<24}\n", gap.machine_id, gap.first_missing_seq, gap.last_missing_seq);
         }
-    }
+        let missing: u64 = gaps.iter().map(|gap| gap.missing).sum();
+        out + &format!("{} gap(s), {missing} missing record(s)\n", gaps.len())
+    })
 }
 
 /// Standard base64 (RFC 4648, with padding); small enough not to need a dependency.

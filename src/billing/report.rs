@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
-use super::tables::{CsvRow, csv_table};
+use super::tables::CsvRow;
+pub use super::tables::ReportFormat;
 use crate::record::UnixMillis;
 
 /// One machine's bill over a time range.
@@ -69,17 +70,6 @@ pub fn machine_totals(ledger: &Ledger, range: TimeRange) -> Result<Vec<MachineTo
     Ok(totals)
 }
 
-/// Output forms of `usagebill report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// Aligned columns for people.
-    Table,
-    /// Comma-separated values with a header row.
-    Csv,
-    /// A JSON array, one object per machine.
-    Json,
-}
-
 impl CsvRow for MachineTotal {
     const HEADER: &'static [&'static str] =
         &["machine_id", "records", "first_seq", "last_seq", "gaps", "cost", "currency", "first_start", "last_end"];
@@ -100,11 +90,7 @@ impl CsvRow for MachineTotal {
 
 /// Renders totals; amounts in the table are rounded to cents (the exact value is in CSV and JSON).
 pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
-    match format {
-        ReportFormat::Json => serde_json::to_string_pretty(totals).expect("totals serialise") + "\n",
-        ReportFormat::Csv => csv_table(totals),
-        ReportFormat::Table => render_table(totals),
-    }
+    super::tables::render(totals, format, render_table)
 }
 
 fn render_table(totals: &[MachineTotal]) -> String {

@@ -3,6 +3,28 @@
 
 use std::borrow::Cow;
 
+use serde::Serialize;
+
+/// Output forms of `usagebill report` (and of each table the API serves as CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns for people.
+    Table,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// A JSON array, one object per row.
+    Json,
+}
+
+/// `rows` in `format`: a pretty JSON array, CSV through [`csv_table`], or the aligned `table`.
+pub fn render<Row: CsvRow + Serialize>(rows: &[Row], format: ReportFormat, table: impl Fn(&[Row]) -> String) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(rows).expect("rows serialise") + "\n",
+        ReportFormat::Csv => csv_table(rows),
+        ReportFormat::Table => table(rows),
+    }
+}
+
 /// A row of a CSV table.
 pub trait CsvRow {
     /// Column names, in order.

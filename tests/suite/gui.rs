@@ -83,6 +83,17 @@ fn embedded_settings(data_dir: &Path, machine_id: &str) -> Settings {
     Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
 }
 
+/// Kafka mode on `broker` with the test's own topics (one partition) for `machine_id`.
+fn kafka_settings(data_dir: &Path, broker: &Broker, machine_id: &str) -> Settings {
+    let mut config = Config::default();
+    config.kafka.brokers = vec![broker.bootstrap.clone()];
+    config.kafka.topic = unique("usage");
+    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
+    config.kafka.partitions = 1;
+    config.agent.machine_id = Some(machine_id.into());
+    Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
+}
+
 /// Only Send now (and the window length) closes windows; readings every 200 ms.
 fn manual_only() -> AgentOverrides {
     AgentOverrides { interval: Some(None), sample_interval: Some(Duration::from_millis(200)), ..AgentOverrides::default() }
@@ -409,14 +420,8 @@ fn settings_list_a_secret_property_but_never_show_its_value() {
 fn kafka_mode_send_now_delivers_to_the_topic() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.kafka.brokers = vec![broker.bootstrap.clone()];
-    config.kafka.topic = unique("usage");
-    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
-    config.kafka.partitions = 1;
-    config.agent.machine_id = Some("desk-kafka".into());
-    let topic = config.kafka.topic.clone();
-    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let settings = kafka_settings(data.path(), &broker, "desk-kafka");
+    let topic = settings.config.kafka.topic.clone();
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     harness.get_by_label_contains("Mode: Kafka");
     click(&mut harness, "Send");
@@ -559,13 +564,8 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.kafka.brokers = vec![broker.bootstrap.clone()];
-    config.kafka.topic = unique("usage");
-    config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
-    config.kafka.partitions = 1;
-    config.agent.machine_id = Some("desk-1".into());
-    crate::util::create_topics(&broker.bootstrap, &[&config.kafka.summary_topic()]);
+    let settings = kafka_settings(data.path(), &broker, "desk-1");
+    crate::util::create_topics(&broker.bootstrap, &[&settings.config.kafka.summary_topic()]);
     // 10,000 machines at 0.01–0.10 USD; every other one also billed last period; this desktop's own.
     let now = UnixMillis::now();
     let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
@@ -581,7 +581,7 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
     expected_period += Decimal::new(7, 3);
     // An older summary of a machine comes after its newer one: it must not replace it.
     summaries.push(fleet_summary("fleet-00001", 1, Decimal::new(99, 0), None, now));
-    let topic = config.kafka.summary_topic();
+    let topic = settings.config.kafka.summary_topic();
     for summary in &summaries {
         let payload = summary.encode();
         loop {
@@ -592,7 +592,6 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     click(&mut harness, "Costs");
     wait_for(&mut harness, "the fleet's summaries", Duration::from_secs(20), |app| app.live().costs.summaries.len() == 10_001);

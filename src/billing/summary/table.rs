@@ -7,8 +7,7 @@ use serde::Serialize;
 use super::{CostSummary, SummaryBook};
 use crate::billing::period::month_of;
 use crate::billing::price::round_for_display;
-use crate::billing::report::ReportFormat;
-use crate::billing::tables::{CsvRow, csv_table};
+use crate::billing::tables::{CsvRow, ReportFormat};
 use crate::record::UnixMillis;
 
 /// One machine's row for a period.
@@ -115,11 +114,7 @@ impl CsvRow for SummaryRow {
 
 /// Renders rows as `report` renders totals: amounts in the table rounded to cents, exact in CSV and JSON.
 pub fn render(rows: &[SummaryRow], format: ReportFormat) -> String {
-    match format {
-        ReportFormat::Json => serde_json::to_string_pretty(rows).expect("rows serialise") + "\n",
-        ReportFormat::Csv => csv_table(rows),
-        ReportFormat::Table => render_table(rows),
-    }
+    crate::billing::tables::render(rows, format, render_table)
 }
 
 fn render_table(rows: &[SummaryRow]) -> String {
