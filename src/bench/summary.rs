@@ -65,20 +65,7 @@ fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::
     let began = Instant::now();
     wait_for_complete_summaries(kafka, size.machines as usize, per_machine)?;
     let settled = began.elapsed();
-    let mut cold = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..size.desktops {
-        let opened = Instant::now();
-        let mut feed = SummaryFeed::open(kafka)?;
-        let mut book = SummaryBook::new();
-        while !feed.caught_up() {
-            feed.poll(&mut book, None, Duration::from_millis(50))?;
-        }
-        cold.push(opened.elapsed());
-        bytes = feed.bytes_read();
-        anyhow::ensure!(book.len() == size.machines as usize, "a desktop read {} of {} machines", book.len(), size.machines);
-    }
-    let worst_cold = cold.iter().max().copied().unwrap_or_default();
+    let (worst_cold, bytes) = cold_start(kafka, size)?;
     let (p50, p99) = freshness(kafka, size, per_machine)?;
     let machines = thousands(f64::from(size.machines));
     Ok(vec![
@@ -125,6 +112,24 @@ fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::
     ])
 }
 
+/// Opens `size.desktops` views one after another, each read until caught up; returns the slowest
+/// one's time and the bytes a view read.
+fn cold_start(kafka: &KafkaConfig, size: FleetSize) -> anyhow::Result<(Duration, u64)> {
+    let (mut worst, mut bytes) = (Duration::ZERO, 0);
+    for _ in 0..size.desktops {
+        let opened = Instant::now();
+        let mut feed = SummaryFeed::open(kafka)?;
+        let mut book = SummaryBook::new();
+        while !feed.caught_up() {
+            feed.poll(&mut book, None, Duration::from_millis(50))?;
+        }
+        worst = worst.max(opened.elapsed());
+        bytes = feed.bytes_read();
+        anyhow::ensure!(book.len() == size.machines as usize, "a desktop read {} of {} machines", book.len(), size.machines);
+    }
+    Ok((worst, bytes))
+}
+
 /// Waits until a reader holds every machine's summary counting all `per_machine` records.
 fn wait_for_complete_summaries(kafka: &KafkaConfig, machines: usize, per_machine: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -151,37 +156,59 @@ fn wait_for_complete_summaries(kafka: &KafkaConfig, machines: usize, per_machine
 /// When a desktop first held each (machine, revision), in ms since the epoch.
 type FirstSeen = HashMap<(String, u64), i64>;
 
+/// A record sent live: machine, seq, and its end (ms since the epoch).
+type Sent = (String, u64, i64);
+
 /// Sends live records and measures, per record and desktop, its end to the desktop holding a
 /// summary of its machine whose revision counts it.
 fn freshness(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::Result<(i64, i64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<FirstSeen>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut desktops = Vec::new();
-    for _ in 0..size.desktops {
-        let mut feed = SummaryFeed::open(kafka)?;
-        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
-        desktops.push(std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut book = SummaryBook::new();
-            let mut first_seen = FirstSeen::new();
-            let mut revisions: HashMap<String, u64> = HashMap::new();
-            while !stop.load(Ordering::SeqCst) {
-                if feed.poll(&mut book, None, Duration::from_millis(20))? > 0 {
-                    let at = UnixMillis::now().0;
-                    for summary in book.summaries() {
-                        if revisions.get(&summary.machine_id) != Some(&summary.revision) {
-                            revisions.insert(summary.machine_id.clone(), summary.revision);
-                            first_seen.entry((summary.machine_id.clone(), summary.revision)).or_insert(at);
-                        }
+    let desktops = (0..size.desktops).map(|_| spawn_desktop(kafka, &stop, &seen)).collect::<anyhow::Result<Vec<_>>>()?;
+    let sent = send_live(kafka, size, per_machine)?;
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    for desktop in desktops {
+        desktop.join().map_err(|_| anyhow::anyhow!("a desktop thread panicked"))??;
+    }
+    let seen = seen.lock().expect("the freshness log");
+    percentiles(&seen, &sent)
+}
+
+/// A desktop's reader: notes when it first holds each machine's revision, until `stop`.
+fn spawn_desktop(
+    kafka: &KafkaConfig,
+    stop: &Arc<AtomicBool>,
+    seen: &Arc<Mutex<Vec<FirstSeen>>>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let mut feed = SummaryFeed::open(kafka)?;
+    let (stop, seen) = (Arc::clone(stop), Arc::clone(seen));
+    Ok(std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut book = SummaryBook::new();
+        let mut first_seen = FirstSeen::new();
+        let mut revisions: HashMap<String, u64> = HashMap::new();
+        while !stop.load(Ordering::SeqCst) {
+            if feed.poll(&mut book, None, Duration::from_millis(20))? > 0 {
+                let at = UnixMillis::now().0;
+                for summary in book.summaries() {
+                    if revisions.get(&summary.machine_id) != Some(&summary.revision) {
+                        revisions.insert(summary.machine_id.clone(), summary.revision);
+                        first_seen.entry((summary.machine_id.clone(), summary.revision)).or_insert(at);
                     }
                 }
             }
-            seen.lock().expect("the freshness log").push(first_seen);
-            Ok(())
-        }));
-    }
+        }
+        seen.lock().expect("the freshness log").push(first_seen);
+        Ok(())
+    }))
+}
+
+/// Sends `LIVE_PER_SECOND` records a second for `LIVE_SECONDS`, each of a random machine, its
+/// window ending as it is sent and its seq following the machine's history.
+fn send_live(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::Result<Vec<Sent>> {
     let (sender, _deliveries) = std::sync::mpsc::channel();
     let producer = ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, sender)?;
-    let mut sent: Vec<(String, u64, i64)> = Vec::new();
+    let mut sent = Vec::new();
     let mut next_seq: HashMap<u32, u64> = HashMap::new();
     let mut random = 0x2545_F491_4F6C_DD1Du64;
     for tick in 0..LIVE_SECONDS * 10 {
@@ -194,35 +221,36 @@ fn freshness(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::
             *seq += 1;
             let end = UnixMillis::now();
             let name = format!("sim-{:05}", machine + 1);
-            let record = UsageRecord { trigger: Trigger::Interval, ..UsageRecord::steady(&name, 1, end.plus_millis(-1_000), 1_000) };
-            let record = UsageRecord { seq: *seq, ..record };
+            let steady = UsageRecord::steady(&name, 1, end.plus_millis(-1_000), 1_000);
+            let record = UsageRecord { seq: *seq, trigger: Trigger::Interval, ..steady };
             producer.send(&name, &record.to_json(), tick)?;
             sent.push((name, *seq, end.0));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     producer.flush(Duration::from_secs(10))?;
-    std::thread::sleep(Duration::from_secs(5));
-    stop.store(true, Ordering::SeqCst);
-    for desktop in desktops {
-        desktop.join().map_err(|_| anyhow::anyhow!("a desktop thread panicked"))??;
-    }
-    let seen = seen.lock().expect("the freshness log");
+    Ok(sent)
+}
+
+/// p50 and p99 over every desktop and record of the record's end to the desktop first holding a
+/// revision that counts it (the revision counts records, so seq `per_machine + k` is counted once
+/// the revision reaches it).
+fn percentiles(seen: &[FirstSeen], sent: &[Sent]) -> anyhow::Result<(i64, i64)> {
     let mut latencies = Vec::new();
-    for desktop in seen.iter() {
+    for desktop in seen {
         let mut by_machine: HashMap<&str, Vec<(u64, i64)>> = HashMap::new();
         for ((machine, revision), at) in desktop {
             by_machine.entry(machine.as_str()).or_default().push((*revision, *at));
         }
-        for (machine, seq, end) in &sent {
-            // The revision counts records: seq `per_machine + k` is counted once the revision reaches it.
-            let seen = by_machine.get(machine.as_str()).into_iter().flatten();
-            let first = seen.filter(|(revision, _)| revision >= seq).map(|(_, at)| *at).min();
+        for (machine, seq, end) in sent {
+            let held = by_machine.get(machine.as_str()).into_iter().flatten();
+            let first = held.filter(|(revision, _)| revision >= seq).map(|(_, at)| *at).min();
             let Some(at) = first else { anyhow::bail!("a desktop never saw {machine} seq {seq}") };
             latencies.push(at - end);
         }
     }
     latencies.sort_unstable();
+    anyhow::ensure!(!latencies.is_empty(), "no live record was measured");
     let at = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction).round() as usize];
     Ok((at(0.5), at(0.99)))
 }

@@ -198,73 +198,11 @@ impl Ledger {
         let transaction = self.connection.transaction()?;
         let mut outcome = BatchOutcome::default();
         let mut rollup = rollup::BatchRollup::default();
-        {
-            let mut new_machine = transaction.prepare_cached("INSERT INTO machines (name) VALUES (?1)")?;
-            let mut insert_record = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
-                    mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
-                    source_partition, source_offset, billed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
-            let mut insert_line = transaction.prepare_cached(
-                "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for (index, (record, origin, line)) in batch.priced.iter().enumerate() {
-                let machine = match self.machine_ids.get(&record.machine_id) {
-                    Some(id) => *id,
-                    None => {
-                        new_machine.execute([&record.machine_id])?;
-                        let id = transaction.last_insert_rowid();
-                        self.machine_ids.insert(record.machine_id.clone(), id);
-                        id
-                    }
-                };
-                let inserted = insert_record.execute(params![
-                    machine,
-                    record.seq as i64,
-                    record.start.0,
-                    record.end.0,
-                    record.cpu_pct,
-                    record.cpu_cores,
-                    record.mem_used_bytes as i64,
-                    record.mem_total_bytes as i64,
-                    record.disk_read_bytes as i64,
-                    record.disk_write_bytes as i64,
-                    record.net_rx_bytes as i64,
-                    record.net_tx_bytes as i64,
-                    record.samples,
-                    record.trigger.as_str(),
-                    origin.partition,
-                    origin.offset,
-                    billed_ms,
-                ])?;
-                if inserted == 0 {
-                    outcome.duplicates += 1;
-                    continue;
-                }
-                rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
-                let row_id = transaction.last_insert_rowid();
-                outcome.new_rows.push((row_id, index));
-                insert_line.execute(params![
-                    row_id,
-                    line.card_version,
-                    line.currency,
-                    line.cpu.to_string(),
-                    line.memory.to_string(),
-                    line.net_rx.to_string(),
-                    line.net_tx.to_string(),
-                    line.disk_read.to_string(),
-                    line.disk_write.to_string(),
-                    line.total.to_string(),
-                ])?;
-                outcome.billed += 1;
-            }
-            write_quarantine(&transaction, &batch.quarantined, billed_ms)?;
-            outcome.quarantined = batch.quarantined.len();
-            write_offsets(&transaction, &batch.offsets)?;
-            write_alerts(&transaction, &batch.alerts)?;
-        }
+        insert_priced(&transaction, &mut self.machine_ids, batch, billed_ms, &mut outcome, &mut rollup)?;
+        write_quarantine(&transaction, &batch.quarantined, billed_ms)?;
+        outcome.quarantined = batch.quarantined.len();
+        write_offsets(&transaction, &batch.offsets)?;
+        write_alerts(&transaction, &batch.alerts)?;
         rollup.write(&transaction)?;
         if let Err(error) = transaction.commit() {
             // The machine ids cached during the failed transaction were rolled back with it.
@@ -349,6 +287,80 @@ fn write_alerts(transaction: &Transaction<'_>, alerts: &[BudgetAlert]) -> Result
             alert.currency,
             alert.raised.0
         ])?;
+    }
+    Ok(())
+}
+
+/// Inserts the batch's records and lines inside `transaction`; a record already billed (same
+/// machine and seq) is counted as a duplicate and gets no line.
+fn insert_priced(
+    transaction: &rusqlite::Transaction<'_>,
+    machine_ids: &mut HashMap<String, i64>,
+    batch: &Batch,
+    billed_ms: i64,
+    outcome: &mut BatchOutcome,
+    rollup: &mut rollup::BatchRollup,
+) -> Result<(), LedgerError> {
+    let mut new_machine = transaction.prepare_cached("INSERT INTO machines (name) VALUES (?1)")?;
+    let mut insert_record = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
+            mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
+            source_partition, source_offset, billed_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    let mut insert_line = transaction.prepare_cached(
+        "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (index, (record, origin, line)) in batch.priced.iter().enumerate() {
+        let machine = match machine_ids.get(&record.machine_id) {
+            Some(id) => *id,
+            None => {
+                new_machine.execute([&record.machine_id])?;
+                let id = transaction.last_insert_rowid();
+                machine_ids.insert(record.machine_id.clone(), id);
+                id
+            }
+        };
+        let inserted = insert_record.execute(params![
+            machine,
+            record.seq as i64,
+            record.start.0,
+            record.end.0,
+            record.cpu_pct,
+            record.cpu_cores,
+            record.mem_used_bytes as i64,
+            record.mem_total_bytes as i64,
+            record.disk_read_bytes as i64,
+            record.disk_write_bytes as i64,
+            record.net_rx_bytes as i64,
+            record.net_tx_bytes as i64,
+            record.samples,
+            record.trigger.as_str(),
+            origin.partition,
+            origin.offset,
+            billed_ms,
+        ])?;
+        if inserted == 0 {
+            outcome.duplicates += 1;
+            continue;
+        }
+        rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
+        let row_id = transaction.last_insert_rowid();
+        outcome.new_rows.push((row_id, index));
+        insert_line.execute(params![
+            row_id,
+            line.card_version,
+            line.currency,
+            line.cpu.to_string(),
+            line.memory.to_string(),
+            line.net_rx.to_string(),
+            line.net_tx.to_string(),
+            line.disk_read.to_string(),
+            line.disk_write.to_string(),
+            line.total.to_string(),
+        ])?;
+        outcome.billed += 1;
     }
     Ok(())
 }
