@@ -7,9 +7,10 @@ use std::str::FromStr;
 
 use globset::{Glob, GlobMatcher};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::costs::PeriodCosts;
+pub use super::ledger::BudgetAlert;
 use super::ledger::{Ledger, LedgerError};
 use super::period::{self, MachineCost};
 use super::rate_card::RateCard;
@@ -85,25 +86,6 @@ impl Budgets {
 
 fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '[', '{'])
-}
-
-/// A machine whose projection crossed its budget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetAlert {
-    /// The machine.
-    pub machine_id: String,
-    /// Start of the period (month, UTC) the projection is for.
-    pub period_start: UnixMillis,
-    /// The budget crossed.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub budget: Decimal,
-    /// The projection to the period's end when the alert was raised.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub projected: Decimal,
-    /// Currency of both amounts.
-    pub currency: String,
-    /// When it was raised.
-    pub raised: UnixMillis,
 }
 
 /// One machine's standing against its budget, for an API or a view.

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use super::api::params::GroupBy;
-use super::api::queries::{self, CostGroup};
-use super::ledger::{Ledger, LedgerError};
+use super::ledger::{self, CostGroup, GroupBy, Ledger, LedgerError};
 use super::period::{self, MachineCost};
 use super::period_tiers::{PeriodTiers, TierAdjustment};
 use super::rate_card::RateCard;
@@ -37,7 +35,7 @@ pub fn totals(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<Vec<
 /// adjustment is added to its first group (a machine billed in two currencies has two); a day or an
 /// hour holds the flat cost of its windows.
 pub fn groups(ledger: &Ledger, card: &RateCard, range: TimeRange, group_by: GroupBy) -> Result<Vec<CostGroup>, LedgerError> {
-    let mut groups = queries::costs(ledger, range, group_by)?;
+    let mut groups = ledger::costs(ledger, range, group_by)?;
     if group_by == GroupBy::Machine {
         add_to_first_groups(&mut groups, &tiers::adjustments(ledger, card, range)?);
     }

@@ -7,7 +7,7 @@ use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
 use super::tables::CsvRow;
 pub use super::tables::ReportFormat;
-use crate::record::UnixMillis;
+pub use crate::record::TimeRange;
 
 /// One machine's bill over a time range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,21 +31,6 @@ pub struct MachineTotal {
     pub first_start: String,
     /// End of the latest window.
     pub last_end: String,
-}
-
-/// Windows that start in `[from, to)`; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimeRange {
-    /// Inclusive lower bound on a window's start.
-    pub from: Option<UnixMillis>,
-    /// Exclusive upper bound on a window's start.
-    pub to: Option<UnixMillis>,
-}
-
-impl TimeRange {
-    fn bounds(&self) -> (i64, i64) {
-        (self.from.map_or(i64::MIN, |from| from.0), self.to.map_or(i64::MAX, |to| to.0))
-    }
 }
 
 /// Per-machine totals over `range`, ordered by machine id (read from the hourly rollups).

@@ -7,15 +7,14 @@ use std::time::Duration;
 use eframe::egui;
 
 use super::costs_view::CostsView;
-use super::history::History;
+use super::live::{Action, Live};
 use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::usage_view::UsageView;
 use crate::runtime::background::Background;
-use crate::runtime::costs::CostSnapshot;
 use crate::runtime::supervisor::Event;
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
-use crate::transmit::agent::{AgentStatus, Command, Update};
+use crate::transmit::agent::{AgentStatus, Update};
 
 /// How soon after news the window repaints. Not zero: egui paints twice for a zero-delay request
 /// (to let layouts settle), and under software GL each frame costs tens of milliseconds of CPU.
@@ -46,32 +45,6 @@ impl Tab {
             Tab::Settings => "Settings",
         }
     }
-}
-
-/// What the background threads told the UI, as the views read it.
-#[derive(Debug, Default)]
-pub struct Live {
-    /// This machine's id, once the agent started.
-    pub machine_id: Option<String>,
-    /// Why the agent is not running, if it is not.
-    pub agent_error: Option<String>,
-    /// Why the in-process billing worker or the cost feed view stopped, if one did.
-    pub background_error: Option<String>,
-    /// The agent's latest status.
-    pub status: Option<AgentStatus>,
-    /// The last hour of readings.
-    pub history: History,
-    /// The latest costs.
-    pub costs: CostSnapshot,
-}
-
-/// Something a view asks for; applied after the frame.
-#[derive(Debug)]
-pub enum Action {
-    /// A command for the agent.
-    Agent(Command),
-    /// Save these settings and restart with them.
-    Apply(Box<Settings>),
 }
 
 /// The desktop app. Everything slow runs on background threads; a frame only reads channels.

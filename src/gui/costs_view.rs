@@ -7,9 +7,9 @@ use egui_plot::{Bar, BarChart, Plot, PlotBounds};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::app::Live;
 use super::costs_table::{CostTable, SortBy, TableChoice};
 use super::format;
+use super::live::Live;
 use crate::billing::summary::{CostSummary, SummaryRow};
 use crate::record::UnixMillis;
 use crate::runtime::costs::CostState;

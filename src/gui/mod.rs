@@ -9,6 +9,7 @@ pub mod costs_table;
 pub mod costs_view;
 pub mod format;
 pub mod history;
+mod live;
 pub mod send_view;
 pub mod settings_view;
 mod status_bar;
@@ -16,7 +17,8 @@ pub mod usage_view;
 
 use eframe::egui;
 
-pub use self::app::{Action, Live, Tab, UsageApp};
+pub use self::app::{Tab, UsageApp};
+pub use self::live::{Action, Live};
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 
 /// The window and desktop icon (256×256 PNG), compiled in so the binary needs no asset files.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::app::{Action, Live};
 use super::format;
+use super::live::{Action, Live};
 use crate::config::HumanDuration;
 use crate::transmit::agent::{AgentStatus, Command};
 use crate::transmit::rule::ThresholdRule;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui;
 
-use super::app::Action;
+use super::live::Action;
 use crate::config::{validate_broker, validate_topic};
 use crate::kafka::secret;
 use crate::record::validate_machine_id;

@@ -3,7 +3,7 @@
 
 use eframe::egui;
 
-use super::app::Live;
+use super::live::Live;
 use crate::runtime::Settings;
 
 /// Draws the bar.

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use eframe::egui;
 use egui_plot::{Corner, HoverPosition, Legend, Line, Plot, PlotBounds};
 
-use super::app::Live;
 use super::format;
 use super::history::{History, TimeRange};
+use super::live::Live;
 use crate::collect::Reading;
 
 /// One of the four charts.

@@ -8,7 +8,7 @@ mod wire;
 
 use std::fmt;
 
-pub use self::time::{EARLIEST, LATEST, UnixMillis};
+pub use self::time::{EARLIEST, LATEST, TimeRange, UnixMillis};
 
 /// CloudEvents `type` of a usage record; the suffix is the version of `data`.
 pub const EVENT_TYPE: &str = "usagebill.usage.v1";

@@ -74,6 +74,22 @@ impl<'de> serde::Deserialize<'de> for UnixMillis {
     }
 }
 
+/// Windows that start in `[from, to)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive lower bound on a window's start.
+    pub from: Option<UnixMillis>,
+    /// Exclusive upper bound on a window's start.
+    pub to: Option<UnixMillis>,
+}
+
+impl TimeRange {
+    /// `[from, to)` in milliseconds, an open end as the extreme of `i64`.
+    pub fn bounds(&self) -> (i64, i64) {
+        (self.from.map_or(i64::MIN, |from| from.0), self.to.map_or(i64::MAX, |to| to.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

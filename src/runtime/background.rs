@@ -34,7 +34,7 @@ impl Background {
         let supervisor =
             supervisor::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone(), cost_wake.clone());
         let cost_query = Arc::new(Mutex::new(CostQuery::for_settings(settings)));
-        let cost_thread = costs::spawn(Arc::clone(&cost_query), wake_receiver, notifier);
+        let cost_thread = costs::spawn(Arc::clone(&cost_query), wake_receiver, move |snapshot| notifier.send(Event::Costs(snapshot)));
         Background {
             controls,
             events,

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Settings;
-use super::supervisor::{Event, Notifier};
 use crate::billing::feed::FeedError;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
@@ -80,8 +79,13 @@ pub struct CostSnapshot {
     pub read_at: UnixMillis,
 }
 
-/// Starts the reader; it stops when `wake`'s sender is dropped. A message on `wake` reads at once.
-pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifier) -> std::thread::JoinHandle<()> {
+/// Starts the reader; it hands each snapshot to `send` (false: the views are gone) and stops when
+/// `wake`'s sender is dropped. A message on `wake` reads at once.
+pub fn spawn(
+    query: Arc<Mutex<CostQuery>>,
+    wake: Receiver<()>,
+    send: impl Fn(CostSnapshot) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("app-costs".into())
         .spawn(move || {
@@ -98,7 +102,7 @@ pub fn spawn(query: Arc<Mutex<CostQuery>>, wake: Receiver<()>, notifier: Notifie
                 let (changed, idle) = current.read();
                 pending |= changed || sent_at.elapsed() >= REFRESH_ANYWAY;
                 if pending && sent_at.elapsed() >= SEND_EVERY {
-                    if !notifier.send(Event::Costs(current.snapshot())) {
+                    if !send(current.snapshot()) {
                         return;
                     }
                     sent_at = Instant::now();

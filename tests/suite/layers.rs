@@ -150,3 +150,74 @@ fn the_views_do_no_io_of_their_own() {
     assert!(found.is_empty(), "the views reach for I/O themselves (move it under runtime): {found:?}");
     assert!(!io_in(&root.join("src/runtime")).is_empty(), "the check finds I/O where it is");
 }
+
+/// The submodule of `top` a file under `src/top/` belongs to (`src/billing/ledger/rollup.rs` → `ledger`).
+fn submodule_of(relative: &Path) -> Option<String> {
+    let mut parts = relative.iter().map(|part| part.to_str().unwrap().trim_end_matches(".rs").to_owned());
+    parts.next()?;
+    let sub = parts.next()?;
+    (sub != "mod").then_some(sub)
+}
+
+/// Within each top-level module, the submodules named by `crate::top::sub` (anywhere) and by
+/// `super::sub` (in the files directly under it), per importing submodule.
+fn submodule_imports(root: &Path) -> BTreeSet<(String, String, String)> {
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut edges = BTreeSet::new();
+    for path in files {
+        let relative = path.strip_prefix(root.join("src")).unwrap().to_owned();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let (Some(top), Some(sub)) = (relative.iter().next().and_then(|top| top.to_str()), submodule_of(&relative)) else { continue };
+        if name.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let production: String =
+            text.split("#[cfg(test)]").next().unwrap_or_default().lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+        let directly_under = relative.iter().count() == 2;
+        let prefixes = [format!("crate::{top}::"), "super::".to_owned()];
+        for (index, prefix) in prefixes.iter().enumerate() {
+            if index == 1 && !directly_under {
+                continue;
+            }
+            for (at, _) in production.match_indices(prefix.as_str()) {
+                let target: String = production[at + prefix.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let module = root.join("src").join(top);
+                let exists = module.join(&target).is_dir() || module.join(format!("{target}.rs")).is_file();
+                if !target.is_empty() && target != sub && exists {
+                    edges.insert((top.to_owned(), sub.clone(), target));
+                }
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn no_two_submodules_import_each_other_even_through_others() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let edges = submodule_imports(root);
+    assert!(edges.iter().any(|(top, _, _)| top == "billing"), "the test read billing's imports: {edges:?}");
+    let reaches = |top: &str, from: &str, to: &str| {
+        let mut seen = BTreeSet::from([from.to_owned()]);
+        let mut frontier = vec![from.to_owned()];
+        while let Some(next) = frontier.pop() {
+            for (_, _, target) in edges.iter().filter(|(t, source, _)| t == top && *source == next) {
+                if target == to {
+                    return true;
+                }
+                if seen.insert(target.clone()) {
+                    frontier.push(target.clone());
+                }
+            }
+        }
+        false
+    };
+    let cycles: Vec<String> = edges
+        .iter()
+        .filter(|(top, source, target)| reaches(top, target, source))
+        .map(|(top, source, target)| format!("{top}: {source} → {target} → … → {source}"))
+        .collect();
+    assert!(cycles.is_empty(), "import cycles between submodules:\n{}", cycles.join("\n"));
+}

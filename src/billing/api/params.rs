@@ -1,6 +1,7 @@
 //! Query-string parsing: percent-decoding, the parameters each endpoint knows, and typed readers
 //! whose errors name the parameter and the value, so a client sees exactly what to fix.
 
+pub use crate::billing::ledger::GroupBy;
 use crate::billing::report::TimeRange;
 use crate::record::UnixMillis;
 
@@ -32,28 +33,6 @@ pub enum Format {
     Json,
     /// `text/csv` with a header row.
     Csv,
-}
-
-/// How `/api/v1/costs` groups its lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    /// One group per machine id.
-    Machine,
-    /// One group per UTC day of the window start.
-    Day,
-    /// One group per UTC hour of the window start.
-    Hour,
-}
-
-impl GroupBy {
-    /// The spelling used in the query and the response.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Machine => "machine",
-            GroupBy::Day => "day",
-            GroupBy::Hour => "hour",
-        }
-    }
 }
 
 /// The decoded parameters of one request.

@@ -5,28 +5,11 @@ use rusqlite::{OptionalExtension, params};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::params::GroupBy;
 pub use crate::billing::ledger::Gap;
+pub use crate::billing::ledger::{CostGroup, costs};
 use crate::billing::ledger::{Ledger, LedgerError, read_amount};
 use crate::billing::report::TimeRange;
 use crate::record::{LATEST, UnixMillis};
-
-const MILLIS_PER_HOUR: i64 = 3_600_000;
-const MILLIS_PER_DAY: i64 = 86_400_000;
-
-/// The cost of one group (a machine, or a UTC day or hour of window starts) in one currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CostGroup {
-    /// The machine id, or the RFC 3339 start of the day or hour.
-    pub group: String,
-    /// Currency of `cost`.
-    pub currency: String,
-    /// Records in the group.
-    pub records: u64,
-    /// Exact cost, as a decimal string.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub cost: Decimal,
-}
 
 /// The sum of every group in one currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,44 +72,6 @@ pub struct QuarantineEntry {
     pub raw: String,
 }
 
-fn bounds(range: TimeRange) -> (i64, i64) {
-    (range.from.map_or(i64::MIN, |from| from.0), range.to.map_or(i64::MAX, |to| to.0))
-}
-
-/// Costs of windows starting in `range`, grouped by `group_by` and currency, in group order.
-pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec<CostGroup>, LedgerError> {
-    let (from, to) = bounds(range);
-    let sql = match group_by {
-        GroupBy::Machine => {
-            "SELECT m.name, l.currency, count(*), decimal_sum(l.total)
-             FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
-             WHERE r.start_ms >= ?1 AND r.start_ms < ?2
-             GROUP BY r.machine, l.currency ORDER BY m.name, l.currency"
-        }
-        GroupBy::Day | GroupBy::Hour => {
-            // Window starts are after 2000, so `%` never sees a negative number.
-            "SELECT r.start_ms - r.start_ms % ?3 AS bucket, l.currency, count(*), decimal_sum(l.total)
-             FROM records r JOIN lines l ON l.record = r.id
-             WHERE r.start_ms >= ?1 AND r.start_ms < ?2
-             GROUP BY bucket, l.currency ORDER BY bucket, l.currency"
-        }
-    };
-    let bucket_millis = if group_by == GroupBy::Hour { MILLIS_PER_HOUR } else { MILLIS_PER_DAY };
-    let mut statement = ledger.connection().prepare_cached(sql)?;
-    let to_group = |row: &rusqlite::Row<'_>| {
-        let group = match group_by {
-            GroupBy::Machine => row.get::<_, String>(0)?,
-            GroupBy::Day | GroupBy::Hour => UnixMillis(row.get(0)?).to_string(),
-        };
-        Ok(CostGroup { group, currency: row.get(1)?, records: row.get::<_, i64>(2)? as u64, cost: read_amount(row, 3)? })
-    };
-    let groups = match group_by {
-        GroupBy::Machine => statement.query_map(params![from, to], to_group)?.collect::<Result<_, _>>()?,
-        GroupBy::Day | GroupBy::Hour => statement.query_map(params![from, to, bucket_millis], to_group)?.collect::<Result<_, _>>()?,
-    };
-    Ok(groups)
-}
-
 /// Sums `groups` per currency, exactly.
 pub fn cost_totals(groups: &[CostGroup]) -> Vec<CostTotal> {
     let mut totals: Vec<CostTotal> = Vec::new();
@@ -155,7 +100,7 @@ pub fn machine_exists(ledger: &Ledger, machine_id: &str) -> Result<bool, LedgerE
 /// `machine_id`'s usage in steps of `step_millis`, aligned on `range.from` (or the Unix epoch).
 /// Only steps holding a window start are listed.
 pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i64) -> Result<Vec<UsageBucket>, LedgerError> {
-    let (from, to) = bounds(range);
+    let (from, to) = range.bounds();
     let origin = range.from.map_or(0, |from| from.0);
     let mut statement = ledger.connection().prepare_cached(
         "SELECT ?4 + ((r.start_ms - ?4) / ?5) * ?5 AS bucket, l.currency, count(*),

@@ -2,8 +2,10 @@
 //! quarantined messages. A batch of all four is one transaction, so the offsets never run ahead of
 //! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
 
+mod alert;
 mod decimal_sum;
 mod gaps;
+mod groups;
 mod quarantine;
 pub mod rollup;
 mod schema;
@@ -14,12 +16,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
-use super::budget::BudgetAlert;
 use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
+pub use self::alert::BudgetAlert;
 pub use self::decimal_sum::read_amount;
 pub use self::gaps::{Gap, gaps};
+pub use self::groups::{CostGroup, GroupBy, costs};
 pub use self::quarantine::{QuarantinedRow, quarantined};
 pub use self::schema::CURRENT_VERSION;
 pub use self::stored::StoredLine;

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use rusqlite::{OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 
+use super::BudgetAlert;
 use super::{Ledger, LedgerError, Origin};
-use crate::billing::budget::BudgetAlert;
 use crate::billing::price::PricedLine;
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 
