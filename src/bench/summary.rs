@@ -89,7 +89,14 @@ fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::
         ),
         Figure::new(
             "desktop: bytes the broker sends at cold start",
-            format!("{:.1} MB", bytes as f64 / 1e6),
+            format!(
+                "{:.1} MB in {} messages ({:.1} a machine: the topic is {:.0} s old and not compacted yet; compacted, one a machine: {:.1} MB)",
+                bytes.0 as f64 / 1e6,
+                thousands(bytes.1 as f64),
+                bytes.1 as f64 / f64::from(size.machines),
+                settled.as_secs_f64(),
+                bytes.0 as f64 / bytes.1.max(1) as f64 * f64::from(size.machines) / 1e6
+            ),
             "",
             None,
             "whole feed: grows with fleet × history".into(),
@@ -114,8 +121,8 @@ fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::
 
 /// Opens `size.desktops` views one after another, each read until caught up; returns the slowest
 /// one's time and the bytes a view read.
-fn cold_start(kafka: &KafkaConfig, size: FleetSize) -> anyhow::Result<(Duration, u64)> {
-    let (mut worst, mut bytes) = (Duration::ZERO, 0);
+fn cold_start(kafka: &KafkaConfig, size: FleetSize) -> anyhow::Result<(Duration, (u64, u64))> {
+    let (mut worst, mut bytes) = (Duration::ZERO, (0, 0));
     for _ in 0..size.desktops {
         let opened = Instant::now();
         let mut feed = SummaryFeed::open(kafka)?;
@@ -124,7 +131,7 @@ fn cold_start(kafka: &KafkaConfig, size: FleetSize) -> anyhow::Result<(Duration,
             feed.poll(&mut book, None, Duration::from_millis(50))?;
         }
         worst = worst.max(opened.elapsed());
-        bytes = feed.bytes_read();
+        bytes = (feed.bytes_read(), feed.messages_read());
         anyhow::ensure!(book.len() == size.machines as usize, "a desktop read {} of {} machines", book.len(), size.machines);
     }
     Ok((worst, bytes))
@@ -164,7 +171,12 @@ type Sent = (String, u64, i64);
 fn freshness(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::Result<(i64, i64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<FirstSeen>>> = Arc::new(Mutex::new(Vec::new()));
-    let desktops = (0..size.desktops).map(|_| spawn_desktop(kafka, &stop, &seen)).collect::<anyhow::Result<Vec<_>>>()?;
+    let ready = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let desktops = (0..size.desktops).map(|_| spawn_desktop(kafka, &stop, &seen, &ready)).collect::<anyhow::Result<Vec<_>>>()?;
+    // The desktops are open (caught up) before the first live record: freshness, not cold start.
+    while ready.load(Ordering::SeqCst) < size.desktops {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let sent = send_live(kafka, size, per_machine)?;
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::SeqCst);
@@ -180,11 +192,16 @@ fn spawn_desktop(
     kafka: &KafkaConfig,
     stop: &Arc<AtomicBool>,
     seen: &Arc<Mutex<Vec<FirstSeen>>>,
+    ready: &Arc<std::sync::atomic::AtomicU32>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
     let mut feed = SummaryFeed::open(kafka)?;
-    let (stop, seen) = (Arc::clone(stop), Arc::clone(seen));
+    let (stop, seen, ready) = (Arc::clone(stop), Arc::clone(seen), Arc::clone(ready));
     Ok(std::thread::spawn(move || -> anyhow::Result<()> {
         let mut book = SummaryBook::new();
+        while !feed.caught_up() {
+            feed.poll(&mut book, None, Duration::from_millis(50))?;
+        }
+        ready.fetch_add(1, Ordering::SeqCst);
         let mut first_seen = FirstSeen::new();
         let mut revisions: HashMap<String, u64> = HashMap::new();
         while !stop.load(Ordering::SeqCst) {

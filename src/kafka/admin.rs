@@ -17,9 +17,9 @@ pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupEr
 /// As [`ensure_topic`], for a topic that keeps the latest message per key (`cleanup.policy =
 /// compact`): a reader from its start gets one message per key, however long the history.
 pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    // Segments roll every 10 minutes and are cleaned once a tenth is stale, so a cold reader gets
-    // about one message per key, not the day's worth of updates of a busy key.
-    let settings = [("cleanup.policy", "compact"), ("segment.ms", "600000"), ("min.cleanable.dirty.ratio", "0.1")];
+    // Segments roll every minute and are cleaned as soon as any of a segment is stale, so a cold
+    // reader gets one message per key plus the last minute or so of updates, not a day's worth.
+    let settings = [("cleanup.policy", "compact"), ("segment.ms", "60000"), ("min.cleanable.dirty.ratio", "0.01")];
     create_unless_present(kafka, topic, &settings)
 }
 

@@ -40,12 +40,17 @@ impl Summariser {
 
     /// Takes in what was billed into `ledger` since the last call; returns the machines it touched.
     pub fn refresh(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<Vec<String>, LedgerError> {
-        let (touched, late) = self.history.refresh(ledger, now)?;
+        Ok(self.refresh_counting(ledger, now)?.0)
+    }
+
+    /// As [`Summariser::refresh`], with the number of lines taken in.
+    pub fn refresh_counting(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<(Vec<String>, usize), LedgerError> {
+        let (touched, late, lines) = self.history.refresh(ledger, now)?;
         // A late record of a closed period changes that period's tiers.
         for period in late {
             self.past.remove(&period);
         }
-        Ok(touched)
+        Ok((touched, lines))
     }
 
     /// Every machine the file has billed.

@@ -66,16 +66,18 @@ impl FleetHistory {
         Ok(fleet)
     }
 
-    /// Adds the rows billed into `ledger` since the last call; returns the machines they touched
-    /// and the starts of the closed periods (before the one holding `now`) they fell in.
-    pub fn refresh(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<(Vec<String>, Vec<i64>), LedgerError> {
+    /// Adds the rows billed into `ledger` since the last call; returns the machines they touched,
+    /// the starts of the closed periods (before the one holding `now`) they fell in, and how many
+    /// rows there were.
+    pub fn refresh(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<(Vec<String>, Vec<i64>, usize), LedgerError> {
         self.roll(now);
         let current_period = month_of(now).0;
-        let (mut touched, mut late) = (Vec::new(), Vec::new());
+        let (mut touched, mut late, mut rows_read) = (Vec::new(), Vec::new(), 0);
         loop {
             let rows = ledger.lines_after(self.after_row, 5_000)?;
             let Some(last) = rows.last() else { break };
             self.after_row = last.row_id;
+            rows_read += rows.len();
             for stored in &rows {
                 self.add(stored);
                 touched.push(stored.record.machine_id.clone());
@@ -88,7 +90,7 @@ impl FleetHistory {
         touched.dedup();
         late.sort_unstable();
         late.dedup();
-        Ok((touched, late))
+        Ok((touched, late, rows_read))
     }
 
     /// Adds one line new to the file (which has dropped duplicates already).

@@ -29,6 +29,12 @@ use crate::record::UnixMillis;
 /// How often the leader looks for changed machines: updates within it are coalesced into one
 /// summary per machine.
 pub const COALESCE: Duration = Duration::from_millis(200);
+/// A machine's summary is published at most this often: a machine billed faster (a backlog being
+/// worked off) gets one summary a second, not one a pass.
+const PER_MACHINE: Duration = Duration::from_secs(1);
+/// While the view works off a backlog (more new lines than machines touched in a pass: no agent
+/// sends that fast), summaries wait, but never longer than this.
+const BACKLOG_HOLD: Duration = Duration::from_secs(5);
 /// How often the leader republishes every machine even without news (the topic is compacted, so
 /// this keeps each machine's latest summary recent and the estimate's clock current).
 const REPUBLISH_ALL: Duration = Duration::from_secs(600);
@@ -116,6 +122,10 @@ struct Term {
     summariser: Summariser,
     dirty: BTreeSet<String>,
     republished_at: Instant,
+    /// When each machine's summary was last sent.
+    sent_at: HashMap<String, Instant>,
+    /// When the last pass published anything.
+    published_at: Instant,
 }
 
 impl Publisher {
@@ -195,20 +205,33 @@ impl Publisher {
         };
         let summariser = Summariser::load(&view, self.options.card.clone(), UnixMillis::now())?;
         let dirty = summariser.machines().into_iter().collect();
-        Ok(Some(Term { view, summariser, dirty, republished_at: Instant::now() }))
+        let now = Instant::now();
+        Ok(Some(Term { view, summariser, dirty, republished_at: now, sent_at: HashMap::new(), published_at: now }))
     }
 
     fn publish_changes(&mut self, term: &mut Term) -> Result<(), FeedError> {
         let now = UnixMillis::now();
-        term.dirty.extend(term.summariser.refresh(&term.view, now)?);
+        let (touched, lines) = term.summariser.refresh_counting(&term.view, now)?;
+        let backlog = lines > touched.len();
+        term.dirty.extend(touched);
         if term.republished_at.elapsed() >= REPUBLISH_ALL {
             term.dirty.extend(term.summariser.machines());
             term.republished_at = Instant::now();
         }
-        if term.dirty.is_empty() {
+        if term.dirty.is_empty() || backlog && term.published_at.elapsed() < BACKLOG_HOLD {
             return Ok(());
         }
-        let machines: Vec<String> = std::mem::take(&mut term.dirty).into_iter().collect();
+        let due = |machine: &String| term.sent_at.get(machine).is_none_or(|sent| sent.elapsed() >= PER_MACHINE);
+        let machines: Vec<String> = term.dirty.iter().filter(|machine| due(machine)).cloned().collect();
+        if machines.is_empty() {
+            return Ok(());
+        }
+        let sent = Instant::now();
+        for machine in &machines {
+            term.dirty.remove(machine);
+            term.sent_at.insert(machine.clone(), sent);
+        }
+        term.published_at = sent;
         for summary in term.summariser.summaries(&term.view, &machines, now)? {
             let tag = self.next_tag;
             self.next_tag += 1;

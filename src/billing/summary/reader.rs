@@ -24,6 +24,8 @@ pub struct SummaryFeed {
     caught_up: bool,
     /// Bytes of keys and payloads read so far (what the broker sent, before compression).
     bytes_read: u64,
+    /// Messages read so far.
+    messages_read: u64,
 }
 
 impl SummaryFeed {
@@ -50,7 +52,7 @@ impl SummaryFeed {
         }
         consumer.assign(&assignment)?;
         let next_offsets = partitions.iter().map(|partition| (*partition, 0)).collect();
-        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false, bytes_read: 0 };
+        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false, bytes_read: 0, messages_read: 0 };
         feed.check_caught_up();
         Ok(feed)
     }
@@ -65,6 +67,7 @@ impl SummaryFeed {
             let next = self.next_offsets.entry(message.partition()).or_insert(0);
             *next = (*next).max(message.offset() + 1);
             self.bytes_read += (message.key_len() + message.payload_len()) as u64;
+            self.messages_read += 1;
             // No payload is a tombstone (a machine an operator removed): nothing to show for it.
             if let Some(payload) = message.payload()
                 && book.offer(payload, card) == SummaryOffer::Taken
@@ -94,6 +97,11 @@ impl SummaryFeed {
     /// Bytes of keys and payloads read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+
+    /// Messages read so far.
+    pub fn messages_read(&self) -> u64 {
+        self.messages_read
     }
 
     /// The topic read.
