@@ -57,6 +57,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     anyhow::ensure!(count as u64 == fleet.records, "the worker billed {count} of {} records", fleet.records);
     // Commits between the first and the last batch's start cover every record but the last batch's.
     let rate = (count - in_last) as f64 * 1000.0 / (last - first).max(1) as f64;
+    let prototype = prototype_worker(broker, scratch.path(), PROTOTYPE_RECORDS)?;
     Ok(vec![
         Figure::new(
             "simulate → Kafka (idempotent producer, lz4)",
@@ -66,13 +67,65 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
             String::new(),
         ),
         Figure::new(
-            "worker: Kafka → committed ledger",
+            super::WORKER,
             format!("{} records/s", thousands(rate)),
             "≥ 200,000 records/s",
             Some(rate >= 200_000.0),
-            "~450 records/s (prototype, measured by the issue)".into(),
-        ),
+            format!("{} records/s (the prototype-style worker below)", thousands(prototype)),
+        )
+        .with_rate(rate),
+        Figure::new(
+            &format!("{} ({} records: a commit per message, float money)", super::PROTOTYPE_WORKER, thousands(PROTOTYPE_RECORDS as f64)),
+            format!("{} records/s", thousands(prototype)),
+            "",
+            None,
+            String::new(),
+        )
+        .with_rate(prototype),
     ])
+}
+
+/// Records the prototype-style worker reads (it bills about a thousand a second).
+const PROTOTYPE_RECORDS: u64 = 5_000;
+
+/// The prototype's worker on the same broker: a consumer committing its offsets automatically and,
+/// per message, a parse, float money, a new SQLite connection and one insert in its own transaction.
+fn prototype_worker(broker: &BenchBroker, scratch: &std::path::Path, records: u64) -> anyhow::Result<f64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let kafka = kafka(broker, "prototype");
+    let fleet = Fleet {
+        machines: 100,
+        records,
+        window: Duration::from_secs(10),
+        profile: Profile::Random,
+        seed: 7,
+        start: UnixMillis(1_767_225_600_000),
+    };
+    simulate::produce(&kafka, &fleet, 0)?;
+    let path = scratch.join("prototype.db");
+    rusqlite::Connection::open(&path)?.execute_batch("CREATE TABLE usage (machine TEXT, cpu REAL, mem REAL, cost REAL)")?;
+    let mut config = crate::kafka::client_config(&kafka, crate::kafka::ClientRole::Consumer)?;
+    config.set("group.id", &kafka.group_id).set("auto.offset.reset", "earliest").set("enable.auto.commit", "true");
+    let consumer: BaseConsumer = config.create()?;
+    consumer.subscribe(&[&kafka.topic])?;
+    let (mut first, mut count) = (None, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count < records {
+        anyhow::ensure!(Instant::now() < deadline, "the prototype-style worker read {count} of {records} records in 120 s");
+        let Some(message) = consumer.poll(Duration::from_secs(1)) else { continue };
+        let message = message?;
+        let record = crate::record::UsageRecord::parse(message.payload().unwrap_or_default())?;
+        let connection = rusqlite::Connection::open(&path)?;
+        let mem_pct = record.mem_used_bytes as f64 * 100.0 / record.mem_total_bytes as f64;
+        let cost = record.cpu_pct * 0.05 + mem_pct * 0.01;
+        connection
+            .execute("INSERT INTO usage VALUES (?1, ?2, ?3, ?4)", rusqlite::params![record.machine_id, record.cpu_pct, mem_pct, cost])?;
+        first.get_or_insert_with(Instant::now);
+        count += 1;
+    }
+    let elapsed = first.map_or(Duration::ZERO, |first| first.elapsed());
+    Ok((count - 1) as f64 / elapsed.as_secs_f64().max(1e-9))
 }
 
 /// From a record's `end` to its line in the ledger, for a fleet each sending one record a second.

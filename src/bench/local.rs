@@ -84,12 +84,13 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             String::new(),
         ),
         Figure::new(
-            "ledger write: parse + price + insert, 10,000 per transaction",
+            super::LEDGER_CEILING,
             format!("{} records/s", thousands(ledger_rate)),
             "",
             None,
             format!("{} records/s (connect, insert, commit per message)", thousands(baseline)),
-        ),
+        )
+        .with_rate(ledger_rate),
     ])
 }
 

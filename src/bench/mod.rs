@@ -47,12 +47,49 @@ pub struct Figure {
     pub met: Option<bool>,
     /// The prototype-style baseline, if one applies.
     pub baseline: String,
+    /// The rate measured, when the figure is a rate (for the ratios).
+    pub rate: Option<f64>,
 }
 
 impl Figure {
     fn new(name: &str, value: String, target: &str, met: Option<bool>, baseline: String) -> Figure {
-        Figure { name: name.to_owned(), value, target: target.to_owned(), met, baseline }
+        Figure { name: name.to_owned(), value, target: target.to_owned(), met, baseline, rate: None }
     }
+
+    fn with_rate(self, rate: f64) -> Figure {
+        Figure { rate: Some(rate), ..self }
+    }
+}
+
+/// Names of the rates the ratios are taken between.
+const WORKER: &str = "worker: Kafka → committed ledger";
+const PROTOTYPE_WORKER: &str = "prototype-style worker: Kafka → SQLite";
+const LEDGER_CEILING: &str = "ledger write: parse + price + insert, 10,000 per transaction";
+
+/// The worker against the prototype-style worker and against the in-process ledger path, from the
+/// rates of this run.
+fn ratios(figures: &[Figure]) -> Vec<Figure> {
+    let rate = |name: &str| figures.iter().find(|figure| figure.name.starts_with(name)).and_then(|figure| figure.rate);
+    let mut out = Vec::new();
+    if let (Some(worker), Some(prototype)) = (rate(WORKER), rate(PROTOTYPE_WORKER)) {
+        out.push(Figure::new(
+            "ratio: worker ÷ prototype-style worker (same broker, this run)",
+            format!("{:.0}×", worker / prototype),
+            "",
+            None,
+            String::new(),
+        ));
+    }
+    if let (Some(worker), Some(ceiling)) = (rate(WORKER), rate(LEDGER_CEILING)) {
+        out.push(Figure::new(
+            "ratio: worker ÷ in-process ledger path (this run)",
+            format!("{:.2}", worker / ceiling),
+            "",
+            None,
+            String::new(),
+        ));
+    }
+    out
 }
 
 /// Runs every measurement against `broker`, reporting progress on stderr.
@@ -68,6 +105,7 @@ pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<F
     figures.extend(local::reports(options)?);
     eprintln!("bench: headless agent at 1 Hz for {} s…", options.agent_seconds);
     figures.extend(agent_cost::measure(options)?);
+    figures.extend(ratios(&figures));
     if let Some(size) = options.fleet {
         eprintln!("bench: the cost view over {} machines × {} day(s), {} desktops…", size.machines, size.days, size.desktops);
         figures.extend(summary::measure(options, broker, size)?);
