@@ -65,19 +65,33 @@ pub enum FeedMessage {
     BudgetAlert(BudgetAlert),
 }
 
-// No `deny_unknown_fields` here: serde does not support it together with `flatten`.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    schema: String,
-    #[serde(flatten)]
-    body: Body,
+/// An alert message as it is written.
+#[derive(Serialize)]
+struct AlertEnvelope<'a> {
+    schema: &'a str,
+    kind: &'a str,
+    alert: &'a BudgetAlert,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Body {
-    Cost { record: serde_json::Value, line: LineJson, source_partition: Option<i32>, source_offset: Option<i64> },
-    BudgetAlert { alert: BudgetAlert },
+/// Any feed message as it is read, in one pass: the record stays raw bytes, parsed once by
+/// [`UsageRecord::parse`] (a `flatten`ed, tagged enum made serde buffer the whole message and the
+/// record be parsed three times). Unknown fields are ignored, as readers of a versioned schema do.
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(borrow)]
+    schema: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    record: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    line: Option<LineJson>,
+    #[serde(default)]
+    source_partition: Option<i32>,
+    #[serde(default)]
+    source_offset: Option<i64>,
+    #[serde(default)]
+    alert: Option<BudgetAlert>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,7 +123,7 @@ impl FeedMessage {
         match self {
             FeedMessage::Cost { record, line, origin } => encode_cost(&record.to_json(), line, *origin),
             FeedMessage::BudgetAlert(alert) => {
-                let envelope = Envelope { schema: FEED_SCHEMA.to_owned(), body: Body::BudgetAlert { alert: alert.clone() } };
+                let envelope = AlertEnvelope { schema: FEED_SCHEMA, kind: "budget_alert", alert };
                 serde_json::to_vec(&envelope).expect("a feed message serialises")
             }
         }
@@ -119,23 +133,27 @@ impl FeedMessage {
     /// decimal, the total as the sum of the components, and the currency code.
     pub fn parse(bytes: &[u8]) -> Result<FeedMessage, FeedError> {
         let invalid = |message: String| FeedError::Invalid(message);
-        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
-        if envelope.schema != FEED_SCHEMA {
-            return Err(invalid(format!("`schema` = {:?}: expected {FEED_SCHEMA:?}", envelope.schema)));
+        let message: WireMessage<'_> = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
+        if message.schema != FEED_SCHEMA {
+            return Err(invalid(format!("`schema` = {:?}: expected {FEED_SCHEMA:?}", message.schema)));
         }
-        match envelope.body {
-            Body::Cost { record, line, source_partition, source_offset } => {
-                let record_bytes = serde_json::to_vec(&record).map_err(|error| invalid(error.to_string()))?;
-                let record = UsageRecord::parse(&record_bytes).map_err(|error: RecordError| invalid(format!("`record`: {error}")))?;
+        match (message.kind.as_ref(), message.record, message.line, message.alert) {
+            ("cost", Some(record), Some(line), _) => {
+                let record =
+                    UsageRecord::parse(record.get().as_bytes()).map_err(|error: RecordError| invalid(format!("`record`: {error}")))?;
                 let line = parse_line(line)?;
-                Ok(FeedMessage::Cost { record, line, origin: Origin { partition: source_partition, offset: source_offset } })
+                let origin = Origin { partition: message.source_partition, offset: message.source_offset };
+                Ok(FeedMessage::Cost { record, line, origin })
             }
-            Body::BudgetAlert { alert } => {
+            ("cost", ..) => Err(invalid("a `cost` message needs `record` and `line`".into())),
+            ("budget_alert", _, _, Some(alert)) => {
                 crate::record::validate_machine_id(&alert.machine_id)
                     .map_err(|reason| invalid(format!("`alert.machine_id` = {:?}: {reason}", alert.machine_id)))?;
                 check_currency("alert.currency", &alert.currency)?;
                 Ok(FeedMessage::BudgetAlert(alert))
             }
+            ("budget_alert", ..) => Err(invalid("a `budget_alert` message needs `alert`".into())),
+            (kind, ..) => Err(invalid(format!("`kind` = {kind:?}: expected \"cost\" or \"budget_alert\""))),
         }
     }
 }
@@ -261,5 +279,10 @@ mod tests {
         assert!(error.contains("v9"), "{error}");
         let error = FeedMessage::parse(text.replace("\"cpu_cores\":8", "\"cpu_cores\":0").as_bytes()).unwrap_err().to_string();
         assert!(error.contains("cpu_cores"), "{error}");
+        let error = FeedMessage::parse(text.replace("\"kind\":\"cost\"", "\"kind\":\"refund\"").as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("refund"), "{error}");
+        let without_line = text.replace("\"line\":", "\"lines\":");
+        let error = FeedMessage::parse(without_line.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("needs `record` and `line`"), "{error}");
     }
 }
