@@ -16,9 +16,11 @@ use crate::runtime::supervisor::Event;
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::{AgentStatus, Update};
 
-/// How soon after news the window repaints. Not zero: egui paints twice for a zero-delay request
-/// (to let layouts settle), and under software GL each frame costs tens of milliseconds of CPU.
-const REPAINT_DELAY: Duration = Duration::from_millis(1);
+/// How soon after news from the background the window repaints. Not zero: egui paints twice for a
+/// zero-delay request (to let layouts settle), and under software GL each frame costs tens of
+/// milliseconds of CPU. 50 ms gathers what arrives together (a reading, the status it changed, the
+/// costs a delivery changed) into one frame; input still repaints at once.
+const REPAINT_DELAY: Duration = Duration::from_millis(50);
 
 /// The tabs, in the order shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

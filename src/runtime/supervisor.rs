@@ -80,11 +80,14 @@ impl Notifier {
         Notifier { events, wake, readings_shown }
     }
 
-    /// Delivers `event`; false once the views are gone.
+    /// Delivers `event`; false once the views are gone. While readings are shown, only a reading
+    /// wakes the views: one arrives every second and its frame shows whatever else came meanwhile
+    /// (a status, costs), so each second costs one frame, not two or three.
     pub fn send(&self, event: Event) -> bool {
-        let shown = !matches!(event, Event::Agent(Update::Reading(_))) || self.readings_shown.load(Ordering::Relaxed);
+        let reading = matches!(event, Event::Agent(Update::Reading(_)));
+        let wake = reading == self.readings_shown.load(Ordering::Relaxed) || matches!(event, Event::Saved(_) | Event::AgentFailed(_));
         let delivered = self.events.send(event).is_ok();
-        if shown {
+        if wake {
             (self.wake)();
         }
         delivered
