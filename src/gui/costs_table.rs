@@ -114,17 +114,20 @@ impl CostTable {
     pub fn build(summaries: &Arc<Vec<CostSummary>>, choice: &TableChoice, own: Option<&str>, now: UnixMillis) -> CostTable {
         let current = month_of(now).0;
         let period = choice.period.unwrap_or(current);
-        let mut periods: Vec<UnixMillis> = summaries.iter().flat_map(|summary| summary.periods.iter().map(|past| past.start)).collect();
+        // A summary computed in an earlier period (its machine idle since) holds that period as its own.
+        let mut periods: Vec<UnixMillis> =
+            summaries.iter().flat_map(|summary| summary.periods.iter().map(|past| past.start).chain([summary.period_start])).collect();
         periods.push(current);
         periods.sort_unstable_by(|a, b| b.cmp(a));
         periods.dedup();
         let all: Vec<SummaryRow> = summaries.iter().filter_map(|summary| SummaryRow::of(summary, period, now)).collect();
         let total = total_of(&all);
-        let earlier_machines = if all.is_empty() {
-            summaries.iter().filter(|summary| summary.periods.iter().any(|past| past.start < period)).count()
-        } else {
-            0
+        // A machine billed before `period`: in a closed period, or in its summary's own period when
+        // it has been idle since.
+        let billed_before = |summary: &&CostSummary| {
+            summary.periods.iter().any(|past| past.start < period) || summary.period_start < period && summary.period_records > 0
         };
+        let earlier_machines = if all.is_empty() { summaries.iter().filter(billed_before).count() } else { 0 };
         let needle = choice.filter.trim().to_lowercase();
         let mut own_row = None;
         let mut rows = Vec::with_capacity(all.len());
@@ -161,4 +164,84 @@ fn total_of(rows: &[SummaryRow]) -> FleetTotal {
         total.projected.2 += row.projected_high;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::billing::summary::{PeriodTotal, SUMMARY_SCHEMA, Series};
+
+    /// 2026-12-15T12:00:00Z.
+    const NOW: UnixMillis = UnixMillis(1_797_336_000_000);
+
+    fn summary(machine: &str, this_period: Option<i64>, last_period: Option<i64>) -> CostSummary {
+        let (period_start, _) = month_of(NOW);
+        let last_start = month_of(period_start.plus_millis(-1)).0;
+        // A summary computed in an earlier period carries that period as its own.
+        let computed_in = if this_period.is_some() { period_start } else { last_start };
+        let cents = |amount: i64| Decimal::new(amount, 2);
+        CostSummary {
+            schema: SUMMARY_SCHEMA.into(),
+            machine_id: machine.into(),
+            revision: 10,
+            computed_at: NOW,
+            currency: "USD".into(),
+            card_version: "v1".into(),
+            day_start: NOW.utc_day_start(),
+            period_start: computed_in,
+            today: this_period.map_or(Decimal::ZERO, cents),
+            period: this_period.or(last_period).map_or(Decimal::ZERO, cents),
+            period_records: 10,
+            gaps: 0,
+            last_seen: NOW,
+            burn_per_hour: Decimal::ZERO,
+            burn_low_per_hour: Decimal::ZERO,
+            burn_high_per_hour: Decimal::ZERO,
+            hourly: Series { from: NOW, costs: Vec::new() },
+            daily: Series { from: period_start, costs: Vec::new() },
+            periods: match (this_period, last_period) {
+                (Some(_), Some(last)) => vec![PeriodTotal { start: last_start, cost: cents(last), records: 5 }],
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn this_machine_is_apart_the_rest_sorted_and_the_total_counts_every_machine() {
+        let summaries = Arc::new(vec![summary("a", Some(300), None), summary("b", Some(100), None), summary("own", Some(200), None)]);
+        let table = CostTable::build(&summaries, &TableChoice::default(), Some("own"), NOW);
+        assert_eq!(table.own.as_ref().unwrap().machine_id, "own");
+        let order: Vec<&str> = table.rows.iter().map(|row| row.machine_id.as_str()).collect();
+        assert_eq!(order, ["a", "b"], "highest period first");
+        assert_eq!((table.total.machines, table.total.period), (3, Decimal::new(600, 2)));
+        let filtered = CostTable::build(&summaries, &TableChoice { filter: "B".into(), ..TableChoice::default() }, Some("own"), NOW);
+        assert_eq!(filtered.rows.len(), 1);
+        assert!(filtered.own.is_none(), "the filter applies to this machine too");
+        assert_eq!(filtered.total.machines, 3, "the total is the fleet's, whatever the filter");
+    }
+
+    #[test]
+    fn an_empty_period_says_how_many_machines_billed_earlier() {
+        let summaries = Arc::new(vec![summary("a", None, Some(500)), summary("b", None, Some(250))]);
+        // Both machines were last billed last period: their summaries hold it as their own period.
+        let table = CostTable::build(&summaries, &TableChoice::default(), None, NOW);
+        assert_eq!((table.total.machines, table.earlier_machines), (0, 2));
+        let last_start = month_of(month_of(NOW).0.plus_millis(-1)).0;
+        assert_eq!(table.periods, [month_of(NOW).0, last_start], "the current period, and the one they were billed in");
+        let last = CostTable::build(&summaries, &TableChoice { period: Some(last_start), ..TableChoice::default() }, None, NOW);
+        assert_eq!((last.total.machines, last.total.period), (2, Decimal::new(750, 2)));
+        // One machine billed this period too: last period holds its closed total and the other's.
+        let mixed = Arc::new(vec![summary("a", Some(100), Some(500)), summary("b", None, Some(250))]);
+        let last = CostTable::build(&mixed, &TableChoice { period: Some(last_start), ..TableChoice::default() }, None, NOW);
+        assert_eq!((last.total.machines, last.total.period), (2, Decimal::new(750, 2)));
+        let now = CostTable::build(&mixed, &TableChoice::default(), None, NOW);
+        assert_eq!((now.total.machines, now.earlier_machines), (1, 0));
+        let none_now = Arc::new(vec![summary("a", Some(0), Some(500))]);
+        let mut empty = none_now.as_ref().clone();
+        empty[0].period_records = 0;
+        let table = CostTable::build(&Arc::new(empty), &TableChoice::default(), None, NOW);
+        assert_eq!((table.total.machines, table.earlier_machines), (0, 1));
+    }
 }
