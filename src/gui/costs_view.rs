@@ -98,6 +98,10 @@ impl CostsView {
         self.controls(ui, &table, costs.read_at);
         self.total_row(ui, &table);
         if table.total.machines == 0 {
+            // While the summaries are still being read, "Reading the costs…" above says it all.
+            if costs.state != CostState::Ready {
+                return;
+            }
             let note = match (costs.summaries.len(), table.earlier_machines) {
                 (0, _) => "No bills yet: a machine appears here within seconds of its first billed record.".to_owned(),
                 (_, 0) => "No usage in this period.".to_owned(),
