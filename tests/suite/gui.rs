@@ -19,6 +19,7 @@ use usagebill::gui::UsageApp;
 use usagebill::gui::format;
 use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
 use usagebill::record::{Trigger, UnixMillis, UsageRecord};
+use usagebill::runtime::costs::CostState;
 use usagebill::runtime::{AgentOverrides, ReadingSource, Settings};
 
 use crate::util::{Broker, read_topic, unique};
@@ -624,4 +625,21 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
     let last = app(&harness).costs_view().table().unwrap().clone();
     assert_eq!((last.total.machines, last.total.period), (5_000, Decimal::new(2_500, 0)));
     assert!(last.own.is_none(), "this machine had no usage last period");
+}
+
+#[test]
+fn the_costs_tab_says_no_bills_yet_until_the_first_record_is_billed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut harness = open_app(embedded_settings(data.path(), "desk-1"), manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "the costs read", Duration::from_secs(5), |app| app.live().costs.state == CostState::Ready);
+    harness.get_by_label_contains("No bills yet");
+    assert_eq!(harness.query_all_by_label_contains("Reading the costs").count(), 0);
+    click(&mut harness, "Send");
+    click(&mut harness, "Send now");
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "the first bill", Duration::from_secs(5), |app| app.live().costs.summaries.len() == 1);
+    harness.run_ok();
+    assert_eq!(harness.query_all_by_label_contains("No bills yet").count(), 0);
+    harness.get_by_label_contains("Fleet: 1 machine(s)");
 }
