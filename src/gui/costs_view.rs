@@ -90,13 +90,23 @@ impl CostsView {
             ui.colored_label(ui.visuals().warn_fg_color, format!("{} summary message(s) skipped; the latest: {latest}", costs.skipped.0));
         }
         let key = (std::sync::Arc::as_ptr(&costs.summaries) as usize, costs.read_at, self.choice.clone());
-        if self.table.as_ref().is_none_or(|(built, _)| *built != key) {
-            let table = CostTable::build(&costs.summaries, &self.choice, live.machine_id.as_deref(), costs.read_at);
-            self.table = Some((key, table));
-        }
-        let table = self.table.as_ref().map(|(_, table)| table.clone()).unwrap_or_default();
-        self.controls(ui, &table, costs.read_at);
-        self.total_row(ui, &table);
+        let (key, table) = match self.table.take() {
+            Some((built, table)) if built == key => (built, table),
+            _ => {
+                let table = CostTable::build(&costs.summaries, &self.choice, live.machine_id.as_deref(), costs.read_at);
+                (key, table)
+            }
+        };
+        // Taken out for the frame (the drawing needs `&mut self`) and put back, never copied: it
+        // holds a row per machine.
+        self.draw(ui, live, &table);
+        self.table = Some((key, table));
+    }
+
+    fn draw(&mut self, ui: &mut egui::Ui, live: &Live, table: &CostTable) {
+        let costs = &live.costs;
+        self.controls(ui, table, costs.read_at);
+        self.total_row(ui, table);
         if table.total.machines == 0 {
             // While the summaries are still being read, "Reading the costs…" above says it all.
             if costs.state != CostState::Ready {
@@ -111,7 +121,7 @@ impl CostsView {
             return;
         }
         ui.separator();
-        self.rows(ui, &table);
+        self.rows(ui, table);
         ui.separator();
         let selected = self.selected.clone().or_else(|| table.own.as_ref().or(table.rows.first()).map(|row| row.machine_id.clone()));
         if let Some(summary) = selected.and_then(|machine| costs.summaries.iter().find(|summary| summary.machine_id == machine)) {
