@@ -121,7 +121,8 @@ pub fn spawn(
 /// The summaries of one source and how they are kept current.
 struct Reader {
     query: CostQuery,
-    card: Result<RateCard, String>,
+    /// Shared with each read, so a read does not copy the card.
+    card: Result<Arc<RateCard>, String>,
     book: SummaryBook,
     state: CostState,
     source: Option<Source>,
@@ -135,7 +136,7 @@ enum Source {
 
 impl Reader {
     fn new(query: &CostQuery) -> Reader {
-        let card = RateCard::load(query.rate_card.as_deref()).map_err(|error| error.to_string());
+        let card = RateCard::load(query.rate_card.as_deref()).map(Arc::new).map_err(|error| error.to_string());
         Reader { query: query.clone(), card, book: SummaryBook::new(), state: CostState::Loading, source: None, retry_at: Instant::now() }
     }
 
@@ -143,7 +144,7 @@ impl Reader {
     /// next read if nothing wakes the thread.
     fn read(&mut self) -> (bool, Duration) {
         let card = match &self.card {
-            Ok(card) => card.clone(),
+            Ok(card) => Arc::clone(card),
             Err(error) => {
                 let message = format!("the rate card could not be read: {error}");
                 let changed = self.state != CostState::Failed(message.clone());
@@ -172,7 +173,7 @@ impl Reader {
             self.source = match &self.query.source {
                 CostSource::Ledger(path) => match Ledger::open_read_only(path) {
                     Ok(ledger) => {
-                        let summariser = Summariser::load(&ledger, card.clone(), now).map_err(|error| error.to_string())?;
+                        let summariser = Summariser::load(&ledger, RateCard::clone(card), now).map_err(|error| error.to_string())?;
                         Some(Source::Ledger { ledger, summariser: Box::new(summariser) })
                     }
                     // Until the first record is billed there is no file (or no schema yet): no bills.
