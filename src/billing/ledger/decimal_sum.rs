@@ -1,5 +1,6 @@
 //! `decimal_sum(text)`: an SQLite aggregate summing decimal strings exactly, so reports never pass
-//! money through SQLite's floating-point `sum()`.
+//! money through SQLite's floating-point `sum()`; and `decimal_add(text, text)`, its two-operand
+//! form, so a rollup row is updated in place instead of read, merged and written back.
 
 use std::str::FromStr;
 
@@ -15,8 +16,7 @@ impl Aggregate<Decimal, String> for DecimalSum {
     }
 
     fn step(&self, context: &mut Context<'_>, sum: &mut Decimal) -> rusqlite::Result<()> {
-        let text: String = context.get(0)?;
-        let amount = Decimal::from_str(&text).map_err(|_| rusqlite::Error::UserFunctionError(not_a_decimal(&text).into()))?;
+        let amount = parse_operand(context, 0)?;
         *sum = sum.checked_add(amount).ok_or_else(|| rusqlite::Error::UserFunctionError("decimal_sum overflowed".into()))?;
         Ok(())
     }
@@ -38,7 +38,19 @@ fn not_a_decimal(text: &str) -> String {
     format!("stored amount {text:?} is not a decimal")
 }
 
-/// Registers `decimal_sum` on `connection`.
+fn parse_operand(context: &Context<'_>, index: usize) -> rusqlite::Result<Decimal> {
+    let text: String = context.get(index)?;
+    Decimal::from_str(&text).map_err(|_| rusqlite::Error::UserFunctionError(not_a_decimal(&text).into()))
+}
+
+/// Registers `decimal_sum` and `decimal_add` on `connection`.
 pub fn register(connection: &Connection) -> rusqlite::Result<()> {
-    connection.create_aggregate_function("decimal_sum", 1, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, DecimalSum)
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    connection.create_aggregate_function("decimal_sum", 1, flags, DecimalSum)?;
+    connection.create_scalar_function("decimal_add", 2, flags, |context| {
+        let sum = parse_operand(context, 0)?
+            .checked_add(parse_operand(context, 1)?)
+            .ok_or_else(|| rusqlite::Error::UserFunctionError("decimal_add overflowed".into()))?;
+        Ok(sum.normalize().to_string())
+    })
 }

@@ -296,6 +296,10 @@ fn write_alerts(transaction: &Transaction<'_>, alerts: &[BudgetAlert]) -> Result
 
 /// Inserts the batch's records and lines inside `transaction`; a record already billed (same
 /// machine and seq) is counted as a duplicate and gets no line.
+///
+/// Records go in by machine, then seq: the unique `(machine, seq)` index is then walked from left to
+/// right once per batch instead of jumped about in arrival order (machines interleave). Row ids
+/// follow that order; a redelivery inside the batch stays behind its first copy (the sort is stable).
 fn insert_priced(
     transaction: &rusqlite::Transaction<'_>,
     machine_ids: &mut HashMap<String, i64>,
@@ -305,6 +309,21 @@ fn insert_priced(
     rollup: &mut rollup::BatchRollup,
 ) -> Result<(), LedgerError> {
     let mut new_machine = transaction.prepare_cached("INSERT INTO machines (name) VALUES (?1)")?;
+    let mut machines = Vec::with_capacity(batch.priced.len());
+    for (record, _, _) in &batch.priced {
+        let machine = match machine_ids.get(&record.machine_id) {
+            Some(id) => *id,
+            None => {
+                new_machine.execute([&record.machine_id])?;
+                let id = transaction.last_insert_rowid();
+                machine_ids.insert(record.machine_id.clone(), id);
+                id
+            }
+        };
+        machines.push(machine);
+    }
+    let mut order: Vec<usize> = (0..batch.priced.len()).collect();
+    order.sort_by_key(|&index| (machines[index], batch.priced[index].0.seq));
     let mut insert_record = transaction.prepare_cached(
         "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
             mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
@@ -315,16 +334,9 @@ fn insert_priced(
         "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    for (index, (record, origin, line)) in batch.priced.iter().enumerate() {
-        let machine = match machine_ids.get(&record.machine_id) {
-            Some(id) => *id,
-            None => {
-                new_machine.execute([&record.machine_id])?;
-                let id = transaction.last_insert_rowid();
-                machine_ids.insert(record.machine_id.clone(), id);
-                id
-            }
-        };
+    for index in order {
+        let (record, origin, line) = &batch.priced[index];
+        let machine = machines[index];
         let inserted = insert_record.execute(params![
             machine,
             record.seq as i64,

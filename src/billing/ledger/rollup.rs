@@ -2,9 +2,9 @@
 //! bounds. Kept in the batch's transaction, so reports over millions of records read thousands of
 //! rows; only the partial hours at a range's edges are read from the records themselves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use rust_decimal::Decimal;
 
 use super::LedgerError;
@@ -70,7 +70,8 @@ impl Aggregate {
 /// One newly billed record's contribution, gathered while a batch is written.
 #[derive(Debug, Default)]
 pub struct BatchRollup {
-    buckets: HashMap<(i64, i64), Aggregate>,
+    /// In key order, so the writes walk the table's B-tree from left to right.
+    buckets: BTreeMap<(i64, i64), Aggregate>,
 }
 
 impl BatchRollup {
@@ -95,22 +96,23 @@ impl BatchRollup {
         }
     }
 
-    /// Folds the batch into the stored rollups, inside the batch's transaction.
+    /// Folds the batch into the stored rollups, inside the batch's transaction: one upsert per
+    /// bucket, merged in place the way [`Aggregate::merge`] merges (the first currency stays).
     pub fn write(self, transaction: &Transaction<'_>) -> Result<(), LedgerError> {
-        let mut read = transaction.prepare_cached(
-            "SELECT records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms FROM hourly WHERE machine = ?1 AND hour_ms = ?2",
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO hourly (machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (machine, hour_ms) DO UPDATE SET
+                records = records + excluded.records,
+                cost = decimal_add(cost, excluded.cost),
+                min_seq = min(min_seq, excluded.min_seq),
+                max_seq = max(max_seq, excluded.max_seq),
+                min_start_ms = min(min_start_ms, excluded.min_start_ms),
+                max_end_ms = max(max_end_ms, excluded.max_end_ms),
+                covered_ms = covered_ms + excluded.covered_ms",
         )?;
-        let mut write = transaction.prepare_cached(
-            "INSERT OR REPLACE INTO hourly (machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for ((machine, hour), mut bucket) in self.buckets {
-            if let Some(stored) = read.query_row(params![machine, hour], aggregate_from_row).optional()? {
-                let mut merged = stored;
-                merged.merge(&bucket);
-                bucket = merged;
-            }
-            write.execute(params![
+        for ((machine, hour), bucket) in self.buckets {
+            upsert.execute(params![
                 machine,
                 hour,
                 bucket.records as i64,

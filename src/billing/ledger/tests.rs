@@ -167,3 +167,34 @@ fn a_ledger_of_every_older_schema_version_is_migrated_and_bills() {
         assert_eq!(machine_totals(&ledger, TimeRange::default()).unwrap()[0].records, 2);
     }
 }
+
+#[test]
+fn rollups_merged_batch_by_batch_equal_rollups_computed_from_all_records() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+    // Three machines interleaved, in uneven batches that cut hours apart, with redeliveries.
+    let records: Vec<_> = (1..=800).flat_map(|seq| [record("c", seq), record("a", seq), record("b", seq)]).collect();
+    for (index, chunk) in records.chunks(317).enumerate() {
+        ledger.write_batch(&batch(chunk, index as i64)).unwrap();
+        ledger.write_batch(&batch(&chunk[..chunk.len() / 3], index as i64)).unwrap();
+    }
+    let rows = |sql: &str| -> Vec<(i64, i64, i64, String, i64, i64, i64, i64, i64)> {
+        let mut statement = ledger.connection().prepare(sql).unwrap();
+        let rows = statement.query_map([], |row| {
+            let cost: String = row.get(3)?;
+            let cost = read_amount(row, 3).map(|amount| amount.normalize().to_string()).unwrap_or(cost);
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, cost, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?))
+        });
+        rows.unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let merged = rows(
+        "SELECT machine, hour_ms, records, cost, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms FROM hourly ORDER BY machine, hour_ms",
+    );
+    let computed = rows(
+        "SELECT r.machine, (r.start_ms / 3600000) * 3600000 AS hour, count(*), decimal_sum(l.total), min(r.seq), max(r.seq),
+                min(r.start_ms), max(r.end_ms), sum(r.end_ms - r.start_ms)
+         FROM records r JOIN lines l ON l.record = r.id GROUP BY r.machine, hour ORDER BY r.machine, hour",
+    );
+    assert_eq!(merged.len(), 3 * 3, "three machines over about two and a quarter hours");
+    assert_eq!(merged, computed);
+}
