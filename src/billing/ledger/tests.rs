@@ -178,7 +178,9 @@ fn rollups_merged_batch_by_batch_equal_rollups_computed_from_all_records() {
         ledger.write_batch(&batch(chunk, index as i64)).unwrap();
         ledger.write_batch(&batch(&chunk[..chunk.len() / 3], index as i64)).unwrap();
     }
-    let rows = |sql: &str| -> Vec<(i64, i64, i64, String, i64, i64, i64, i64, i64)> {
+    // machine, hour, records, cost, min seq, max seq, min start, max end, covered.
+    type HourRow = (i64, i64, i64, String, i64, i64, i64, i64, i64);
+    let rows = |sql: &str| -> Vec<HourRow> {
         let mut statement = ledger.connection().prepare(sql).unwrap();
         let rows = statement.query_map([], |row| {
             let cost: String = row.get(3)?;
