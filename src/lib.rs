@@ -15,6 +15,7 @@ pub mod config;
 pub mod duration;
 pub mod gui;
 pub mod kafka;
+pub mod priority;
 pub mod progress;
 pub mod record;
 pub mod runtime;

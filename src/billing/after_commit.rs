@@ -1,11 +1,17 @@
 //! What a Kafka worker does after each committed batch: publish the new lines to the cost feed and,
 //! every few seconds, check budgets and raise alerts (logged, stored in the ledger, published).
+//!
+//! It runs on a thread of its own with a connection of its own to the ledger, so the next batch is
+//! billed while this one is published: the feed's cursor in the ledger says what was acknowledged,
+//! so nothing depends on publishing keeping pace.
 
 use std::time::{Duration, Instant};
 
-use super::biller::{Billed, Biller};
+use super::biller::FreshLine;
 use super::budget::{AlertTracker, Budgets};
 use super::feed::{FeedError, FeedPublisher};
+use super::ledger::{Batch, Ledger};
+use super::rate_card::RateCard;
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 
@@ -16,6 +22,8 @@ pub const FEED_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The feed publisher and the budget check of one worker.
 pub struct AfterCommit {
+    ledger: Ledger,
+    card: RateCard,
     feed: Option<FeedPublisher>,
     budgets: Budgets,
     tracker: AlertTracker,
@@ -23,35 +31,41 @@ pub struct AfterCommit {
 }
 
 impl AfterCommit {
-    /// Starts publishing (when `publish_feed`) from the cursor in the biller's ledger; lines a crash
-    /// left unacknowledged are sent again at once.
-    pub fn start(kafka: &KafkaConfig, biller: &mut Biller, publish_feed: bool, budgets: Budgets) -> Result<AfterCommit, FeedError> {
-        let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, biller.ledger())?) } else { None };
+    /// Starts publishing (when `publish_feed`) from the cursor in `ledger`; lines a crash left
+    /// unacknowledged are sent again at once. Budgets are projected with `card`.
+    pub fn start(
+        kafka: &KafkaConfig,
+        ledger: Ledger,
+        card: RateCard,
+        publish_feed: bool,
+        budgets: Budgets,
+    ) -> Result<AfterCommit, FeedError> {
+        let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, &ledger)?) } else { None };
         if let Some(feed) = &mut feed {
-            let resent = feed.publish_new(biller.ledger(), &[])?;
+            let resent = feed.publish_new(&ledger, &[])?;
             if resent > 0 {
                 tracing::info!("cost feed: sending {resent} line(s) billed before the last stop and not yet acknowledged");
             }
         }
-        let tracker = AlertTracker::from_ledger(biller.ledger())?;
-        Ok(AfterCommit { feed, budgets, tracker, last_budget_check: None })
+        let tracker = AlertTracker::from_ledger(&ledger)?;
+        Ok(AfterCommit { ledger, card, feed, budgets, tracker, last_budget_check: None })
     }
 
-    /// Publishes the lines of the batch just committed (`billed`) and checks budgets when due.
-    pub fn on_commit(&mut self, biller: &mut Biller, billed: Billed<'_>) -> Result<(), FeedError> {
+    /// Publishes the lines a batch just committed billed for the first time, and checks budgets when due.
+    pub fn on_commit(&mut self, lines: &[FreshLine]) -> Result<(), FeedError> {
         if let Some(feed) = &mut self.feed {
-            feed.publish_new(biller.ledger(), &billed.into_lines())?;
-            feed.settle(biller.ledger())?;
+            feed.publish_new(&self.ledger, lines)?;
+            feed.settle(&self.ledger)?;
         }
         if self.last_budget_check.is_none_or(|checked| checked.elapsed() >= BUDGET_CHECK_INTERVAL) {
-            self.check_budgets(biller)?;
+            self.check_budgets()?;
         }
         Ok(())
     }
 
-    fn check_budgets(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
+    fn check_budgets(&mut self) -> Result<(), FeedError> {
         self.last_budget_check = Some(Instant::now());
-        let alerts = self.tracker.check(biller.ledger(), biller.card(), &self.budgets, UnixMillis::now())?;
+        let alerts = self.tracker.check(&self.ledger, &self.card, &self.budgets, UnixMillis::now())?;
         if alerts.is_empty() {
             return Ok(());
         }
@@ -65,7 +79,8 @@ impl AfterCommit {
                 alert.currency
             );
         }
-        biller.record_alerts(alerts.clone())?;
+        // The first alert per machine and period is kept.
+        self.ledger.write_batch(&Batch { alerts: alerts.clone(), ..Batch::default() })?;
         if let Some(feed) = &mut self.feed {
             feed.publish_alerts(&alerts)?;
         }
@@ -73,10 +88,10 @@ impl AfterCommit {
     }
 
     /// Checks budgets a last time and waits for the feed to be acknowledged.
-    pub fn finish(&mut self, biller: &mut Biller) -> Result<(), FeedError> {
-        self.check_budgets(biller)?;
+    pub fn finish(&mut self) -> Result<(), FeedError> {
+        self.check_budgets()?;
         if let Some(feed) = &mut self.feed {
-            if feed.finish(biller.ledger(), FEED_FINISH_TIMEOUT)? {
+            if feed.finish(&self.ledger, FEED_FINISH_TIMEOUT)? {
                 tracing::info!("cost feed: every line acknowledged (through row {})", feed.acknowledged_through());
             } else {
                 tracing::warn!("cost feed: not every line was acknowledged within {FEED_FINISH_TIMEOUT:?}; the next start sends the rest");

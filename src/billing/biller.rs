@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use super::budget::BudgetAlert;
 use super::ledger::{Batch, BatchOutcome, Ledger, LedgerError, Origin, Quarantined};
 use super::price;
 use super::rate_card::RateCard;
@@ -51,30 +50,78 @@ pub struct FreshLine {
     pub origin: Origin,
 }
 
-/// What one [`Biller::bill`] committed: its outcome, and the lines it billed for the first time,
-/// built only for a caller that asks for them ([`Billed::into_lines`]).
+/// A batch of messages parsed, validated and priced, ready for one ledger transaction. Building it
+/// needs only the rate card, so the worker prepares the next batch while the ledger writes this one.
 #[derive(Debug)]
-pub struct Billed<'m> {
-    /// Counts and new rows of the transaction.
-    pub outcome: BatchOutcome,
-    priced: Vec<(UsageRecord, Origin, price::PricedLine)>,
-    /// The message each entry of `priced` came from.
-    sources: Vec<&'m RawMessage>,
+pub struct Prepared {
+    batch: Batch,
+    /// The message each entry of `batch.priced` came from (an index into `messages`).
+    sources: Vec<usize>,
+    messages: Vec<RawMessage>,
 }
 
-impl Billed<'_> {
-    /// The lines billed for the first time, in row order, with their records' bytes as they arrived.
-    pub fn into_lines(self) -> Vec<FreshLine> {
-        let mut priced: Vec<Option<(UsageRecord, Origin, price::PricedLine)>> = self.priced.into_iter().map(Some).collect();
-        self.outcome
+impl Prepared {
+    /// Parses and prices `messages` with `card`; what does not parse or price is kept to be quarantined.
+    pub fn new(card: &RateCard, messages: Vec<RawMessage>) -> Prepared {
+        let mut batch = Batch::default();
+        let mut next_offsets: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut sources = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            let next = next_offsets.entry((&message.topic, message.partition)).or_insert(0);
+            *next = (*next).max(message.offset + 1);
+            match price_message(card, message) {
+                Ok(priced) => {
+                    batch.priced.push(priced);
+                    sources.push(index);
+                }
+                Err(reason) => batch.quarantined.push(Quarantined {
+                    topic: message.topic.clone(),
+                    partition: message.partition,
+                    offset: message.offset,
+                    reason,
+                    raw: message.payload.clone().unwrap_or_default(),
+                }),
+            }
+        }
+        batch.offsets = next_offsets.into_iter().map(|((topic, partition), next)| (topic.to_owned(), partition, next)).collect();
+        Prepared { batch, sources, messages }
+    }
+
+    /// The messages, in arrival order.
+    pub fn messages(&self) -> &[RawMessage] {
+        &self.messages
+    }
+
+    /// The lines `outcome` (this batch's commit) billed for the first time, in row order, with their
+    /// records' bytes as they arrived.
+    pub fn into_lines(self, outcome: &BatchOutcome) -> Vec<FreshLine> {
+        let Prepared { batch, sources, mut messages } = self;
+        let mut priced: Vec<Option<(UsageRecord, Origin, price::PricedLine)>> = batch.priced.into_iter().map(Some).collect();
+        outcome
             .new_rows
             .iter()
             .filter_map(|&(row_id, index)| {
                 let (record, origin, line) = priced[index].take()?;
-                let record_json = self.sources[index].payload.clone().unwrap_or_default();
+                let record_json = messages[sources[index]].payload.take().unwrap_or_default();
                 Some(FreshLine { row_id, machine_id: record.machine_id, record_json, line, origin })
             })
             .collect()
+    }
+}
+
+/// What one [`Biller::bill`] committed: its outcome, and the batch, whose lines a caller can take
+/// ([`Billed::into_lines`]).
+#[derive(Debug)]
+pub struct Billed {
+    /// Counts and new rows of the transaction.
+    pub outcome: BatchOutcome,
+    prepared: Prepared,
+}
+
+impl Billed {
+    /// The lines billed for the first time, in row order, with their records' bytes as they arrived.
+    pub fn into_lines(self) -> Vec<FreshLine> {
+        self.prepared.into_lines(&self.outcome)
     }
 }
 
@@ -107,50 +154,30 @@ impl Biller {
     }
 
     /// Bills `messages` in one transaction, storing the next offset of each partition with them.
-    pub fn bill<'m>(&mut self, messages: &'m [RawMessage]) -> Result<Billed<'m>, LedgerError> {
-        let mut batch = Batch::default();
-        let mut next_offsets: HashMap<(&str, i32), i64> = HashMap::new();
-        // The message each priced record came from.
-        let mut sources = Vec::new();
-        for message in messages {
-            let next = next_offsets.entry((&message.topic, message.partition)).or_insert(0);
-            *next = (*next).max(message.offset + 1);
-            match self.price_message(message) {
-                Ok(priced) => {
-                    batch.priced.push(priced);
-                    sources.push(message);
-                }
-                Err(reason) => batch.quarantined.push(Quarantined {
-                    topic: message.topic.clone(),
-                    partition: message.partition,
-                    offset: message.offset,
-                    reason,
-                    raw: message.payload.clone().unwrap_or_default(),
-                }),
-            }
-        }
-        batch.offsets = next_offsets.into_iter().map(|((topic, partition), next)| (topic.to_owned(), partition, next)).collect();
-        let outcome = self.ledger.write_batch(&batch)?;
+    pub fn bill(&mut self, messages: &[RawMessage]) -> Result<Billed, LedgerError> {
+        let prepared = Prepared::new(&self.card, messages.to_vec());
+        let outcome = self.write(&prepared)?;
+        Ok(Billed { outcome, prepared })
+    }
+
+    /// Writes a prepared batch in one transaction. On an error nothing of it was stored, so writing
+    /// the same batch again is safe.
+    pub fn write(&mut self, prepared: &Prepared) -> Result<BatchOutcome, LedgerError> {
+        let outcome = self.ledger.write_batch(&prepared.batch)?;
         self.totals.billed += outcome.billed as u64;
         self.totals.duplicates += outcome.duplicates as u64;
         self.totals.quarantined += outcome.quarantined as u64;
         self.totals.batches += 1;
-        Ok(Billed { outcome, priced: batch.priced, sources })
+        Ok(outcome)
     }
+}
 
-    /// Stores budget alerts (the first per machine and period is kept).
-    pub fn record_alerts(&mut self, alerts: Vec<BudgetAlert>) -> Result<(), LedgerError> {
-        self.ledger.write_batch(&Batch { alerts, ..Batch::default() })?;
-        Ok(())
-    }
-
-    fn price_message(&self, message: &RawMessage) -> Result<(UsageRecord, Origin, price::PricedLine), String> {
-        let payload = message.payload.as_deref().ok_or("empty message (no payload)")?;
-        let record = UsageRecord::parse(payload).map_err(|error| error.to_string())?;
-        let line = price::price(&record, self.card.version_at(record.start)).map_err(|error| error.to_string())?;
-        let origin = Origin { partition: Some(message.partition), offset: Some(message.offset) };
-        Ok((record, origin, line))
-    }
+fn price_message(card: &RateCard, message: &RawMessage) -> Result<(UsageRecord, Origin, price::PricedLine), String> {
+    let payload = message.payload.as_deref().ok_or("empty message (no payload)")?;
+    let record = UsageRecord::parse(payload).map_err(|error| error.to_string())?;
+    let line = price::price(&record, card.version_at(record.start)).map_err(|error| error.to_string())?;
+    let origin = Origin { partition: Some(message.partition), offset: Some(message.offset) };
+    Ok((record, origin, line))
 }
 
 #[cfg(test)]

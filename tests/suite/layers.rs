@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Modules in one layer are siblings and may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["record", "duration", "progress", "sqlite"],
+    &["record", "duration", "progress", "priority", "sqlite"],
     &["collect"],
     &["kafka"],
     &["transmit", "billing"],

@@ -54,7 +54,11 @@ pub fn spawn_materialiser(
     let view_path = view_path.to_owned();
     std::thread::Builder::new()
         .name("cost-feed-view".into())
-        .spawn(move || Materialiser::open(&kafka, &view_path)?.run(&stop, false))
+        .spawn(move || {
+            // A view catches up from its stored offsets, so it can wait while billing has work.
+            crate::priority::yield_to_billing();
+            Materialiser::open(&kafka, &view_path)?.run(&stop, false)
+        })
         .expect("spawning the cost-feed view thread")
 }
 

@@ -56,24 +56,20 @@ impl FeedPublisher {
         })
     }
 
-    /// Sends every row of `ledger` not sent yet. Returns the number of messages queued.
+    /// Sends every row of `ledger` not sent yet, through the last of `fresh` when there are fresh
+    /// lines. Returns the number of messages queued.
     ///
-    /// `fresh` holds the lines of the batch just committed, as the biller handed them back. When they are
-    /// exactly the rows after the last one sent (the usual case), they go out from memory, with their
-    /// record's bytes as they arrived; otherwise (after a rewind, at start) the ledger is read.
+    /// `fresh` holds the lines of a batch just committed, as the biller handed them back; batches
+    /// arrive in commit order. Rows between the last one sent and the first fresh one (after a
+    /// rewind, at start) are read from the ledger; the fresh lines go out from memory, with their
+    /// record's bytes as they arrived. With no fresh lines (at start, when finishing) every row not
+    /// sent is read from the ledger. Rows committed after `fresh` are left for their own batch: the
+    /// ledger thread runs ahead of this one.
     pub fn publish_new(&mut self, ledger: &Ledger, fresh: &[FreshLine]) -> Result<usize, FeedError> {
+        let read_through = fresh.first().map_or(i64::MAX, |first| first.row_id - 1);
         let mut queued = 0;
-        let follows_on = (self.produced_through + 1..).zip(fresh).all(|(expected, line)| line.row_id == expected);
-        if follows_on && let Some(last) = fresh.last() {
-            for line in fresh {
-                self.send(&line.machine_id, &encode_cost(&line.record_json, &line.line, line.origin), line.row_id as u64)?;
-                self.in_flight.insert(line.row_id);
-                queued += 1;
-            }
-            self.produced_through = last.row_id;
-        }
-        loop {
-            let rows = ledger.lines_after(self.produced_through, ROWS_PER_READ)?;
+        while self.produced_through < read_through {
+            let rows = ledger.lines_between(self.produced_through, read_through, ROWS_PER_READ)?;
             let Some(last) = rows.last() else { break };
             let last_row = last.row_id;
             for stored in rows {
@@ -84,6 +80,13 @@ impl FeedPublisher {
                 queued += 1;
             }
             self.produced_through = last_row;
+        }
+        let sent_through = self.produced_through;
+        for line in fresh.iter().filter(|line| line.row_id > sent_through) {
+            self.send(&line.machine_id, &encode_cost(&line.record_json, &line.line, line.origin), line.row_id as u64)?;
+            self.in_flight.insert(line.row_id);
+            self.produced_through = line.row_id;
+            queued += 1;
         }
         Ok(queued)
     }

@@ -29,15 +29,20 @@ const FEED_CURSOR_KEY: &str = "feed_published_through";
 impl Ledger {
     /// Up to `limit` billed rows with a row id above `after`, in row-id order.
     pub fn lines_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLine>, LedgerError> {
+        self.lines_between(after, i64::MAX, limit)
+    }
+
+    /// Up to `limit` billed rows with a row id above `after` and at most `through`, in row-id order.
+    pub fn lines_between(&self, after: i64, through: i64, limit: usize) -> Result<Vec<StoredLine>, LedgerError> {
         let mut statement = self.connection.prepare_cached(
             "SELECT r.id, m.name, r.seq, r.start_ms, r.end_ms, r.cpu_pct, r.cpu_cores, r.mem_used_bytes, r.mem_total_bytes,
                     r.disk_read_bytes, r.disk_write_bytes, r.net_rx_bytes, r.net_tx_bytes, r.samples, r.trigger,
                     r.source_partition, r.source_offset,
                     l.card_version, l.currency, l.cpu, l.memory, l.net_rx, l.net_tx, l.disk_read, l.disk_write, l.total
              FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
-             WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
+             WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id LIMIT ?3",
         )?;
-        let rows = statement.query_map(params![after, limit as i64], read_row)?;
+        let rows = statement.query_map(params![after, through, limit as i64], read_row)?;
         let mut lines = Vec::new();
         for row in rows {
             lines.push(row?.map_err(|detail| LedgerError::Damaged { path: self.path.display().to_string(), detail })?);

@@ -74,6 +74,8 @@ pub fn spawn_publisher(kafka: &KafkaConfig, options: PublisherOptions, stop: Arc
     std::thread::Builder::new()
         .name("summary-publisher".into())
         .spawn(move || {
+            // Summaries follow the view, which follows billing: neither should slow billing down.
+            crate::priority::yield_to_billing();
             let mut totals = PublisherTotals::default();
             while !stop.load(Ordering::SeqCst) {
                 let round = Arc::new(AtomicBool::new(false));

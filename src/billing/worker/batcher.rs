@@ -34,11 +34,6 @@ impl Batcher {
         self.messages.len() >= self.size || self.opened.elapsed() >= self.linger
     }
 
-    /// The messages, in arrival order.
-    pub fn messages(&self) -> &[RawMessage] {
-        &self.messages
-    }
-
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -47,9 +42,9 @@ impl Batcher {
         self.messages.len()
     }
 
-    /// Forgets the batch once the ledger holds it.
-    pub fn clear(&mut self) {
-        self.messages.clear();
+    /// Takes the batch's messages, leaving it empty.
+    pub fn take(&mut self) -> Vec<RawMessage> {
+        std::mem::replace(&mut self.messages, Vec::with_capacity(self.size))
     }
 }
 
@@ -68,8 +63,7 @@ mod tests {
         assert!(!batcher.ready());
         batcher.push(message(1));
         assert!(batcher.ready());
-        assert_eq!(batcher.messages().iter().map(|message| message.offset).collect::<Vec<_>>(), [0, 1]);
-        batcher.clear();
+        assert_eq!(batcher.take().iter().map(|message| message.offset).collect::<Vec<_>>(), [0, 1]);
         assert!(batcher.is_empty());
     }
 

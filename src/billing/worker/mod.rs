@@ -5,20 +5,24 @@ mod batcher;
 mod consumer;
 mod retry;
 mod step;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 
 use self::step::{Flow, Worker};
+use self::writer::Pipeline;
 use super::after_commit::AfterCommit;
 use super::api::WorkerMetrics;
-use super::biller::{Biller, BillerTotals};
+use super::biller::{Biller, BillerTotals, FreshLine};
 use super::budget::Budgets;
 use super::feed::FeedError;
-use super::ledger::LedgerError;
+use super::ledger::{Ledger, LedgerError};
 use crate::kafka::{KafkaConfig, KafkaSetupError};
 
 /// Why the worker stopped with an error.
@@ -90,50 +94,93 @@ pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &
     run_with_feed(kafka, biller, options, &FeedOptions::default(), stop)
 }
 
+/// Batches of new lines waiting for the feed thread; past this the ledger thread waits for it.
+const FEED_QUEUE: usize = 4;
+
 /// [`run`], with the cost feed and budgets as `feed` says.
+///
+/// Three threads share the work, so each batch's steps overlap the next batch's: this one polls
+/// Kafka and prepares batches (parse, validate, price), the ledger thread writes them and commits,
+/// and the feed thread publishes the new lines and checks budgets.
 pub fn run_with_feed(
     kafka: &KafkaConfig,
-    mut biller: Biller,
+    biller: Biller,
     options: &WorkerOptions,
     feed: &FeedOptions,
     stop: &AtomicBool,
 ) -> Result<BillerTotals, WorkerError> {
-    let consumer = consumer::subscribe(kafka, biller.ledger().path().to_owned())?;
-    tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, biller.ledger().path().display());
-    let after_commit = AfterCommit::start(kafka, &mut biller, feed.publish_feed, feed.budgets.clone())?;
-    let mut worker = Worker::new(kafka, options, consumer, biller, after_commit);
-    while !stop.load(Ordering::SeqCst) {
-        if worker.step()? == Flow::Stop {
-            break;
-        }
-    }
-    worker.finish()
-}
-
-/// From the first message received to the last batch committed, for the throughput figure.
-#[derive(Default)]
-struct Throughput {
-    first_message: Option<Instant>,
-    last_commit: Option<Instant>,
-}
-
-impl Throughput {
-    /// A batch begun at `began` was committed: `/metrics` gets the biller's `totals`.
-    fn committed(&mut self, options: &WorkerOptions, totals: BillerTotals, began: Instant) {
-        if let Some(metrics) = &options.metrics {
-            metrics.record_commit(totals, began.elapsed());
-        }
-        self.last_commit = Some(Instant::now());
-    }
-
-    fn describe(&self, messages: u64) -> String {
-        match (self.first_message, self.last_commit) {
-            (Some(first), Some(last)) if last > first => {
-                let seconds = (last - first).as_secs_f64();
-                format!("; {messages} message(s) committed in {seconds:.3}s ({:.0} records/s)", messages as f64 / seconds)
+    let path = biller.ledger().path().to_owned();
+    let consumer = consumer::subscribe(kafka, path.clone())?;
+    tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, path.display());
+    let card = biller.card().clone();
+    let mut after_commit = AfterCommit::start(kafka, Ledger::open(&path)?, card.clone(), feed.publish_feed, feed.budgets.clone())?;
+    let pipeline = Pipeline::default();
+    let (to_writer, batches) = mpsc::sync_channel(1);
+    let (to_feed, lines) = mpsc::sync_channel::<Vec<FreshLine>>(FEED_QUEUE);
+    thread::scope(|scope| {
+        let feed_thread = thread::Builder::new().name("cost-feed".into()).spawn_scoped(scope, move || -> Result<(), WorkerError> {
+            for batch in lines {
+                match after_commit.on_commit(&batch) {
+                    // The feed resumes from its cursor in the ledger, so a cursor not written now is caught up later.
+                    Err(FeedError::Ledger(error)) if error.is_storage_fault() => tracing::warn!("cost feed: {error}; catching up later"),
+                    other => other?,
+                }
             }
-            _ => String::new(),
+            Ok(after_commit.finish()?)
+        });
+        let (consumer, pipeline) = (&consumer, &pipeline);
+        let writer_thread = thread::Builder::new()
+            .name("ledger".into())
+            .spawn_scoped(scope, move || writer::write_batches(biller, batches, to_feed, consumer, pipeline, options, stop));
+        let (feed_thread, writer_thread) = match (feed_thread, writer_thread) {
+            (Ok(feed), Ok(writer)) => (feed, writer),
+            (Err(error), _) | (_, Err(error)) => panic!("cannot start a worker thread: {error}"),
+        };
+        let mut worker = Worker::new(kafka, options, consumer, card, to_writer, pipeline);
+        let mut consumed = Ok(());
+        // A ledger thread that stopped (a fault, or the feed thread's) ends the run; the joins say why.
+        while !stop.load(Ordering::SeqCst) && !writer_thread.is_finished() {
+            match worker.step() {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Stop) => break,
+                Err(error) => {
+                    consumed = Err(error);
+                    break;
+                }
+            }
         }
+        let first_message = worker.first_message;
+        if consumed.is_ok() {
+            worker.finish();
+        } else {
+            pipeline.halt.store(true, Ordering::SeqCst);
+            drop(worker);
+        }
+        let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let published = feed_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        consumed?;
+        let written = written?;
+        published?;
+        let totals = written.totals;
+        tracing::info!(
+            "worker stopped: {} billed, {} duplicates, {} quarantined{}",
+            totals.billed,
+            totals.duplicates,
+            totals.quarantined,
+            describe_throughput(first_message, written.last_commit, totals.billed + totals.duplicates + totals.quarantined)
+        );
+        Ok(totals)
+    })
+}
+
+/// From the first message received to the last batch committed.
+fn describe_throughput(first_message: Option<Instant>, last_commit: Option<Instant>, messages: u64) -> String {
+    match (first_message, last_commit) {
+        (Some(first), Some(last)) if last > first => {
+            let seconds = (last - first).as_secs_f64();
+            format!("; {messages} message(s) committed in {seconds:.3}s ({:.0} records/s)", messages as f64 / seconds)
+        }
+        _ => String::new(),
     }
 }
 

@@ -1,84 +1,107 @@
-//! One turn of the worker's loop: receive at most one message, write the batch when it is due (or
-//! hold it while the ledger refuses writes), then decide whether the worker has been idle long enough
-//! to stop.
+//! One turn of the worker's consumer thread: receive at most one message, prepare the batch (parse,
+//! validate, price) when it is due and hand it to the ledger thread, pause fetching while the ledger
+//! refuses writes, then decide whether the worker has been idle long enough to stop.
 
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 
 use super::batcher::Batcher;
-use super::consumer::{WorkerConsumer, commit_for_lag, set_paused};
-use super::retry::LedgerRetry;
-use super::{Throughput, WorkerError, WorkerOptions, is_refusal};
-use crate::billing::after_commit::AfterCommit;
-use crate::billing::biller::{Billed, Biller, BillerTotals, RawMessage};
-use crate::billing::feed::FeedError;
-use crate::billing::ledger::LedgerError;
+use super::consumer::{WorkerConsumer, set_paused};
+use super::writer::Pipeline;
+use super::{WorkerError, WorkerOptions, is_refusal};
+use crate::billing::biller::{Prepared, RawMessage};
+use crate::billing::rate_card::RateCard;
 use crate::kafka::KafkaConfig;
 
 /// How long one poll waits for a message.
 const POLL: Duration = Duration::from_millis(20);
+/// How long the consumer thread waits for the ledger thread before it looks again, when both hold a
+/// full batch: it reads no further ahead than that.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(1);
 
 /// What the loop does after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flow {
     /// Step again (unless stopped).
     Go,
-    /// Idle for `exit_when_idle`: stop.
+    /// Idle for `exit_when_idle`, or the ledger thread stopped: stop.
     Stop,
 }
 
-/// Everything the loop works on.
+/// Everything the consumer thread works on.
 pub(super) struct Worker<'a> {
     kafka: &'a KafkaConfig,
     options: &'a WorkerOptions,
-    consumer: WorkerConsumer,
-    biller: Biller,
-    after_commit: AfterCommit,
+    consumer: &'a WorkerConsumer,
+    card: RateCard,
     batcher: Batcher,
-    retry: LedgerRetry,
+    /// A prepared batch the ledger thread has no room for yet.
+    pending: Option<Prepared>,
+    to_writer: SyncSender<Prepared>,
+    pipeline: &'a Pipeline,
+    paused: bool,
     idle: IdleClock,
-    throughput: Throughput,
+    /// When the first message arrived, for the throughput in the last log line.
+    pub first_message: Option<Instant>,
 }
 
 impl<'a> Worker<'a> {
     pub fn new(
         kafka: &'a KafkaConfig,
         options: &'a WorkerOptions,
-        consumer: WorkerConsumer,
-        biller: Biller,
-        after_commit: AfterCommit,
+        consumer: &'a WorkerConsumer,
+        card: RateCard,
+        to_writer: SyncSender<Prepared>,
+        pipeline: &'a Pipeline,
     ) -> Self {
         Worker {
             kafka,
             options,
             consumer,
-            biller,
-            after_commit,
+            card,
             batcher: Batcher::new(options.batch_size, options.batch_linger),
-            retry: LedgerRetry::default(),
+            pending: None,
+            to_writer,
+            pipeline,
+            paused: false,
             idle: IdleClock { last_activity: Instant::now(), started: false },
-            throughput: Throughput::default(),
+            first_message: None,
         }
     }
 
     /// One turn of the loop.
     pub fn step(&mut self) -> Result<Flow, WorkerError> {
-        self.receive()?;
-        if !self.batcher.is_empty() && self.retry.write_due(self.batcher.ready()) && !self.write_batch()? {
-            // Held: the retry comes on a later step.
-            return Ok(Flow::Go);
+        let held = self.pipeline.held.load(Ordering::SeqCst);
+        if held != self.paused {
+            set_paused(self.consumer, held);
+            self.paused = held;
+        }
+        if self.pending.is_some() && self.batcher.len() >= self.options.batch_size && !held {
+            // The ledger thread is behind: wait for it rather than read further ahead.
+            std::thread::sleep(BACKPRESSURE_WAIT);
+        } else {
+            self.receive()?;
+        }
+        if self.pending.is_none() && !self.batcher.is_empty() && self.batcher.ready() {
+            self.pending = Some(Prepared::new(&self.card, self.batcher.take()));
+        }
+        if !self.hand_off() {
+            return Ok(Flow::Stop);
         }
         if let Some(metrics) = &self.options.metrics {
-            metrics.sample_positions(&self.consumer);
+            metrics.sample_positions(self.consumer);
         }
         if !self.idle.started && self.consumer.context().assigned() {
             self.idle.started = true;
             self.idle.activity();
         }
+        let nothing_left = self.batcher.is_empty() && self.pending.is_none() && self.pipeline.in_flight.load(Ordering::SeqCst) == 0;
         if let Some(idle) = self.options.exit_when_idle
-            && self.batcher.is_empty()
+            && nothing_left
             && self.idle.expired(idle)
         {
             tracing::info!("nothing arrived for {idle:?}; stopping");
@@ -90,7 +113,7 @@ impl<'a> Worker<'a> {
     fn receive(&mut self) -> Result<(), WorkerError> {
         match self.consumer.poll(POLL) {
             Some(Ok(message)) => {
-                self.throughput.first_message.get_or_insert_with(Instant::now);
+                self.first_message.get_or_insert_with(Instant::now);
                 self.batcher.push(RawMessage {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
@@ -112,61 +135,38 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Bills the batch and does what follows a commit; false when the ledger refused it (then it is
-    /// held, unbilled and unacknowledged, and consumption paused).
-    fn write_batch(&mut self) -> Result<bool, WorkerError> {
-        let began = Instant::now();
-        let billed = match bill(&self.consumer, &mut self.biller, self.batcher.messages()) {
-            Ok(billed) => billed,
-            Err(error) if error.is_storage_fault() => {
-                self.retry.refused(&error, self.batcher.len(), self.biller.ledger().path());
-                set_paused(&self.consumer, true);
-                return Ok(false);
+    /// Offers the pending batch to the ledger thread; false when that thread has stopped.
+    fn hand_off(&mut self) -> bool {
+        let Some(prepared) = self.pending.take() else { return true };
+        self.pipeline.in_flight.fetch_add(1, Ordering::SeqCst);
+        match self.to_writer.try_send(prepared) {
+            Ok(()) => {
+                // Handing off is the worker's own work, not time without news.
+                self.idle.activity();
+                true
             }
-            Err(other) => return Err(other.into()),
-        };
-        if let Some(held_for) = self.retry.written() {
-            set_paused(&self.consumer, false);
-            tracing::info!("ledger writable again after {held_for:.1?}; billing resumed");
+            Err(TrySendError::Full(prepared)) => {
+                self.pipeline.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.pending = Some(prepared);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.pipeline.in_flight.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
         }
-        self.throughput.committed(self.options, self.biller.totals(), began);
-        match self.after_commit.on_commit(&mut self.biller, billed) {
-            // The feed resumes from its cursor in the ledger, so a cursor not written now is caught up later.
-            Err(FeedError::Ledger(error)) if error.is_storage_fault() => tracing::warn!("cost feed: {error}; catching up later"),
-            other => other?,
-        }
-        self.batcher.clear();
-        // Publishing can take a while; that time is the worker's own, not time without news.
-        self.idle.activity();
-        Ok(true)
     }
 
-    /// Bills what is left (once: the worker is stopping), lets the feed finish, and logs the totals.
-    pub fn finish(mut self) -> Result<BillerTotals, WorkerError> {
+    /// Hands what is left to the ledger thread (the worker is stopping); dropping `self` closes its input.
+    pub fn finish(mut self) {
+        // A send fails only when the ledger thread already stopped; its join reports why.
+        if let Some(pending) = self.pending.take() {
+            let _ = self.to_writer.send(pending);
+        }
         if !self.batcher.is_empty() {
-            let began = Instant::now();
-            bill(&self.consumer, &mut self.biller, self.batcher.messages())?;
-            self.throughput.committed(self.options, self.biller.totals(), began);
+            let _ = self.to_writer.send(Prepared::new(&self.card, self.batcher.take()));
         }
-        self.after_commit.finish(&mut self.biller)?;
-        let totals = self.biller.totals();
-        tracing::info!(
-            "worker stopped: {} billed, {} duplicates, {} quarantined{}",
-            totals.billed,
-            totals.duplicates,
-            totals.quarantined,
-            self.throughput.describe(totals.billed + totals.duplicates + totals.quarantined)
-        );
-        Ok(totals)
     }
-}
-
-/// Bills `messages` in one ledger transaction, then tells Kafka their offsets.
-fn bill<'m>(consumer: &WorkerConsumer, biller: &mut Biller, messages: &'m [RawMessage]) -> Result<Billed<'m>, LedgerError> {
-    let billed = biller.bill(messages)?;
-    tracing::debug!("committed batch: {:?}", billed.outcome);
-    commit_for_lag(consumer, messages);
-    Ok(billed)
 }
 
 /// Time without news, counted from the first assignment.

@@ -1,0 +1,98 @@
+//! The worker's ledger thread: it writes the batches the consumer thread prepared, one transaction
+//! each, holds a batch the ledger refuses until it takes it, tells Kafka the offsets billed, and hands
+//! the new lines to the feed thread.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use super::consumer::{WorkerConsumer, commit_for_lag};
+use super::retry::LedgerRetry;
+use super::{WorkerError, WorkerOptions};
+use crate::billing::biller::{Biller, BillerTotals, FreshLine, Prepared};
+use crate::billing::ledger::{BatchOutcome, LedgerError};
+
+/// How often a held batch's thread looks at the stop flag between retries.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// What the consumer thread and the ledger thread both see.
+#[derive(Debug, Default)]
+pub(super) struct Pipeline {
+    /// The ledger refuses writes: the consumer thread pauses fetching until this clears.
+    pub held: AtomicBool,
+    /// Batches handed to the ledger thread and not yet committed.
+    pub in_flight: AtomicUsize,
+    /// The consumer thread stopped on an error: a held batch is given up (it was never acknowledged).
+    pub halt: AtomicBool,
+}
+
+/// What the ledger thread did, once its input closed.
+pub(super) struct Written {
+    pub totals: BillerTotals,
+    pub last_commit: Option<Instant>,
+}
+
+/// Writes every batch from `batches` until the consumer thread closes it, or the feed thread stops
+/// (its error is reported by its own join), or `stop` is set while a batch is held.
+pub(super) fn write_batches(
+    mut biller: Biller,
+    batches: Receiver<Prepared>,
+    feed: SyncSender<Vec<FreshLine>>,
+    consumer: &WorkerConsumer,
+    pipeline: &Pipeline,
+    options: &WorkerOptions,
+    stop: &AtomicBool,
+) -> Result<Written, WorkerError> {
+    let mut retry = LedgerRetry::default();
+    let mut last_commit = None;
+    for prepared in batches {
+        let began = Instant::now();
+        let outcome = write_until_taken(&mut biller, &prepared, &mut retry, pipeline, stop)?;
+        tracing::debug!("committed batch: {outcome:?}");
+        commit_for_lag(consumer, prepared.messages());
+        if let Some(metrics) = &options.metrics {
+            metrics.record_commit(biller.totals(), began.elapsed());
+        }
+        last_commit = Some(Instant::now());
+        pipeline.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if feed.send(prepared.into_lines(&outcome)).is_err() {
+            break;
+        }
+    }
+    Ok(Written { totals: biller.totals(), last_commit })
+}
+
+/// Writes `prepared`, again and again while the ledger refuses it for a passing reason (full disk,
+/// I/O error, a lock): it stays in memory, unbilled and unacknowledged, and nothing is lost.
+fn write_until_taken(
+    biller: &mut Biller,
+    prepared: &Prepared,
+    retry: &mut LedgerRetry,
+    pipeline: &Pipeline,
+    stop: &AtomicBool,
+) -> Result<BatchOutcome, LedgerError> {
+    loop {
+        match biller.write(prepared) {
+            Ok(outcome) => {
+                if let Some(held_for) = retry.written() {
+                    pipeline.held.store(false, Ordering::SeqCst);
+                    tracing::info!("ledger writable again after {held_for:.1?}; billing resumed");
+                }
+                return Ok(outcome);
+            }
+            Err(error) if error.is_storage_fault() => {
+                retry.refused(&error, prepared.messages().len(), biller.ledger().path());
+                pipeline.held.store(true, Ordering::SeqCst);
+                while !retry.write_due(false) {
+                    if stop.load(Ordering::SeqCst) || pipeline.halt.load(Ordering::SeqCst) {
+                        // Stopping: the held batch was neither billed nor acknowledged, so the next
+                        // start reads it again.
+                        return Err(error);
+                    }
+                    std::thread::sleep(STOP_CHECK);
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
