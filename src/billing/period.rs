@@ -103,8 +103,8 @@ pub fn cost_series(
 ) -> Result<Vec<(UnixMillis, Decimal)>, LedgerError> {
     let bucket = bucket_millis.max(1);
     let mut statement = ledger.connection().prepare_cached(
-        "SELECT (r.start_ms / ?4) * ?4 AS bucket, decimal_sum(l.total)
-         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+        "SELECT (r.start_ms / ?4) * ?4 AS bucket, decimal_sum(r.total)
+         FROM records r JOIN machines m ON m.id = r.machine
          WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3
          GROUP BY bucket ORDER BY bucket",
     )?;

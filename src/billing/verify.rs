@@ -132,7 +132,7 @@ mod tests {
         assert_eq!((clean.lines, clean.differences.len()), (200, 0));
         assert!(clean.render().ends_with("\n0 differences\n"));
 
-        ledger.connection().execute("UPDATE lines SET total = '1000' WHERE record = 17", []).unwrap();
+        ledger.connection().execute("UPDATE records SET total = '1000' WHERE id = 17", []).unwrap();
         let tampered = verify(&ledger, &RateCard::built_in()).unwrap();
         assert_eq!(tampered.differences.len(), 1, "{:?}", tampered.differences);
         assert!(tampered.differences[0].detail.starts_with("total: stored 1000, recomputed "), "{:?}", tampered.differences);
@@ -143,7 +143,7 @@ mod tests {
     fn a_line_naming_an_unknown_version_is_a_difference() {
         let directory = tempfile::tempdir().unwrap();
         let ledger = billed_ledger(directory.path());
-        ledger.connection().execute("UPDATE lines SET card_version = 'gone' WHERE record <= 3", []).unwrap();
+        ledger.connection().execute("UPDATE records SET card_version = 'gone' WHERE id <= 3", []).unwrap();
         let found = verify(&ledger, &RateCard::built_in()).unwrap();
         assert_eq!(found.differences.len(), 3);
         assert!(found.differences.iter().all(|difference| difference.detail.contains("\"gone\"")));

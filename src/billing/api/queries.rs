@@ -103,14 +103,14 @@ pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i
     let (from, to) = range.bounds();
     let origin = range.from.map_or(0, |from| from.0);
     let mut statement = ledger.connection().prepare_cached(
-        "SELECT ?4 + ((r.start_ms - ?4) / ?5) * ?5 AS bucket, l.currency, count(*),
+        "SELECT ?4 + ((r.start_ms - ?4) / ?5) * ?5 AS bucket, r.currency, count(*),
                 sum(r.cpu_pct * r.cpu_cores * (r.end_ms - r.start_ms)) / 360000000.0,
                 sum(1.0 * r.mem_used_bytes * (r.end_ms - r.start_ms)) / 3600000000000000.0,
                 sum(r.disk_read_bytes), sum(r.disk_write_bytes), sum(r.net_rx_bytes), sum(r.net_tx_bytes),
-                decimal_sum(l.total)
-         FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+                decimal_sum(r.total)
+         FROM records r JOIN machines m ON m.id = r.machine
          WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3
-         GROUP BY bucket, l.currency ORDER BY bucket, l.currency",
+         GROUP BY bucket, r.currency ORDER BY bucket, r.currency",
     )?;
     let rows = statement.query_map(params![machine_id, from, to, origin, step_millis], |row| {
         let start: i64 = row.get(0)?;

@@ -52,17 +52,17 @@ pub fn costs(ledger: &Ledger, range: TimeRange, group_by: GroupBy) -> Result<Vec
     let (from, to) = range.bounds();
     let sql = match group_by {
         GroupBy::Machine => {
-            "SELECT m.name, l.currency, count(*), decimal_sum(l.total)
-             FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+            "SELECT m.name, r.currency, count(*), decimal_sum(r.total)
+             FROM records r JOIN machines m ON m.id = r.machine
              WHERE r.start_ms >= ?1 AND r.start_ms < ?2
-             GROUP BY r.machine, l.currency ORDER BY m.name, l.currency"
+             GROUP BY r.machine, r.currency ORDER BY m.name, r.currency"
         }
         GroupBy::Day | GroupBy::Hour => {
             // Window starts are after 2000, so `%` never sees a negative number.
-            "SELECT r.start_ms - r.start_ms % ?3 AS bucket, l.currency, count(*), decimal_sum(l.total)
-             FROM records r JOIN lines l ON l.record = r.id
+            "SELECT r.start_ms - r.start_ms % ?3 AS bucket, r.currency, count(*), decimal_sum(r.total)
+             FROM records r
              WHERE r.start_ms >= ?1 AND r.start_ms < ?2
-             GROUP BY bucket, l.currency ORDER BY bucket, l.currency"
+             GROUP BY bucket, r.currency ORDER BY bucket, r.currency"
         }
     };
     let bucket_millis = if group_by == GroupBy::Hour { MILLIS_PER_HOUR } else { MILLIS_PER_DAY };

@@ -1,5 +1,5 @@
-//! The ledger: one SQLite file per worker holding records, their priced lines, consumer offsets and
-//! quarantined messages. A batch of all four is one transaction, so the offsets never run ahead of
+//! The ledger: one SQLite file per worker holding records with their priced lines (one row each),
+//! consumer offsets and quarantined messages. A batch of all four is one transaction, so the offsets never run ahead of
 //! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
 
 mod alert;
@@ -327,12 +327,10 @@ fn insert_priced(
     let mut insert_record = transaction.prepare_cached(
         "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
             mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
-            source_partition, source_offset, billed_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
-    let mut insert_line = transaction.prepare_cached(
-        "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            source_partition, source_offset, billed_ms,
+            card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     )?;
     for index in order {
         let (record, origin, line) = &batch.priced[index];
@@ -355,16 +353,6 @@ fn insert_priced(
             origin.partition,
             origin.offset,
             billed_ms,
-        ])?;
-        if inserted == 0 {
-            outcome.duplicates += 1;
-            continue;
-        }
-        rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
-        let row_id = transaction.last_insert_rowid();
-        outcome.new_rows.push((row_id, index));
-        insert_line.execute(params![
-            row_id,
             line.card_version,
             line.currency,
             line.cpu.to_string(),
@@ -375,6 +363,12 @@ fn insert_priced(
             line.disk_write.to_string(),
             line.total.to_string(),
         ])?;
+        if inserted == 0 {
+            outcome.duplicates += 1;
+            continue;
+        }
+        rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
+        outcome.new_rows.push((transaction.last_insert_rowid(), index));
         outcome.billed += 1;
     }
     Ok(())

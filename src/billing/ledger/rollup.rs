@@ -164,9 +164,8 @@ pub fn each_hour(connection: &Connection, mut each: impl FnMut(&str, i64, &Aggre
 /// Per machine (by name), the seq and card version of its latest line.
 pub fn latest_card_versions(connection: &Connection) -> Result<HashMap<String, (u64, String)>, LedgerError> {
     let mut statement = connection.prepare_cached(
-        "SELECT m.name, r.seq, l.card_version FROM machines m
-         JOIN records r ON r.id = (SELECT id FROM records WHERE machine = m.id ORDER BY seq DESC LIMIT 1)
-         JOIN lines l ON l.record = r.id",
+        "SELECT m.name, r.seq, r.card_version FROM machines m
+         JOIN records r ON r.id = (SELECT id FROM records WHERE machine = m.id ORDER BY seq DESC LIMIT 1)",
     )?;
     let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get::<_, i64>(1)? as u64, row.get::<_, String>(2)?))))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -204,9 +203,9 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
         "SELECT h.machine, m.name, h.min_seq, h.max_seq FROM hourly h JOIN machines m ON m.id = h.machine WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2",
     )?;
     let mut edge_records = connection.prepare_cached(
-        "SELECT count(*), coalesce(decimal_sum(l.total), '0'), coalesce(min(l.currency), ''), min(r.seq), max(r.seq),
+        "SELECT count(*), coalesce(decimal_sum(r.total), '0'), coalesce(min(r.currency), ''), min(r.seq), max(r.seq),
                 min(r.start_ms), max(r.end_ms), coalesce(sum(r.end_ms - r.start_ms), 0)
-         FROM records r JOIN lines l ON l.record = r.id
+         FROM records r
          WHERE r.machine = ?1 AND r.seq BETWEEN ?2 AND ?3 AND r.start_ms >= ?4 AND r.start_ms < ?5",
     )?;
     for (edge_from, edge_to) in edges {

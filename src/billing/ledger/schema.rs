@@ -73,6 +73,48 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 3: hourly rollups per machine, backfilled from the records already billed.
     super::rollup::CREATE_AND_BACKFILL,
+    // 4: each record's priced line in the record's own row: one row and one unique-key entry per
+    // record billed, instead of two rows and a key. A record without its line (never written so, as
+    // both went in one transaction) fails the NOT NULL checks and leaves the ledger as it was.
+    "CREATE TABLE billed (
+        id INTEGER PRIMARY KEY,
+        machine INTEGER NOT NULL REFERENCES machines(id),
+        seq INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        cpu_pct REAL NOT NULL,
+        cpu_cores INTEGER NOT NULL,
+        mem_used_bytes INTEGER NOT NULL,
+        mem_total_bytes INTEGER NOT NULL,
+        disk_read_bytes INTEGER NOT NULL,
+        disk_write_bytes INTEGER NOT NULL,
+        net_rx_bytes INTEGER NOT NULL,
+        net_tx_bytes INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        source_partition INTEGER,
+        source_offset INTEGER,
+        billed_ms INTEGER NOT NULL,
+        card_version TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        cpu TEXT NOT NULL,
+        memory TEXT NOT NULL,
+        net_rx TEXT NOT NULL,
+        net_tx TEXT NOT NULL,
+        disk_read TEXT NOT NULL,
+        disk_write TEXT NOT NULL,
+        total TEXT NOT NULL,
+        UNIQUE (machine, seq)
+    );
+    INSERT INTO billed
+        SELECT r.id, r.machine, r.seq, r.start_ms, r.end_ms, r.cpu_pct, r.cpu_cores, r.mem_used_bytes, r.mem_total_bytes,
+               r.disk_read_bytes, r.disk_write_bytes, r.net_rx_bytes, r.net_tx_bytes, r.samples, r.trigger,
+               r.source_partition, r.source_offset, r.billed_ms,
+               l.card_version, l.currency, l.cpu, l.memory, l.net_rx, l.net_tx, l.disk_read, l.disk_write, l.total
+        FROM records r LEFT JOIN lines l ON l.record = r.id ORDER BY r.id;
+    DROP TABLE lines;
+    DROP TABLE records;
+    ALTER TABLE billed RENAME TO records;",
 ];
 
 /// The schema version this code writes.

@@ -38,8 +38,8 @@ impl Ledger {
             "SELECT r.id, m.name, r.seq, r.start_ms, r.end_ms, r.cpu_pct, r.cpu_cores, r.mem_used_bytes, r.mem_total_bytes,
                     r.disk_read_bytes, r.disk_write_bytes, r.net_rx_bytes, r.net_tx_bytes, r.samples, r.trigger,
                     r.source_partition, r.source_offset,
-                    l.card_version, l.currency, l.cpu, l.memory, l.net_rx, l.net_tx, l.disk_read, l.disk_write, l.total
-             FROM records r JOIN lines l ON l.record = r.id JOIN machines m ON m.id = r.machine
+                    r.card_version, r.currency, r.cpu, r.memory, r.net_rx, r.net_tx, r.disk_read, r.disk_write, r.total
+             FROM records r JOIN machines m ON m.id = r.machine
              WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id LIMIT ?3",
         )?;
         let rows = statement.query_map(params![after, through, limit as i64], read_row)?;

@@ -115,7 +115,7 @@ fn rollups_agree_with_the_records_for_any_range() {
             let (count, cost, first_seq, last_seq): (i64, String, i64, i64) = ledger
                 .connection()
                 .query_row(
-                    "SELECT count(*), decimal_sum(l.total), min(r.seq), max(r.seq) FROM records r JOIN lines l ON l.record = r.id
+                    "SELECT count(*), decimal_sum(r.total), min(r.seq), max(r.seq) FROM records r
                      JOIN machines m ON m.id = r.machine WHERE m.name = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3",
                     params![total.machine_id, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
@@ -136,7 +136,7 @@ fn a_corrupt_stored_amount_is_an_error_that_names_it_in_every_reader() {
     let mut ledger = Ledger::open(&path).unwrap();
     ledger.write_batch(&batch(&[record("a", 1), record("a", 2)], 2)).unwrap();
     let tamper = rusqlite::Connection::open(&path).unwrap();
-    tamper.execute_batch("UPDATE hourly SET cost = 'twelve'; UPDATE lines SET total = 'lots' WHERE rowid = 1;").unwrap();
+    tamper.execute_batch("UPDATE hourly SET cost = 'twelve'; UPDATE records SET total = 'lots' WHERE rowid = 1;").unwrap();
     tamper
         .execute(
             "INSERT INTO budget_alerts (machine, period_start_ms, budget, projected, currency, raised_ms) VALUES ('a', 0, '1', 'much', 'USD', 0)",
@@ -193,10 +193,91 @@ fn rollups_merged_batch_by_batch_equal_rollups_computed_from_all_records() {
         "SELECT machine, hour_ms, records, cost, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms FROM hourly ORDER BY machine, hour_ms",
     );
     let computed = rows(
-        "SELECT r.machine, (r.start_ms / 3600000) * 3600000 AS hour, count(*), decimal_sum(l.total), min(r.seq), max(r.seq),
+        "SELECT r.machine, (r.start_ms / 3600000) * 3600000 AS hour, count(*), decimal_sum(r.total), min(r.seq), max(r.seq),
                 min(r.start_ms), max(r.end_ms), sum(r.end_ms - r.start_ms)
-         FROM records r JOIN lines l ON l.record = r.id GROUP BY r.machine, hour ORDER BY r.machine, hour",
+         FROM records r GROUP BY r.machine, hour ORDER BY r.machine, hour",
     );
     assert_eq!(merged.len(), 3 * 3, "three machines over about two and a quarter hours");
     assert_eq!(merged, computed);
+}
+
+#[test]
+fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_into_one_row() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..3], decimal_sum::register).unwrap();
+    // As version 3 wrote them: a record row and its line row per record, then the rollups.
+    let card = RateCard::built_in();
+    let records = [record("a", 1), record("a", 2), record("b", 1)];
+    older.execute("INSERT INTO machines (id, name) VALUES (1, 'a'), (2, 'b')", []).unwrap();
+    for (row, record) in records.iter().enumerate() {
+        let line = price(record, card.version_at(record.start)).unwrap();
+        older
+            .execute(
+                "INSERT INTO records (id, machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes, mem_total_bytes,
+                    disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger, source_partition,
+                    source_offset, billed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, 1)",
+                params![
+                    row as i64 + 1,
+                    if record.machine_id == "a" { 1 } else { 2 },
+                    record.seq as i64,
+                    record.start.0,
+                    record.end.0,
+                    record.cpu_pct,
+                    record.cpu_cores,
+                    record.mem_used_bytes as i64,
+                    record.mem_total_bytes as i64,
+                    record.disk_read_bytes as i64,
+                    record.disk_write_bytes as i64,
+                    record.net_rx_bytes as i64,
+                    record.net_tx_bytes as i64,
+                    record.samples,
+                    record.trigger.as_str(),
+                    row as i64,
+                ],
+            )
+            .unwrap();
+        older
+            .execute(
+                "INSERT INTO lines (record, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    row as i64 + 1,
+                    line.card_version,
+                    line.currency,
+                    line.cpu.to_string(),
+                    line.memory.to_string(),
+                    line.net_rx.to_string(),
+                    line.net_tx.to_string(),
+                    line.disk_read.to_string(),
+                    line.disk_write.to_string(),
+                    line.total.to_string()
+                ],
+            )
+            .unwrap();
+    }
+    // Version 3's rollups of those rows: its backfill again, over the table it already made.
+    older.execute_batch(&rollup::CREATE_AND_BACKFILL.replace("CREATE TABLE hourly", "CREATE TABLE IF NOT EXISTS hourly")).unwrap();
+    let totals_before: (i64, String) =
+        older.query_row("SELECT sum(records), decimal_sum(cost) FROM hourly", [], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+    assert_eq!(totals_before.0, 3);
+    drop(older);
+
+    let mut ledger = Ledger::open(&path).unwrap();
+    let stored = ledger.lines_after(0, 10).unwrap();
+    assert_eq!(stored.len(), 3);
+    for (stored, record) in stored.iter().zip(&records) {
+        assert_eq!(&stored.record, record);
+        assert_eq!(stored.line, price(record, card.version_at(record.start)).unwrap());
+    }
+    let tables: i64 =
+        ledger.connection().query_row("SELECT count(*) FROM sqlite_master WHERE name = 'lines'", [], |row| row.get(0)).unwrap();
+    assert_eq!(tables, 0, "the line table is gone");
+    let totals = machine_totals(&ledger, TimeRange::default()).unwrap();
+    assert_eq!(totals.iter().map(|total| total.records as i64).sum::<i64>(), totals_before.0);
+    assert_eq!(totals.iter().map(|total| total.cost).sum::<rust_decimal::Decimal>().normalize().to_string(), totals_before.1);
+    let again = ledger.write_batch(&batch(&[record("a", 2), record("a", 3)], 4)).unwrap();
+    assert_eq!((again.billed, again.duplicates), (1, 1), "the unique key survived the move");
+    assert_eq!(again.new_rows[0].0, 4, "row ids go on from the old ones");
 }
