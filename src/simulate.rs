@@ -171,15 +171,6 @@ pub fn produce(kafka: &KafkaConfig, fleet: &Fleet, rate: u64) -> Result<u64, Sim
 /// [`produce`] with jittered windows and malformed messages mixed in; malformed ones count as sent.
 pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: Variations) -> Result<u64, SimulateError> {
     ensure_topic(kafka, &kafka.topic)?;
-    let live_fleet;
-    let fleet = if variations.live {
-        live_fleet = Fleet { start: UnixMillis::now().plus_millis(-(fleet.window.as_millis() as i64)), ..fleet.clone() };
-        &live_fleet
-    } else {
-        fleet
-    };
-    let live_epoch = (Instant::now(), fleet.start.plus_millis(fleet.window.as_millis() as i64));
-    let progress = crate::progress::bar(fleet.records, "records");
     let (deliveries_tx, deliveries) = mpsc::channel();
     let mut sender = Sender {
         producer: ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, deliveries_tx)?,
@@ -187,6 +178,20 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
         delivered: 0,
         failures: Vec::new(),
     };
+    let live_fleet;
+    let fleet = if variations.live {
+        // Live windows end from now on: the producer connects first, as a running agent's has, so
+        // the first second's records do not wait for it.
+        if let Err(error) = sender.producer.wait_connected(Duration::from_secs(10)) {
+            tracing::warn!("the producer has not reached the broker yet ({error}); sending anyway");
+        }
+        live_fleet = Fleet { start: UnixMillis::now().plus_millis(-(fleet.window.as_millis() as i64)), ..fleet.clone() };
+        &live_fleet
+    } else {
+        fleet
+    };
+    let live_epoch = (Instant::now(), fleet.start.plus_millis(fleet.window.as_millis() as i64));
+    let progress = crate::progress::bar(fleet.records, "records");
     let began = Instant::now();
     // One malformed message after every `every` records; any a short fleet had no room for go last.
     let every = (fleet.records / variations.malformed.max(1)).max(1);

@@ -199,6 +199,12 @@ impl ReportingProducer {
         self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
     }
 
+    /// Waits until the producer has reached a broker and knows its topic (up to `timeout`), so
+    /// the first send does not wait for the connection.
+    pub fn wait_connected(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.client().fetch_metadata(Some(&self.topic), timeout).map(|_| ())
+    }
+
     /// Messages queued or in flight.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
