@@ -86,7 +86,11 @@ impl UsageApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.drain_events();
         let mut actions = Vec::new();
-        egui::Panel::top("tabs").show(ui, |ui| {
+        // The panels leave their background to the frame's clear colour (see `clear_color`): a
+        // software renderer then clears the window with a memset instead of shading every pixel
+        // of a full-window rectangle each frame.
+        let unfilled = |frame: egui::Frame| frame.fill(egui::Color32::TRANSPARENT);
+        egui::Panel::top("tabs").frame(unfilled(egui::Frame::side_top_panel(ui.style()))).show(ui, |ui| {
             ui.horizontal(|ui| {
                 for tab in Tab::ALL {
                     if ui.selectable_label(self.tab == tab, egui::RichText::new(tab.label()).size(16.0)).clicked() {
@@ -95,8 +99,10 @@ impl UsageApp {
                 }
             });
         });
-        egui::Panel::bottom("status").show(ui, |ui| super::status_bar::show(ui, &self.settings, &self.live));
-        egui::CentralPanel::default().show(ui, |ui| match self.tab {
+        egui::Panel::bottom("status")
+            .frame(unfilled(egui::Frame::side_top_panel(ui.style())))
+            .show(ui, |ui| super::status_bar::show(ui, &self.settings, &self.live));
+        egui::CentralPanel::default().frame(unfilled(egui::Frame::central_panel(ui.style()))).show(ui, |ui| match self.tab {
             Tab::Usage => self.usage.show(ui, &self.live),
             Tab::Send => self.send.show(ui, &self.live, &mut actions),
             Tab::Costs => self.costs.show(ui, &self.live),
@@ -214,6 +220,11 @@ impl Drop for UsageApp {
 impl eframe::App for UsageApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// The panels' own colour, opaque: the panels draw no background of their own.
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
