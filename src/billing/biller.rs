@@ -92,6 +92,11 @@ impl Prepared {
         &self.messages
     }
 
+    /// The next offset to read per (topic, partition), as the batch stores them in the ledger.
+    pub fn next_offsets(&self) -> &[(String, i32, i64)] {
+        &self.batch.offsets
+    }
+
     /// The lines `outcome` (this batch's commit) billed for the first time, in row order, with their
     /// records' bytes as they arrived.
     pub fn into_lines(self, outcome: &BatchOutcome) -> Vec<FreshLine> {

@@ -77,23 +77,25 @@ pub struct BatchRollup {
 impl BatchRollup {
     /// Adds a record of `machine` (dictionary id).
     pub fn add(&mut self, machine: i64, seq: u64, start: UnixMillis, end: UnixMillis, cost: Decimal, currency: &str) {
-        let single = Aggregate {
-            records: 1,
-            cost,
+        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        // The currency is copied only for a new bucket: most records join one of the batch's.
+        let bucket = self.buckets.entry((machine, hour)).or_insert_with(|| Aggregate {
+            records: 0,
+            cost: Decimal::ZERO,
             currency: currency.to_owned(),
             min_seq: seq,
             max_seq: seq,
             min_start: start,
             max_end: end,
-            covered_millis: end.millis_since(start),
-        };
-        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
-        match self.buckets.get_mut(&(machine, hour)) {
-            Some(bucket) => bucket.merge(&single),
-            None => {
-                self.buckets.insert((machine, hour), single);
-            }
-        }
+            covered_millis: 0,
+        });
+        bucket.records += 1;
+        bucket.cost += cost;
+        bucket.min_seq = bucket.min_seq.min(seq);
+        bucket.max_seq = bucket.max_seq.max(seq);
+        bucket.min_start = bucket.min_start.min(start);
+        bucket.max_end = bucket.max_end.max(end);
+        bucket.covered_millis += end.millis_since(start);
     }
 
     /// Folds the batch into the stored rollups, inside the batch's transaction: one upsert per

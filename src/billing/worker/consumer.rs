@@ -11,7 +11,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::WorkerError;
-use crate::billing::biller::RawMessage;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::kafka::KafkaConfig;
 use crate::kafka::{ClientRole, KafkaSetupError, apply_properties, client_config, ensure_topic};
@@ -121,17 +120,12 @@ pub(super) fn set_paused(consumer: &WorkerConsumer, paused: bool) {
     }
 }
 
-/// Tells Kafka the next offset of each partition of `billed`. Kafka's copy of the offsets only
-/// feeds lag monitoring; the ledger's copy is the one resumed from.
-pub(super) fn commit_for_lag(consumer: &WorkerConsumer, billed: &[RawMessage]) {
-    let mut next_offsets = std::collections::HashMap::new();
-    for message in billed {
-        let next = next_offsets.entry((message.topic.as_str(), message.partition)).or_insert(0);
-        *next = (message.offset + 1).max(*next);
-    }
+/// Tells Kafka the next offsets a batch stored with its records, per (topic, partition). Kafka's
+/// copy of the offsets only feeds lag monitoring; the ledger's copy is the one resumed from.
+pub(super) fn commit_for_lag(consumer: &WorkerConsumer, next_offsets: &[(String, i32, i64)]) {
     let mut offsets = TopicPartitionList::new();
-    for ((topic, partition), next) in next_offsets {
-        let _ = offsets.add_partition_offset(topic, partition, Offset::Offset(next));
+    for (topic, partition, next) in next_offsets {
+        let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
     }
     if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
         tracing::debug!("lag-monitoring commit failed: {error}");

@@ -49,7 +49,7 @@ pub(super) fn write_batches(
         let began = Instant::now();
         let outcome = write_until_taken(&mut biller, &prepared, &mut retry, pipeline, stop)?;
         tracing::debug!("committed batch: {outcome:?}");
-        commit_for_lag(consumer, prepared.messages());
+        commit_for_lag(consumer, prepared.next_offsets());
         if let Some(metrics) = &options.metrics {
             metrics.record_commit(biller.totals(), began.elapsed());
         }
