@@ -108,86 +108,73 @@ mod tests {
     use crate::billing::rate_card::RateCard;
     use crate::record::{UnixMillis, UsageRecord};
 
-    fn prepared(card: &RateCard) -> Prepared {
+    /// What the test does once the ledger thread says it holds the batch.
+    enum OnceHeld {
+        /// Lets the ledger take writes again.
+        Release,
+        /// Stops the worker, the lock still held.
+        Stop,
+    }
+
+    /// Writes a batch of two records while another connection holds the ledger's write lock, then
+    /// does `once_held`. Returns what the write returned, whether the batch is still marked held,
+    /// and the records the ledger holds afterwards.
+    fn write_while_locked(once_held: OnceHeld) -> (Result<BatchOutcome, LedgerError>, bool, i64) {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        let mut biller = Biller::new(Ledger::open(&path).unwrap(), RateCard::built_in());
+        biller.ledger().connection().busy_timeout(Duration::from_millis(50)).unwrap();
         let message = |seq: u64| RawMessage {
             topic: "usage".into(),
             partition: 0,
             offset: seq as i64,
             payload: Some(UsageRecord::steady("m", seq, UnixMillis(1_767_225_600_000), 10_000).to_json()),
         };
-        Prepared::new(card, vec![message(1), message(2)])
-    }
-
-    fn billed(path: &std::path::Path) -> i64 {
-        let ledger = Ledger::open_read_only(path).unwrap();
-        ledger.connection().query_row("SELECT count(*) FROM records", [], |row| row.get(0)).unwrap()
-    }
-
-    /// Takes the ledger's write lock from another connection, says so in `locked`, and holds it until
-    /// `release` is set.
-    fn lock_until(path: &std::path::Path, locked: &AtomicBool, release: &AtomicBool) {
-        let blocker = rusqlite::Connection::open(path).unwrap();
-        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        locked.store(true, Ordering::SeqCst);
-        while !release.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let batch = Prepared::new(biller.card(), vec![message(1), message(2)]);
+        let (pipeline, stop) = (Pipeline::default(), AtomicBool::new(false));
+        let (locked, release) = (AtomicBool::new(false), AtomicBool::new(false));
+        let wait_for = |flag: &AtomicBool| {
+            while !flag.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let written = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let blocker = rusqlite::Connection::open(&path).unwrap();
+                blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                locked.store(true, Ordering::SeqCst);
+                wait_for(&release);
+            });
+            scope.spawn(|| {
+                wait_for(&pipeline.held);
+                match once_held {
+                    OnceHeld::Release => release.store(true, Ordering::SeqCst),
+                    OnceHeld::Stop => stop.store(true, Ordering::SeqCst),
+                }
+            });
+            wait_for(&locked);
+            let written = write_until_taken(&mut biller, &batch, &mut LedgerRetry::default(), &pipeline, &stop);
+            release.store(true, Ordering::SeqCst);
+            written
+        });
+        let ledger = Ledger::open_read_only(&path).unwrap();
+        let records = ledger.connection().query_row("SELECT count(*) FROM records", [], |row| row.get(0)).unwrap();
+        (written, pipeline.held.load(Ordering::SeqCst), records)
     }
 
     #[test]
     fn a_batch_the_ledger_refuses_is_held_then_written_once_the_ledger_takes_it() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("ledger.db");
-        let mut biller = Biller::new(Ledger::open(&path).unwrap(), RateCard::built_in());
-        biller.ledger().connection().busy_timeout(Duration::from_millis(50)).unwrap();
-        let batch = prepared(biller.card());
-        let (pipeline, stop) = (Pipeline::default(), AtomicBool::new(false));
-        let (locked, release) = (AtomicBool::new(false), AtomicBool::new(false));
-        std::thread::scope(|scope| {
-            scope.spawn(|| lock_until(&path, &locked, &release));
-            // Released once the writer has said it holds the batch: the consumer thread pauses on that.
-            scope.spawn(|| {
-                while !pipeline.held.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                release.store(true, Ordering::SeqCst);
-            });
-            while !locked.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let outcome = write_until_taken(&mut biller, &batch, &mut LedgerRetry::default(), &pipeline, &stop).unwrap();
-            assert_eq!(outcome.billed, 2);
-        });
-        assert!(!pipeline.held.load(Ordering::SeqCst), "written: consumption resumes");
-        assert_eq!(billed(&path), 2);
+        let (written, still_held, records) = write_while_locked(OnceHeld::Release);
+        assert_eq!(written.unwrap().billed, 2);
+        assert!(!still_held, "written: consumption resumes");
+        assert_eq!(records, 2);
     }
 
     #[test]
     fn a_held_batch_is_given_up_unbilled_when_the_worker_stops() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("ledger.db");
-        let mut biller = Biller::new(Ledger::open(&path).unwrap(), RateCard::built_in());
-        biller.ledger().connection().busy_timeout(Duration::from_millis(50)).unwrap();
-        let batch = prepared(biller.card());
-        let (pipeline, stop) = (Pipeline::default(), AtomicBool::new(false));
-        let (locked, release) = (AtomicBool::new(false), AtomicBool::new(false));
-        let refused = std::thread::scope(|scope| {
-            scope.spawn(|| lock_until(&path, &locked, &release));
-            scope.spawn(|| {
-                while !pipeline.held.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                stop.store(true, Ordering::SeqCst);
-            });
-            while !locked.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let refused = write_until_taken(&mut biller, &batch, &mut LedgerRetry::default(), &pipeline, &stop);
-            release.store(true, Ordering::SeqCst);
-            refused
-        });
-        let error = refused.expect_err("stopping while held gives the batch up");
+        let (written, _, records) = write_while_locked(OnceHeld::Stop);
+        let error = written.expect_err("stopping while held gives the batch up");
         assert!(error.is_storage_fault(), "{error}");
-        assert_eq!(billed(&path), 0, "nothing of the held batch was stored (and none of it was acknowledged)");
+        assert_eq!(records, 0, "nothing of the held batch was stored (and none of it was acknowledged)");
     }
 }
