@@ -44,6 +44,14 @@ pub enum WorkerError {
     /// needs); waiting would not change that.
     #[error("the broker refused the worker: {0}")]
     Refused(String),
+    /// The system would not start one of the worker's threads (out of memory or thread limit).
+    #[error("cannot start the worker's {name} thread: {source}")]
+    Thread {
+        /// The thread.
+        name: &'static str,
+        /// What the system said.
+        source: std::io::Error,
+    },
 }
 
 /// Whether `error` is the broker refusing access (an ACL or a failed login), not a passing fault.
@@ -118,6 +126,7 @@ pub fn run_with_feed(
     let (to_writer, batches) = mpsc::sync_channel(1);
     let (to_feed, lines) = mpsc::sync_channel::<Vec<FreshLine>>(FEED_QUEUE);
     thread::scope(|scope| {
+        let spawned = |name: &'static str| move |source| WorkerError::Thread { name, source };
         let feed_thread = thread::Builder::new().name("cost-feed".into()).spawn_scoped(scope, move || -> Result<(), WorkerError> {
             for batch in lines {
                 match after_commit.on_commit(&batch) {
@@ -128,14 +137,13 @@ pub fn run_with_feed(
             }
             Ok(after_commit.finish()?)
         });
+        let feed_thread = feed_thread.map_err(spawned("cost-feed"))?;
         let (consumer, pipeline) = (&consumer, &pipeline);
         let writer_thread = thread::Builder::new()
             .name("ledger".into())
-            .spawn_scoped(scope, move || writer::write_batches(biller, batches, to_feed, consumer, pipeline, options, stop));
-        let (feed_thread, writer_thread) = match (feed_thread, writer_thread) {
-            (Ok(feed), Ok(writer)) => (feed, writer),
-            (Err(error), _) | (_, Err(error)) => panic!("cannot start a worker thread: {error}"),
-        };
+            .spawn_scoped(scope, move || writer::write_batches(biller, batches, to_feed, consumer, pipeline, options, stop))
+            // Not started: its closure, and with it the feed thread's input, is dropped, so the feed thread ends.
+            .map_err(spawned("ledger"))?;
         let mut worker = Worker::new(kafka, options, consumer, card, to_writer, pipeline);
         let mut consumed = Ok(());
         // A ledger thread that stopped (a fault, or the feed thread's) ends the run; the joins say why.
