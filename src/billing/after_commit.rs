@@ -63,6 +63,15 @@ impl AfterCommit {
         Ok(())
     }
 
+    /// Takes the delivery reports that arrived since the last batch and stores how far the feed is
+    /// acknowledged (between batches: a refusal is seen, and the cursor kept, without waiting for one).
+    pub fn settle(&mut self) -> Result<(), FeedError> {
+        match &mut self.feed {
+            Some(feed) => feed.settle(&self.ledger),
+            None => Ok(()),
+        }
+    }
+
     fn check_budgets(&mut self) -> Result<(), FeedError> {
         self.last_budget_check = Some(Instant::now());
         let alerts = self.tracker.check(&self.ledger, &self.card, &self.budgets, UnixMillis::now())?;

@@ -44,6 +44,9 @@ pub enum FeedError {
     /// A message is not a valid feed message (the view quarantines it).
     #[error("not a cost-feed message: {0}")]
     Invalid(String),
+    /// The broker refused this principal the cost topic; resending would fail the same way.
+    #[error("the broker refused the cost feed: {0}")]
+    Refused(String),
 }
 
 /// One message of the cost feed.

@@ -58,6 +58,9 @@ pub struct Delivery {
     pub tag: u64,
     /// `Ok` once the broker acknowledged it (all in-sync replicas); else why not.
     pub outcome: Result<(), String>,
+    /// The broker refused this principal the topic (an ACL, or a failed login): sending again will
+    /// fail the same way until someone changes the broker's permissions.
+    pub refused: bool,
 }
 
 /// Forwards each delivery report to a channel and keeps the link state.
@@ -112,6 +115,7 @@ impl ProducerContext for DeliveryReporter {
     type DeliveryOpaque = Box<u64>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
+        let mut refused = false;
         let outcome = match result {
             Ok(message) => {
                 tracing::debug!("delivered #{tag} to {}[{}] at offset {}", message.topic(), message.partition(), message.offset());
@@ -132,6 +136,14 @@ impl ProducerContext for DeliveryReporter {
                 if identity_refused {
                     self.fenced.store(true, Ordering::Relaxed);
                 }
+                refused = matches!(
+                    error.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::TopicAuthorizationFailed
+                            | RDKafkaErrorCode::ClusterAuthorizationFailed
+                            | RDKafkaErrorCode::SaslAuthenticationFailed
+                    )
+                );
                 let key = message.key().map_or_else(|| "none".into(), String::from_utf8_lossy);
                 let mut reason = format!("{error} (topic {}, key {key})", message.topic());
                 if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
@@ -146,7 +158,7 @@ impl ProducerContext for DeliveryReporter {
             }
         };
         // A closed channel means the owner is gone; the message is still in its outbox.
-        let _ = self.deliveries.send(Delivery { tag: *tag, outcome });
+        let _ = self.deliveries.send(Delivery { tag: *tag, outcome, refused });
     }
 }
 

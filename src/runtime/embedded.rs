@@ -35,7 +35,7 @@ impl Transport for EmbeddedTransport {
             }
             Err(error) => Err(format!("local ledger: {error}")),
         };
-        self.reports.push(Delivery { tag: seq, outcome });
+        self.reports.push(Delivery { tag: seq, outcome, refused: false });
         Ok(())
     }
 

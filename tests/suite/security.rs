@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::faults::waiting_in_outbox;
 use crate::kafka::{SASL_PLAINTEXT_OFFSET, SASL_SSL_OFFSET};
-use crate::util::{Broker, assert_tiled_once_in_order, report_json, signal, unique, usagebill};
+use crate::util::{Broker, assert_tiled_once_in_order, report_json, run_ok, signal, unique, usagebill};
 
 const INSTALL_TOOLS: &str =
     "the security tests need the `openssl` command: run ./scripts/test.sh (it installs it) or `sudo apt-get install openssl`";
@@ -138,26 +138,28 @@ impl Secured {
         let broker = Broker::start_own();
         let (topic, group) = (unique("usage"), unique("billing"));
         let costs = format!("{topic}.costs");
-        let kafka = broker.kafka();
         // PLAINTEXT clients are User:ANONYMOUS, a super user of the test broker: they make the topics.
         crate::util::create_topics(&broker.bootstrap, &[&topic, &costs]);
-        let allow = |user: &str, operations: &[&str], resources: &[&str]| {
-            let principal = format!("User:{user}");
-            let mut args = vec!["--add", "--allow-principal", principal.as_str()];
-            for operation in operations {
-                args.extend(["--operation", operation]);
-            }
-            args.extend(resources);
-            kafka.acl(&args);
-        };
-        allow("agent", &["Write", "Describe"], &["--topic", &topic]);
-        allow("worker", &["Read", "Describe"], &["--topic", &topic, "--group", &group]);
-        allow("worker", &["Write", "Describe"], &["--topic", &costs]);
+        let secured = Secured { broker, topic, group };
+        secured.allow("agent", &["Write", "Describe"], &["--topic", &secured.topic]);
+        secured.allow("worker", &["Read", "Describe"], &["--topic", &secured.topic, "--group", &secured.group]);
+        secured.allow("worker", &["Write", "Describe"], &["--topic", &costs]);
         // The feed view assigns partitions itself and commits nothing, but librdkafka still looks up
         // the coordinator of its (never joined) group, `usagebill-view-<pid>`.
-        allow("reader", &["Read", "Describe"], &["--topic", &costs]);
-        allow("reader", &["Read"], &["--resource-pattern-type", "prefixed", "--group", "usagebill-view-"]);
-        Secured { broker, topic, group }
+        secured.allow("reader", &["Read", "Describe"], &["--topic", &costs]);
+        secured.allow("reader", &["Read"], &["--resource-pattern-type", "prefixed", "--group", "usagebill-view-"]);
+        secured
+    }
+
+    /// Allows `user` the `operations` on `resources` (Kafka's AclCommand flags, e.g. `--topic T`).
+    fn allow(&self, user: &str, operations: &[&str], resources: &[&str]) {
+        let principal = format!("User:{user}");
+        let mut args = vec!["--add", "--allow-principal", principal.as_str()];
+        for operation in operations {
+            args.extend(["--operation", operation]);
+        }
+        args.extend(resources);
+        self.broker.kafka().acl(&args);
     }
 
     /// Every node's SASL_PLAINTEXT (or, with `tls`, SASL_SSL) listener.
@@ -353,5 +355,57 @@ fn a_principal_without_a_permission_is_told_which_and_does_not_hang() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "the refused worker exits with an error:\n{stderr}");
     assert!(stderr.contains("authorization failed") && stderr.contains("needs READ"), "the worker names the missing permission:\n{stderr}");
-    eprintln!("ACLs: agent refused ({send_failed}); worker stopped after {:.1} s", began.elapsed().as_secs_f64());
+    let consumer_refused_after = began.elapsed();
+
+    // A principal that may read usage but not write the cost feed bills, then stops and says so.
+    // Without WRITE on any topic the broker refuses the feed's producer an idempotent identity (a
+    // fatal producer error); with WRITE elsewhere, each line's delivery is refused (before, retried
+    // and logged forever).
+    secured.allow("nobody", &["Read", "Describe"], &["--topic", &secured.topic, "--group", &secured.group]);
+    let plaintext = secured.broker.bootstrap.clone();
+    run_ok(usagebill(ledger.path()).args([
+        "simulate",
+        "--brokers",
+        &plaintext,
+        "--topic",
+        &secured.topic,
+        "--machines",
+        "2",
+        "--records",
+        "20",
+    ]));
+    let costs = format!("{}.costs", secured.topic);
+    let mut stopped_after = Vec::new();
+    for write_elsewhere in [false, true] {
+        if write_elsewhere {
+            secured.allow("nobody", &["Write"], &["--topic", &secured.topic]);
+        }
+        let data = tempfile::tempdir().unwrap();
+        let began = Instant::now();
+        let output = run_within(
+            usagebill(data.path()).args(secured.args(false)).args(["worker", "--group", &secured.group]).args(as_flags(&secured.login(
+                "nobody",
+                "nobody-secret",
+                None,
+            ))),
+            data.path(),
+            Duration::from_secs(60),
+        );
+        stopped_after.push(began.elapsed().as_secs_f64());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "the refused feed stops the worker with an error:\n{stderr}");
+        assert!(
+            stderr.contains("refused the cost feed") && stderr.contains(&format!("needs WRITE and DESCRIBE on the cost topic {costs}")),
+            "the worker names the missing permission on the cost topic (WRITE elsewhere: {write_elsewhere}):\n{stderr}"
+        );
+        let billed = report_json(data.path());
+        assert_eq!(billed.iter().map(|row| row["records"].as_u64().unwrap()).sum::<u64>(), 20, "what was billed stays billed");
+    }
+    eprintln!(
+        "ACLs: agent refused ({send_failed}); worker stopped after {:.1} s without READ; without WRITE on the feed after {:.1} s \
+         (no WRITE anywhere) and {:.1} s (WRITE elsewhere)",
+        consumer_refused_after.as_secs_f64(),
+        stopped_after[0],
+        stopped_after[1]
+    );
 }

@@ -35,6 +35,10 @@ pub struct FeedPublisher {
     in_flight: BTreeSet<i64>,
     /// Lowest row whose delivery failed since the last settle, minus one.
     rewind_to: Option<i64>,
+    /// Why the broker refused a delivery, with what the principal needs (the worker stops on it).
+    refused: Option<String>,
+    /// The cost topic.
+    topic: String,
 }
 
 impl FeedPublisher {
@@ -53,6 +57,8 @@ impl FeedPublisher {
             produced_through: cursor,
             in_flight: BTreeSet::new(),
             rewind_to: None,
+            refused: None,
+            topic: kafka.cost_topic.clone(),
         })
     }
 
@@ -109,6 +115,15 @@ impl FeedPublisher {
                     let _ = self.producer.flush(Duration::from_millis(20));
                     self.drain_deliveries();
                 }
+                // The producer gave up for good, e.g. the broker refused it an idempotent identity:
+                // say why instead of librdkafka's bare "fatal error".
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fatal)) => {
+                    let reason = self.producer.fatal_error().unwrap_or_else(|| "the producer failed for good".into());
+                    return Err(FeedError::Refused(format!(
+                        "{reason}; the worker's principal needs WRITE and DESCRIBE on the cost topic {}",
+                        self.topic
+                    )));
+                }
                 Err(error) => return Err(error.into()),
             }
         }
@@ -122,6 +137,13 @@ impl FeedPublisher {
                 }
                 continue;
             }
+            if delivery.refused
+                && let Err(reason) = &delivery.outcome
+            {
+                self.refused.get_or_insert_with(|| {
+                    format!("{reason}; the worker's principal needs WRITE and DESCRIBE on the cost topic {}", self.topic)
+                });
+            }
             let row_id = delivery.tag as i64;
             self.in_flight.remove(&row_id);
             if let Err(reason) = delivery.outcome {
@@ -131,9 +153,14 @@ impl FeedPublisher {
         }
     }
 
-    /// Takes the delivery reports that arrived and stores how far the feed is acknowledged.
+    /// Takes the delivery reports that arrived and stores how far the feed is acknowledged. Fails
+    /// once the broker refused a delivery: what was acknowledged stays stored, the rest is sent
+    /// again by the next start.
     pub fn settle(&mut self, ledger: &Ledger) -> Result<(), FeedError> {
         self.drain_deliveries();
+        if let Some(reason) = &self.refused {
+            return Err(FeedError::Refused(reason.clone()));
+        }
         if let Some(rewind) = self.rewind_to.take() {
             self.in_flight.retain(|row| *row <= rewind);
             self.produced_through = self.produced_through.min(rewind);

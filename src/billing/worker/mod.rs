@@ -104,6 +104,8 @@ pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &
 
 /// Batches of new lines waiting for the feed thread; past this the ledger thread waits for it.
 const FEED_QUEUE: usize = 4;
+/// How often the feed thread takes delivery reports while no batch comes.
+const FEED_SETTLE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// [`run`], with the cost feed and budgets as `feed` says.
 ///
@@ -128,9 +130,18 @@ pub fn run_with_feed(
     thread::scope(|scope| {
         let spawned = |name: &'static str| move |source| WorkerError::Thread { name, source };
         let feed_thread = thread::Builder::new().name("cost-feed".into()).spawn_scoped(scope, move || -> Result<(), WorkerError> {
-            for batch in lines {
-                match after_commit.on_commit(&batch) {
-                    // The feed resumes from its cursor in the ledger, so a cursor not written now is caught up later.
+            loop {
+                let (done, between_batches) = match lines.recv_timeout(FEED_SETTLE_INTERVAL) {
+                    Ok(batch) => (after_commit.on_commit(&batch), false),
+                    Err(mpsc::RecvTimeoutError::Timeout) => (after_commit.settle(), true),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                match done {
+                    // The feed resumes from its cursor in the ledger, so a cursor not written now is
+                    // caught up later; said once a batch, not five times a second.
+                    Err(FeedError::Ledger(error)) if error.is_storage_fault() && between_batches => {
+                        tracing::debug!("cost feed: {error}; catching up later")
+                    }
                     Err(FeedError::Ledger(error)) if error.is_storage_fault() => tracing::warn!("cost feed: {error}; catching up later"),
                     other => other?,
                 }
@@ -146,8 +157,8 @@ pub fn run_with_feed(
             .map_err(spawned("ledger"))?;
         let mut worker = Worker::new(kafka, options, consumer, card, to_writer, pipeline);
         let mut consumed = Ok(());
-        // A ledger thread that stopped (a fault, or the feed thread's) ends the run; the joins say why.
-        while !stop.load(Ordering::SeqCst) && !writer_thread.is_finished() {
+        // A ledger or feed thread that stopped (a fault, a refusal) ends the run; the joins say why.
+        while !stop.load(Ordering::SeqCst) && !writer_thread.is_finished() && !feed_thread.is_finished() {
             match worker.step() {
                 Ok(Flow::Go) => {}
                 Ok(Flow::Stop) => break,
