@@ -187,6 +187,15 @@ impl Secured {
         properties
     }
 
+    /// Runs `usagebill worker` in the test's group as `user` (password `<user>-secret`) over
+    /// SASL_PLAINTEXT with its data in `data`, and waits up to 60 s for it to stop by itself.
+    fn run_worker_as(&self, user: &str, data: &Path) -> Output {
+        let login = as_flags(&self.login(user, &format!("{user}-secret"), None));
+        let mut worker = usagebill(data);
+        worker.args(self.args(false)).args(["worker", "--group", &self.group]).args(login);
+        run_within(&mut worker, data, Duration::from_secs(60))
+    }
+
     /// The records in the usage topic, read over PLAINTEXT as the admin would.
     fn records(&self, want: usize) -> Vec<usagebill::record::UsageRecord> {
         crate::util::read_topic(&self.broker.bootstrap, &self.topic, want, Duration::from_secs(3))
@@ -343,15 +352,7 @@ fn a_principal_without_a_permission_is_told_which_and_does_not_hang() {
     // The agent's principal may write usage but not read it in a group: the worker stops and says so.
     let ledger = tempfile::tempdir().unwrap();
     let began = Instant::now();
-    let output = run_within(
-        usagebill(ledger.path()).args(secured.args(false)).args(["worker", "--group", &secured.group]).args(as_flags(&secured.login(
-            "agent",
-            "agent-secret",
-            None,
-        ))),
-        ledger.path(),
-        Duration::from_secs(60),
-    );
+    let output = secured.run_worker_as("agent", ledger.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "the refused worker exits with an error:\n{stderr}");
     assert!(stderr.contains("authorization failed") && stderr.contains("needs READ"), "the worker names the missing permission:\n{stderr}");
@@ -382,15 +383,7 @@ fn a_principal_without_a_permission_is_told_which_and_does_not_hang() {
         }
         let data = tempfile::tempdir().unwrap();
         let began = Instant::now();
-        let output = run_within(
-            usagebill(data.path()).args(secured.args(false)).args(["worker", "--group", &secured.group]).args(as_flags(&secured.login(
-                "nobody",
-                "nobody-secret",
-                None,
-            ))),
-            data.path(),
-            Duration::from_secs(60),
-        );
+        let output = secured.run_worker_as("nobody", data.path());
         stopped_after.push(began.elapsed().as_secs_f64());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "the refused feed stops the worker with an error:\n{stderr}");
