@@ -119,14 +119,16 @@ impl FeedPublisher {
                 // say why instead of librdkafka's bare "fatal error".
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fatal)) => {
                     let reason = self.producer.fatal_error().unwrap_or_else(|| "the producer failed for good".into());
-                    return Err(FeedError::Refused(format!(
-                        "{reason}; the worker's principal needs WRITE and DESCRIBE on the cost topic {}",
-                        self.topic
-                    )));
+                    return Err(FeedError::Refused(self.needs_write(&reason)));
                 }
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// A refusal's reason, with what the worker's principal needs.
+    fn needs_write(&self, reason: &str) -> String {
+        format!("{reason}; the worker's principal needs WRITE and DESCRIBE on the cost topic {}", self.topic)
     }
 
     fn drain_deliveries(&mut self) {
@@ -138,11 +140,10 @@ impl FeedPublisher {
                 continue;
             }
             if delivery.refused
+                && self.refused.is_none()
                 && let Err(reason) = &delivery.outcome
             {
-                self.refused.get_or_insert_with(|| {
-                    format!("{reason}; the worker's principal needs WRITE and DESCRIBE on the cost topic {}", self.topic)
-                });
+                self.refused = Some(self.needs_write(reason));
             }
             let row_id = delivery.tag as i64;
             self.in_flight.remove(&row_id);

@@ -2,6 +2,7 @@
 //! bounds. Kept in the batch's transaction, so reports over millions of records read thousands of
 //! rows; only the partial hours at a range's edges are read from the records themselves.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, Transaction, params};
@@ -77,25 +78,25 @@ pub struct BatchRollup {
 impl BatchRollup {
     /// Adds a record of `machine` (dictionary id).
     pub fn add(&mut self, machine: i64, seq: u64, start: UnixMillis, end: UnixMillis, cost: Decimal, currency: &str) {
-        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
-        // The currency is copied only for a new bucket: most records join one of the batch's.
-        let bucket = self.buckets.entry((machine, hour)).or_insert_with(|| Aggregate {
-            records: 0,
-            cost: Decimal::ZERO,
-            currency: currency.to_owned(),
+        // Merging keeps the bucket's currency, so the record's is copied only for a new bucket (an
+        // empty String does not allocate): most records join one of the batch's buckets.
+        let single = Aggregate {
+            records: 1,
+            cost,
+            currency: String::new(),
             min_seq: seq,
             max_seq: seq,
             min_start: start,
             max_end: end,
-            covered_millis: 0,
-        });
-        bucket.records += 1;
-        bucket.cost += cost;
-        bucket.min_seq = bucket.min_seq.min(seq);
-        bucket.max_seq = bucket.max_seq.max(seq);
-        bucket.min_start = bucket.min_start.min(start);
-        bucket.max_end = bucket.max_end.max(end);
-        bucket.covered_millis += end.millis_since(start);
+            covered_millis: end.millis_since(start),
+        };
+        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        match self.buckets.entry((machine, hour)) {
+            Entry::Occupied(mut bucket) => bucket.get_mut().merge(&single),
+            Entry::Vacant(bucket) => {
+                bucket.insert(Aggregate { currency: currency.to_owned(), ..single });
+            }
+        }
     }
 
     /// Folds the batch into the stored rollups, inside the batch's transaction: one upsert per
