@@ -99,9 +99,10 @@ impl<'a> Worker<'a> {
             self.idle.started = true;
             self.idle.activity();
         }
-        let nothing_left = self.batcher.is_empty() && self.pending.is_none() && self.pipeline.in_flight.load(Ordering::SeqCst) == 0;
+        let busy = held || !self.batcher.is_empty() || self.pending.is_some() || self.pipeline.in_flight.load(Ordering::SeqCst) > 0;
+        self.idle.observe(busy);
         if let Some(idle) = self.options.exit_when_idle
-            && nothing_left
+            && !busy
             && self.idle.expired(idle)
         {
             tracing::info!("nothing arrived for {idle:?}; stopping");
@@ -169,7 +170,7 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Time without news, counted from the first assignment.
+/// Time without news and without work, counted from the first assignment.
 struct IdleClock {
     last_activity: Instant,
     started: bool,
@@ -180,7 +181,38 @@ impl IdleClock {
         self.last_activity = Instant::now();
     }
 
+    /// Work still in hand (a batch held by a full disk, one being written) is not idleness: without
+    /// this, the moment a long-held batch commits would look like time without news, and the worker
+    /// would stop before fetching what waited behind it.
+    fn observe(&mut self, busy: bool) {
+        if busy {
+            self.activity();
+        }
+    }
+
     fn expired(&self, idle: Duration) -> bool {
         self.started && self.last_activity.elapsed() >= idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spent_with_work_in_hand_is_not_idle() {
+        let idle = Duration::from_millis(30);
+        let mut clock = IdleClock { last_activity: Instant::now(), started: true };
+        // A batch held for longer than the idle limit, then written.
+        let held_until = Instant::now() + idle * 2;
+        while Instant::now() < held_until {
+            clock.observe(true);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        clock.observe(false);
+        assert!(!clock.expired(idle), "the hold just ended: the worker must fetch what waited behind it");
+        std::thread::sleep(idle);
+        clock.observe(false);
+        assert!(clock.expired(idle), "idle for the limit with nothing in hand");
     }
 }
