@@ -1,6 +1,6 @@
 //! Measurements through the broker: worker throughput and end-to-end latency.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{BenchBroker, BenchOptions, Figure, thousands};
@@ -47,7 +47,14 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     let scratch = tempfile::tempdir_in(&options.scratch)?;
     let path = scratch.path().join("ledger.db");
     let biller = Biller::new(Ledger::open(&path)?, RateCard::built_in());
-    worker::run(&kafka, biller, &worker_options(), &AtomicBool::new(false))?;
+    let finished = AtomicBool::new(false);
+    let feed_caught_up = std::thread::scope(|scope| -> anyhow::Result<Option<i64>> {
+        let watcher = scope.spawn(|| feed_acknowledged_at(&path, fleet.records as i64, &finished));
+        let billed = worker::run(&kafka, biller, &worker_options(), &AtomicBool::new(false));
+        finished.store(true, Ordering::SeqCst);
+        billed?;
+        watcher.join().expect("the feed watcher does not panic")
+    })?;
     let ledger = Ledger::open_read_only(&path)?;
     let (count, first, last, in_last): (i64, i64, i64, i64) = ledger.connection().query_row(
         "SELECT count(*), min(billed_ms), max(billed_ms), (SELECT count(*) FROM records WHERE billed_ms = (SELECT max(billed_ms) FROM records)) FROM records",
@@ -57,6 +64,11 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     anyhow::ensure!(count as u64 == fleet.records, "the worker billed {count} of {} records", fleet.records);
     // Commits between the first and the last batch's start cover every record but the last batch's.
     let rate = (count - in_last) as f64 * 1000.0 / (last - first).max(1) as f64;
+    // The feed publishes on a lower priority and catches up from its cursor: how far behind it ended.
+    let feed_behind = match feed_caught_up {
+        Some(at) => format!("{:.2} s after the last commit", (at - last).max(0) as f64 / 1000.0),
+        None => "never, within the run".to_owned(),
+    };
     let prototype = prototype_worker(broker, scratch.path(), PROTOTYPE_RECORDS)?;
     Ok(vec![
         Figure::new(
@@ -74,6 +86,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
             format!("{} records/s (the prototype-style worker below)", thousands(prototype)),
         )
         .with_rate(rate),
+        Figure::new("cost feed: every line of that run acknowledged by the broker", feed_behind, "", None, String::new()),
         Figure::new(
             &format!("{} ({} records: a commit per message, float money)", super::PROTOTYPE_WORKER, thousands(PROTOTYPE_RECORDS as f64)),
             format!("{} records/s", thousands(prototype)),
@@ -83,6 +96,22 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
         )
         .with_rate(prototype),
     ])
+}
+
+/// When (Unix ms) the cost feed's cursor in the ledger at `path` reached row `rows`, polled until
+/// then or until `finished` is set and the cursor stopped short.
+fn feed_acknowledged_at(path: &std::path::Path, rows: i64, finished: &AtomicBool) -> anyhow::Result<Option<i64>> {
+    let ledger = Ledger::open_read_only(path)?;
+    loop {
+        let stopped = finished.load(Ordering::SeqCst);
+        if ledger.feed_published_through()? >= rows {
+            return Ok(Some(UnixMillis::now().0));
+        }
+        if stopped {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Records the prototype-style worker reads (it bills about a thousand a second).

@@ -102,7 +102,8 @@ pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &
     run_with_feed(kafka, biller, options, &FeedOptions::default(), stop)
 }
 
-/// Batches of new lines waiting for the feed thread; past this the ledger thread waits for it.
+/// Batches of new lines waiting for the feed thread; past this the ledger thread leaves the lines
+/// in the ledger, where the feed thread reads them when it gets there.
 const FEED_QUEUE: usize = 4;
 /// How often the feed thread takes delivery reports while no batch comes.
 const FEED_SETTLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -111,7 +112,8 @@ const FEED_SETTLE_INTERVAL: Duration = Duration::from_millis(200);
 ///
 /// Three threads share the work, so each batch's steps overlap the next batch's: this one polls
 /// Kafka and prepares batches (parse, validate, price), the ledger thread writes them and commits,
-/// and the feed thread publishes the new lines and checks budgets.
+/// and the feed thread publishes the new lines and checks budgets. The feed thread runs at a lower
+/// priority and never holds billing back: it catches up from its cursor in the ledger.
 pub fn run_with_feed(
     kafka: &KafkaConfig,
     biller: Biller,
@@ -123,13 +125,18 @@ pub fn run_with_feed(
     let consumer = consumer::subscribe(kafka, path.clone())?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, path.display());
     let card = biller.card().clone();
-    let mut after_commit = AfterCommit::start(kafka, Ledger::open(&path)?, card.clone(), feed.publish_feed, feed.budgets.clone())?;
+    let card_for_feed = card.clone();
+    let feed_ledger = Ledger::open(&path)?;
     let pipeline = Pipeline::default();
     let (to_writer, batches) = mpsc::sync_channel(1);
     let (to_feed, lines) = mpsc::sync_channel::<Vec<FreshLine>>(FEED_QUEUE);
     thread::scope(|scope| {
         let spawned = |name: &'static str| move |source| WorkerError::Thread { name, source };
         let feed_thread = thread::Builder::new().name("cost-feed".into()).spawn_scoped(scope, move || -> Result<(), WorkerError> {
+            // Publishing catches up from the feed cursor in the ledger, so it can wait while billing
+            // has work; its producer, made on this thread, runs its own threads at this priority too.
+            crate::priority::yield_to_billing();
+            let mut after_commit = AfterCommit::start(kafka, feed_ledger, card_for_feed, feed.publish_feed, feed.budgets.clone())?;
             loop {
                 let (done, between_batches) = match lines.recv_timeout(FEED_SETTLE_INTERVAL) {
                     Ok(batch) => (after_commit.on_commit(&batch), false),

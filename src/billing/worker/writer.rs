@@ -3,7 +3,7 @@
 //! the new lines to the feed thread.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use super::consumer::{WorkerConsumer, commit_for_lag};
@@ -55,8 +55,12 @@ pub(super) fn write_batches(
         }
         last_commit = Some(Instant::now());
         pipeline.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if feed.send(prepared.into_lines(&outcome)).is_err() {
-            break;
+        match feed.try_send(prepared.into_lines(&outcome)) {
+            Ok(()) => {}
+            // The feed thread is behind: it reads these lines from the ledger when it gets to them
+            // (its cursor is in the ledger), so billing never waits for publishing.
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => break,
         }
     }
     Ok(Written { totals: biller.totals(), last_commit })
