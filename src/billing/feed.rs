@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::materialiser::{MaterialiserTotals, materialise_until_caught_up, spawn_materialiser};
 pub use self::publisher::FeedPublisher;
+use super::amount_text::write_amount;
 use super::budget::BudgetAlert;
 use super::ledger::{LedgerError, Origin};
 use super::price::PricedLine;
@@ -97,7 +98,7 @@ struct WireMessage<'a> {
     alert: Option<BudgetAlert>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LineJson {
     card_version: String,
@@ -162,27 +163,43 @@ impl FeedMessage {
 }
 
 /// A cost message around `record_json`, a record's CloudEvents bytes (as encoded, or as they arrived
-/// from the usage topic: either parses to the same record).
+/// from the usage topic: either parses to the same record). Written straight into one buffer: this
+/// runs for every line the worker bills.
 pub fn encode_cost(record_json: &[u8], line: &PricedLine, origin: Origin) -> Vec<u8> {
-    let line = LineJson {
-        card_version: line.card_version.clone(),
-        currency: line.currency.clone(),
-        cpu: line.cpu.to_string(),
-        memory: line.memory.to_string(),
-        net_rx: line.net_rx.to_string(),
-        net_tx: line.net_tx.to_string(),
-        disk_read: line.disk_read.to_string(),
-        disk_write: line.disk_write.to_string(),
-        total: line.total.to_string(),
-    };
-    let mut out = format!("{{\"schema\":\"{FEED_SCHEMA}\",\"kind\":\"cost\",\"record\":").into_bytes();
+    let mut out = Vec::with_capacity(record_json.len() + 512);
+    out.extend_from_slice(b"{\"schema\":\"");
+    out.extend_from_slice(FEED_SCHEMA.as_bytes());
+    out.extend_from_slice(b"\",\"kind\":\"cost\",\"record\":");
     out.extend_from_slice(record_json);
-    out.extend_from_slice(b",\"line\":");
-    out.extend_from_slice(&serde_json::to_vec(&line).expect("a line serialises"));
-    let source = |value: Option<i64>| value.map_or_else(|| "null".to_owned(), |value| value.to_string());
-    let tail = format!(",\"source_partition\":{},\"source_offset\":{}}}", source(origin.partition.map(i64::from)), source(origin.offset));
-    out.extend_from_slice(tail.as_bytes());
+    // The two free-text fields go through serde_json, which escapes them; amounts are digits.
+    out.extend_from_slice(b",\"line\":{\"card_version\":");
+    serde_json::to_writer(&mut out, &line.card_version).expect("a string serialises");
+    out.extend_from_slice(b",\"currency\":");
+    serde_json::to_writer(&mut out, &line.currency).expect("a string serialises");
+    let mut amount = String::with_capacity(64);
+    for (field, value) in LINE_AMOUNT_FIELDS.iter().zip(line.amounts()) {
+        amount.clear();
+        write_amount(&mut amount, value);
+        for part in [",\"", field, "\":\"", &amount, "\""] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"},\"source_partition\":");
+    write_number_or_null(&mut out, origin.partition.map(i64::from));
+    out.extend_from_slice(b",\"source_offset\":");
+    write_number_or_null(&mut out, origin.offset);
+    out.push(b'}');
     out
+}
+
+/// The JSON names of a line's amounts, in the order of [`PricedLine::amounts`].
+const LINE_AMOUNT_FIELDS: [&str; 7] = ["cpu", "memory", "net_rx", "net_tx", "disk_read", "disk_write", "total"];
+
+fn write_number_or_null(out: &mut Vec<u8>, value: Option<i64>) {
+    match value {
+        Some(value) => out.extend_from_slice(value.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 fn parse_line(line: LineJson) -> Result<PricedLine, FeedError> {
@@ -251,6 +268,20 @@ mod tests {
         let arrived = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&record.to_json()).unwrap()).unwrap();
         assert_ne!(arrived, record.to_json());
         assert_eq!(FeedMessage::parse(&encode_cost(&arrived, line, *origin)).unwrap(), cost);
+    }
+
+    #[test]
+    fn a_cost_message_is_plain_json_with_escaped_text_exact_amounts_and_null_for_no_origin() {
+        let FeedMessage::Cost { record, mut line, .. } = cost_message() else { unreachable!() };
+        line.card_version = "2026 \"spring\"\\b".into();
+        let encoded = encode_cost(&record.to_json(), &line, Origin::default());
+        let value: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(value["line"]["card_version"], "2026 \"spring\"\\b");
+        assert_eq!(value["line"]["total"], line.total.to_string());
+        assert_eq!(value["line"]["memory"], line.memory.to_string());
+        assert!(value["source_partition"].is_null() && value["source_offset"].is_null());
+        let FeedMessage::Cost { line: parsed, origin, .. } = FeedMessage::parse(&encoded).unwrap() else { panic!("a cost message") };
+        assert_eq!((parsed, origin), (line, Origin::default()));
     }
 
     #[test]

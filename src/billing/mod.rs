@@ -1,6 +1,7 @@
 //! Billing: the rate card, exact pricing, the ledger, the worker that fills it and reports over it.
 
 pub mod after_commit;
+pub mod amount_text;
 pub mod api;
 pub mod biller;
 pub mod budget;

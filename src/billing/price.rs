@@ -36,6 +36,13 @@ pub struct PricedLine {
     pub total: Decimal,
 }
 
+impl PricedLine {
+    /// The amounts in column order: cpu, memory, net_rx, net_tx, disk_read, disk_write, total.
+    pub fn amounts(&self) -> [Decimal; 7] {
+        [self.cpu, self.memory, self.net_rx, self.net_tx, self.disk_read, self.disk_write, self.total]
+    }
+}
+
 /// A record whose amounts overflow exact arithmetic (a broken meter: 28 digits hold any real bill).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot price record {record_id}: {component} overflows exact decimal arithmetic")]
