@@ -63,11 +63,16 @@ impl AfterCommit {
         Ok(())
     }
 
-    /// Takes the delivery reports that arrived since the last batch and stores how far the feed is
-    /// acknowledged (between batches: a refusal is seen, and the cursor kept, without waiting for one).
-    pub fn settle(&mut self) -> Result<(), FeedError> {
+    /// Between batches: sends the lines the ledger holds and the feed has not sent (the ledger thread
+    /// leaves a batch's lines there when this thread is behind, and with no batch after it they would
+    /// wait for the next), takes the delivery reports that arrived and stores how far the feed is
+    /// acknowledged (a refusal is seen, and the cursor kept, without waiting for a batch).
+    pub fn between_batches(&mut self) -> Result<(), FeedError> {
         match &mut self.feed {
-            Some(feed) => feed.settle(&self.ledger),
+            Some(feed) => {
+                feed.publish_new(&self.ledger, &[])?;
+                feed.settle(&self.ledger)
+            }
             None => Ok(()),
         }
     }

@@ -255,6 +255,41 @@ fn the_feed_view_reads_to_the_end_of_a_last_batch_of_many_lines() {
     assert_eq!(totals(&feed_report(view.path(), &broker, &topic)), billed, "the view holds every line the worker billed");
 }
 
+/// The cost feed's cursor in a ledger: the highest row the broker acknowledged (0 before any).
+fn feed_cursor(ledger: &Path) -> i64 {
+    let read = || -> rusqlite::Result<i64> {
+        let connection = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        connection.query_row("SELECT coalesce(max(value), 0) FROM meta WHERE key = 'feed_published_through'", [], |row| row.get(0))
+    };
+    read().unwrap_or(0)
+}
+
+#[test]
+fn a_running_worker_publishes_every_line_of_a_burst_without_waiting_for_more() {
+    // A burst in small batches: the feed thread, which yields to billing, falls behind and the
+    // ledger thread leaves lines in the ledger for it. With no record after the burst, those lines
+    // must still reach the feed while the worker runs, not when it stops.
+    const RECORDS: i64 = 60_000;
+    let broker = Broker::start();
+    let topic = unique("usage");
+    let data = tempfile::tempdir().unwrap();
+    simulate(data.path(), &broker, &topic, &["--machines", "100", "--records", &RECORDS.to_string(), "--window", "10s"]);
+    let mut child = worker(data.path(), &broker, &topic, &unique("billing"), "10m").args(["--batch-size", "200"]).spawn().unwrap();
+    let ledger = data.path().join("ledger.db");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while feed_cursor(&ledger) < RECORDS {
+        assert!(child.try_wait().unwrap().is_none(), "the worker stopped before the feed caught up");
+        let (billed, published) = (ledger_records(&ledger), feed_cursor(&ledger));
+        assert!(Instant::now() < deadline, "after 120 s the running worker billed {billed} and the feed holds {published} of {RECORDS}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ledger_records(&ledger), RECORDS);
+    signal(child.id(), "TERM");
+    wait_success(child, Duration::from_secs(60), None);
+    let view = tempfile::tempdir().unwrap();
+    assert_eq!(totals(&feed_report(view.path(), &broker, &topic)), totals(&report_json(data.path())), "the feed holds every line");
+}
+
 #[test]
 fn a_thousand_malformed_messages_among_100k_are_quarantined() {
     let broker = Broker::start();

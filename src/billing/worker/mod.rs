@@ -105,7 +105,7 @@ pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &
 /// Batches of new lines waiting for the feed thread; past this the ledger thread leaves the lines
 /// in the ledger, where the feed thread reads them when it gets there.
 const FEED_QUEUE: usize = 4;
-/// How often the feed thread takes delivery reports while no batch comes.
+/// How often the feed thread catches up with the ledger and takes delivery reports while no batch comes.
 const FEED_SETTLE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// [`run`], with the cost feed and budgets as `feed` says.
@@ -140,7 +140,7 @@ pub fn run_with_feed(
             loop {
                 let (done, between_batches) = match lines.recv_timeout(FEED_SETTLE_INTERVAL) {
                     Ok(batch) => (after_commit.on_commit(&batch), false),
-                    Err(mpsc::RecvTimeoutError::Timeout) => (after_commit.settle(), true),
+                    Err(mpsc::RecvTimeoutError::Timeout) => (after_commit.between_batches(), true),
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 };
                 match done {
