@@ -5,8 +5,35 @@
 
 use rust_decimal::Decimal;
 
+use super::price::PricedLine;
+
+/// A line's seven amounts as text, in one buffer that is reused line after line.
+#[derive(Debug, Default)]
+pub struct LineTexts {
+    text: String,
+    /// Where each amount ends in `text`, in the order of [`PricedLine::amounts`].
+    ends: [usize; 7],
+}
+
+impl LineTexts {
+    /// Replaces the texts with those of `line`'s amounts.
+    pub fn write(&mut self, line: &PricedLine) {
+        self.text.clear();
+        for (end, amount) in self.ends.iter_mut().zip(line.amounts()) {
+            write_amount(&mut self.text, amount);
+            *end = self.text.len();
+        }
+    }
+
+    /// The text of amount `index`, in the order of [`PricedLine::amounts`].
+    pub fn get(&self, index: usize) -> &str {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.text[start..self.ends[index]]
+    }
+}
+
 /// Appends `amount` to `out` as `Decimal::to_string` would.
-pub fn write_amount(out: &mut String, amount: Decimal) {
+fn write_amount(out: &mut String, amount: Decimal) {
     // The sign comes from the sign bit, as in `Display`: a negative zero is written "-0".
     if amount.is_sign_negative() {
         out.push('-');
@@ -94,6 +121,26 @@ mod tests {
         }
         let negative_zero = Decimal::from_str("-0.00").unwrap();
         assert_eq!(written(negative_zero), negative_zero.to_string());
+    }
+
+    #[test]
+    fn a_lines_texts_are_its_amounts_in_order_and_a_reused_buffer_keeps_no_trace_of_the_last_line() {
+        let line = |first: &str| PricedLine {
+            card_version: "v1".into(),
+            currency: "USD".into(),
+            cpu: Decimal::from_str(first).unwrap(),
+            memory: Decimal::from_str("0.25").unwrap(),
+            net_rx: Decimal::ZERO,
+            net_tx: Decimal::from_str("0.000001").unwrap(),
+            disk_read: Decimal::from(3),
+            disk_write: Decimal::from_str("-0.5").unwrap(),
+            total: Decimal::from_str("12.345").unwrap(),
+        };
+        let mut texts = LineTexts::default();
+        texts.write(&line("123456.789"));
+        texts.write(&line("1.5"));
+        let written: Vec<&str> = (0..7).map(|index| texts.get(index)).collect();
+        assert_eq!(written, line("1.5").amounts().map(|amount| amount.to_string()));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::materialiser::{MaterialiserTotals, materialise_until_caught_up, spawn_materialiser};
 pub use self::publisher::FeedPublisher;
-use super::amount_text::write_amount;
+use super::amount_text::LineTexts;
 use super::budget::BudgetAlert;
 use super::ledger::{LedgerError, Origin};
 use super::price::PricedLine;
@@ -176,11 +176,10 @@ pub fn encode_cost(record_json: &[u8], line: &PricedLine, origin: Origin) -> Vec
     serde_json::to_writer(&mut out, &line.card_version).expect("a string serialises");
     out.extend_from_slice(b",\"currency\":");
     serde_json::to_writer(&mut out, &line.currency).expect("a string serialises");
-    let mut amount = String::with_capacity(64);
-    for (field, value) in LINE_AMOUNT_FIELDS.iter().zip(line.amounts()) {
-        amount.clear();
-        write_amount(&mut amount, value);
-        for part in [",\"", field, "\":\"", &amount, "\""] {
+    let mut amounts = LineTexts::default();
+    amounts.write(line);
+    for (index, field) in LINE_AMOUNT_FIELDS.iter().enumerate() {
+        for part in [",\"", field, "\":\"", amounts.get(index), "\""] {
             out.extend_from_slice(part.as_bytes());
         }
     }

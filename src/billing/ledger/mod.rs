@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
-use super::amount_text::write_amount;
+use super::amount_text::LineTexts;
 use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
@@ -333,17 +333,11 @@ fn insert_priced(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     )?;
-    // The seven amounts of one line as text, written into one buffer reused for every record.
-    let mut amounts = String::with_capacity(256);
+    let mut amounts = LineTexts::default();
     for index in order {
         let (record, origin, line) = &batch.priced[index];
         let machine = machines[index];
-        amounts.clear();
-        let ends = line.amounts().map(|amount| {
-            write_amount(&mut amounts, amount);
-            amounts.len()
-        });
-        let text = |column: usize| &amounts[if column == 0 { 0 } else { ends[column - 1] }..ends[column]];
+        amounts.write(line);
         let inserted = insert_record.execute(params![
             machine,
             record.seq as i64,
@@ -364,13 +358,13 @@ fn insert_priced(
             billed_ms,
             line.card_version,
             line.currency,
-            text(0),
-            text(1),
-            text(2),
-            text(3),
-            text(4),
-            text(5),
-            text(6),
+            amounts.get(0),
+            amounts.get(1),
+            amounts.get(2),
+            amounts.get(3),
+            amounts.get(4),
+            amounts.get(5),
+            amounts.get(6),
         ])?;
         if inserted == 0 {
             outcome.duplicates += 1;
