@@ -13,28 +13,25 @@ pub fn per_second(count: u64, elapsed: Duration) -> Option<f64> {
     (seconds > 0.0).then(|| count as f64 / seconds)
 }
 
-/// Running mean of a series, kept as a sum so a window can be averaged when it closes.
+/// Mean of a series weighted by the time each value covers, kept as sums until the window closes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Mean {
-    sum: f64,
-    count: u32,
+pub struct TimeWeighted {
+    weighted_sum: f64,
+    weight: f64,
 }
 
-impl Mean {
-    /// Adds one reading.
-    pub fn add(&mut self, value: f64) {
-        self.sum += value;
-        self.count += 1;
+impl TimeWeighted {
+    /// Adds `value`, which held for `weight` (milliseconds); a value that covers no time counts nothing.
+    pub fn add(&mut self, value: f64, weight: f64) {
+        if weight > 0.0 {
+            self.weighted_sum += value * weight;
+            self.weight += weight;
+        }
     }
 
-    /// Readings added so far.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
-    /// The mean, or `None` before the first reading.
+    /// The weighted mean, or `None` before any value covered time.
     pub fn value(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum / f64::from(self.count))
+        (self.weight > 0.0).then(|| self.weighted_sum / self.weight)
     }
 }
 
@@ -59,12 +56,16 @@ mod tests {
     }
 
     #[test]
-    fn mean_of_nothing_is_none() {
-        let mut mean = Mean::default();
+    fn a_mean_weights_each_value_by_the_time_it_covers() {
+        let mut mean = TimeWeighted::default();
         assert_eq!(mean.value(), None);
-        mean.add(10.0);
-        mean.add(20.0);
-        assert_eq!(mean.value(), Some(15.0));
-        assert_eq!(mean.count(), 2);
+        mean.add(10.0, 90_000.0);
+        for _ in 0..99 {
+            // Readings bunched a few milliseconds apart after a stall barely move it.
+            mean.add(90.0, 5.0);
+        }
+        mean.add(50.0, 0.0);
+        let value = mean.value().unwrap();
+        assert!((value - 10.44).abs() < 0.01, "{value}");
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use sysinfo::{DiskRefreshKind, Disks, Networks, System};
 
 use super::Reading;
+use super::clock::ClockReading;
 use super::rate::counter_delta;
-use crate::record::UnixMillis;
 
 /// Cumulative counters of one moment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +24,7 @@ pub struct Sampler {
     system: System,
     disks: Disks,
     networks: Networks,
-    previous: Option<(Instant, Counters)>,
+    previous: Option<(ClockReading, Counters)>,
 }
 
 impl Sampler {
@@ -57,13 +57,14 @@ impl Sampler {
         self.system.refresh_memory();
         self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_io_usage());
         self.networks.refresh(true);
-        let now = Instant::now();
+        let now = ClockReading::now();
         let counters = self.counters();
         let previous = self.previous.replace((now, counters));
         let (then, before) = previous?;
         let total = self.system.total_memory();
         Some(Reading {
-            at: UnixMillis::now(),
+            at: now.wall,
+            clocks: now,
             cpu_pct: f64::from(self.system.global_cpu_usage()).clamp(0.0, 100.0),
             mem_used_bytes: total.saturating_sub(self.system.available_memory()),
             mem_total_bytes: total,
@@ -71,7 +72,7 @@ impl Sampler {
             disk_write_bytes: counter_delta(before.disk_write_bytes, counters.disk_write_bytes),
             net_rx_bytes: counter_delta(before.net_rx_bytes, counters.net_rx_bytes),
             net_tx_bytes: counter_delta(before.net_tx_bytes, counters.net_tx_bytes),
-            elapsed_millis: now.duration_since(then).as_millis() as u64,
+            elapsed_millis: (now.monotonic_millis - then.monotonic_millis).max(0) as u64,
         })
     }
 
@@ -99,20 +100,43 @@ impl Sampler {
 }
 
 /// Runs a sampler on its own thread, handing one reading per `interval` to `deliver` until it returns false.
-pub fn spawn(mut sampler: Sampler, interval: Duration, deliver: impl Fn(Reading) -> bool + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new()
-        .name("sampler".into())
-        .spawn(move || {
-            let mut next = Instant::now() + interval;
-            loop {
-                thread::sleep(next.saturating_duration_since(Instant::now()));
-                next += interval;
-                if let Some(reading) = sampler.read()
-                    && !deliver(reading)
-                {
-                    return;
-                }
+pub fn spawn(
+    mut sampler: Sampler,
+    interval: Duration,
+    deliver: impl Fn(Reading) -> bool + Send + 'static,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new().name("sampler".into()).spawn(move || {
+        let mut next = Instant::now() + interval;
+        loop {
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+            next = next_tick(next, interval, Instant::now());
+            if let Some(reading) = sampler.read()
+                && !deliver(reading)
+            {
+                return;
             }
-        })
-        .expect("spawning the sampler thread")
+        }
+    })
+}
+
+/// The tick after `due`. Ticks missed while the process was stopped or starved are skipped, not
+/// fired back to back: the next reading covers the whole elapsed time, and the window weights it
+/// by that time.
+pub fn next_tick(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now { next } else { now + interval }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_missed_in_a_stall_are_skipped() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(next_tick(start, second, start + Duration::from_millis(3)), start + second, "on time");
+        let after_stall = start + Duration::from_secs(90);
+        assert_eq!(next_tick(start, second, after_stall), after_stall + second, "one tick after a 90 s stall, not 90");
+    }
 }

@@ -76,17 +76,39 @@ impl History {
     }
 
     /// `[seconds before the newest reading, value]` for each reading within `range`, averaged down to
-    /// at most [`MAX_POINTS`] points.
+    /// at most [`MAX_POINTS`] points. Where the machine did not live the time between two readings
+    /// (it slept, or the clock was stepped forward) a point with a NaN value marks a break, so the
+    /// chart shows a gap instead of a line across time that was not there.
     pub fn series(&self, range: TimeRange, value: impl Fn(&Reading) -> f64) -> Vec<[f64; 2]> {
         let Some(latest) = self.latest() else { return Vec::new() };
-        let points: Vec<[f64; 2]> = self
-            .readings
-            .iter()
-            .map(|reading| [(reading.at.0 - latest.at.0) as f64 / 1000.0, value(reading)])
-            .filter(|[seconds, _]| *seconds >= -range.seconds())
-            .collect();
+        let mut points = Vec::with_capacity(self.readings.len());
+        let mut previous: Option<&Reading> = None;
+        for reading in &self.readings {
+            let seconds = (reading.at.0 - latest.at.0) as f64 / 1000.0;
+            if seconds >= -range.seconds() {
+                if previous.is_some_and(|previous| lived_apart(previous, reading)) {
+                    points.push([seconds, f64::NAN]);
+                }
+                points.push([seconds, value(reading)]);
+            }
+            previous = Some(reading);
+        }
         decimate(&points, MAX_POINTS)
     }
+}
+
+/// Whether more time lies between two readings than the second one covers (plus a little slack):
+/// a span the machine did not live.
+fn lived_apart(previous: &Reading, next: &Reading) -> bool {
+    next.at.millis_since(previous.at) > next.elapsed_millis as i64 + GAP_SLACK_MILLIS
+}
+
+/// Delay between readings that is still drawn as one line.
+const GAP_SLACK_MILLIS: i64 = 2_000;
+
+/// The points of a series split at its breaks (see [`History::series`]), one run per line drawn.
+pub fn runs(points: &[[f64; 2]]) -> impl Iterator<Item = &[[f64; 2]]> {
+    points.split(|point| point[1].is_nan()).filter(|run| !run.is_empty())
 }
 
 /// Averages consecutive points in groups so that at most `limit` remain.
@@ -125,6 +147,24 @@ mod tests {
         assert_eq!(minute.first(), Some(&[-60.0, 139.0]));
         assert_eq!(minute.last(), Some(&[0.0, 199.0]));
         assert_eq!(history.series(TimeRange::OneHour, |reading| reading.cpu_pct).len(), 200);
+    }
+
+    #[test]
+    fn a_sleep_between_readings_breaks_the_line() {
+        let mut history = History::default();
+        for second in 0..10 {
+            history.push(reading(second, 30.0));
+        }
+        // The machine slept 20 minutes: the next reading covers one second, 20 minutes later.
+        for second in 1_210..1_220 {
+            history.push(reading(second, 60.0));
+        }
+        let hour = history.series(TimeRange::OneHour, |reading| reading.cpu_pct);
+        let lines: Vec<&[[f64; 2]]> = runs(&hour).collect();
+        assert_eq!(lines.len(), 2, "two lines with a gap between: {hour:?}");
+        assert!(lines[0].iter().all(|point| point[1] == 30.0) && lines[1].iter().all(|point| point[1] == 60.0));
+        assert_eq!(lines[0].last().unwrap()[0], -1_219.0 + 9.0);
+        assert_eq!(lines[1].first().unwrap()[0], -9.0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_plot::{Corner, HoverPosition, Legend, Line, Plot, PlotBounds};
 
 use super::format;
-use super::history::{History, TimeRange};
+use super::history::{History, TimeRange, runs};
 use super::live::Live;
 use crate::collect::Reading;
 
@@ -45,6 +45,9 @@ pub struct UsageView {
 
 /// Smallest top of a rate chart, so an idle disk shows a flat line at the bottom rather than noise.
 const MIN_RATE_SCALE: f64 = 1_000.0;
+/// Colours of a chart's first and second series (read/write, received/sent), fixed so the runs of
+/// a series broken by a sleep share one.
+const SERIES_COLOURS: [egui::Color32; 2] = [egui::Color32::from_rgb(0x3b, 0x8e, 0xd0), egui::Color32::from_rgb(0xe0, 0x8a, 0x2c)];
 /// Top of the CPU and memory charts, as a multiple of their full scale (100 %, installed memory).
 pub const FULL_SCALE_HEADROOM: f64 = 1.03;
 
@@ -140,8 +143,12 @@ impl UsageView {
             .show(ui, |plot_ui| {
                 plot_ui.set_plot_bounds_x(-range.seconds()..=0.0);
                 plot_ui.set_plot_bounds_y(0.0..=top);
-                for (name, points) in &lines {
-                    plot_ui.line(Line::new(*name, points.clone()).width(1.5));
+                for (index, (name, points)) in lines.iter().enumerate() {
+                    // A series broken by a sleep is drawn as several lines of one name and colour.
+                    let colour = SERIES_COLOURS[index % SERIES_COLOURS.len()];
+                    for run in runs(points) {
+                        plot_ui.line(Line::new(*name, run.to_vec()).color(colour).width(1.5));
+                    }
                 }
             });
         let lines = lines.into_iter().map(|(name, points)| (name.to_owned(), points)).collect();

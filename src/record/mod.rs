@@ -10,8 +10,13 @@ use std::fmt;
 
 pub use self::time::{EARLIEST, LATEST, TimeRange, UnixMillis};
 
-/// CloudEvents `type` of a usage record; the suffix is the version of `data`.
-pub const EVENT_TYPE: &str = "usagebill.usage.v1";
+/// CloudEvents `type` of a usage record as this version writes it; the suffix is the version of `data`.
+pub const EVENT_TYPE: &str = "usagebill.usage.v2";
+/// The `type` of the first version, still read: its records have no kind, late time or clock steps.
+pub const EVENT_TYPE_V1: &str = "usagebill.usage.v1";
+/// Longest window accepted from a version-1 record. Version 1 agents timed windows by the wall clock
+/// alone, so a long one may span a sleep or a clock step that would be billed as usage.
+pub const MAX_V1_WINDOW_MILLIS: i64 = 3_600_000;
 /// CloudEvents spec version we write and accept.
 pub const SPEC_VERSION: &str = "1.0";
 /// The `content-type` header of a record on Kafka: the CloudEvents Kafka protocol binding's mark of
@@ -62,6 +67,44 @@ impl Trigger {
     }
 }
 
+/// What a window was: time the machine lived and used, or time it did not live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RecordKind {
+    /// The machine ran: levels and counters measured over the window.
+    #[default]
+    Usage,
+    /// The machine was suspended: the wall clock and the boot clock moved, the monotonic clock did not.
+    Asleep,
+    /// The wall clock was stepped forward: only the wall clock moved, so no time passed at all.
+    ClockStep,
+}
+
+impl RecordKind {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Usage => "usage",
+            RecordKind::Asleep => "asleep",
+            RecordKind::ClockStep => "clock_step",
+        }
+    }
+
+    /// Parses the JSON spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "usage" => RecordKind::Usage,
+            "asleep" => RecordKind::Asleep,
+            "clock_step" => RecordKind::ClockStep,
+            _ => return None,
+        })
+    }
+
+    /// Whether the machine lived (and used) the window.
+    pub fn is_lived(self) -> bool {
+        self == RecordKind::Usage
+    }
+}
+
 /// What one machine used over the window `[start, end)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRecord {
@@ -93,6 +136,13 @@ pub struct UsageRecord {
     pub samples: u32,
     /// Why the window was closed.
     pub trigger: Trigger,
+    /// Usage, or a span the machine did not live (asleep, a forward clock step) with zero usage.
+    pub kind: RecordKind,
+    /// Part of the window covered by readings that came late (the agent stalled: SIGSTOP, a paused
+    /// VM, overload): billed, since the machine lived it, and shown so a report can flag it.
+    pub late_millis: u64,
+    /// Wall-clock steps (forward or back) the agent saw while the window was open.
+    pub clock_steps: u32,
 }
 
 /// A record that does not parse or validate; names the field and the value.
@@ -161,6 +211,9 @@ impl UsageRecord {
             net_tx_bytes: bytes_at_1_mb_per_second,
             samples: (window_millis / 1000).max(1) as u32,
             trigger: Trigger::Interval,
+            kind: RecordKind::Usage,
+            late_millis: 0,
+            clock_steps: 0,
         }
     }
 
@@ -224,6 +277,15 @@ impl UsageRecord {
             if value > i64::MAX as u64 {
                 return Err(invalid(field, value, "must fit in a signed 64-bit integer"));
             }
+            if value > 0 && !self.kind.is_lived() {
+                return Err(invalid(field, value, "must be 0 in a window the machine did not live"));
+            }
+        }
+        if !self.kind.is_lived() && (self.cpu_pct != 0.0 || self.samples != 0 || self.late_millis != 0) {
+            return Err(invalid("data.kind", self.kind.as_str(), "a window the machine did not live has no CPU, samples or late time"));
+        }
+        if self.late_millis > self.window_millis() as u64 {
+            return Err(invalid("data.late_millis", self.late_millis, "longer than the window"));
         }
         Ok(())
     }

@@ -16,6 +16,9 @@ pub(crate) fn sample() -> UsageRecord {
         net_tx_bytes: 2_000,
         samples: 5,
         trigger: Trigger::Interval,
+        kind: RecordKind::Usage,
+        late_millis: 0,
+        clock_steps: 0,
     }
 }
 
@@ -37,11 +40,62 @@ fn round_trips_through_json() {
 fn json_is_a_cloudevent() {
     let json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
     assert_eq!(json["specversion"], "1.0");
-    assert_eq!(json["type"], "usagebill.usage.v1");
+    assert_eq!(json["type"], "usagebill.usage.v2");
     assert_eq!(json["source"], "build-box-01");
     assert_eq!(json["id"], "build-box-01/7");
     assert_eq!(json["time"], "2025-11-25T11:02:45.000Z");
     assert_eq!(json["data"]["start"], "2025-11-25T11:02:40.000Z");
+}
+
+/// The sample as a version-1 agent wrote it: the v1 type and no kind, late time or steps.
+fn version_1(end: &str) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+    json["type"] = "usagebill.usage.v1".into();
+    let data = json["data"].as_object_mut().unwrap();
+    for field in ["kind", "late_millis", "clock_steps"] {
+        data.remove(field);
+    }
+    data.insert("end".into(), end.into());
+    json["time"] = end.into();
+    serde_json::to_vec(&json).unwrap()
+}
+
+#[test]
+fn version_1_records_still_parse_as_usage() {
+    let parsed = UsageRecord::parse(&version_1("2025-11-25T11:02:45.000Z")).unwrap();
+    assert_eq!(parsed, sample());
+}
+
+#[test]
+fn a_version_1_window_longer_than_an_hour_is_refused_as_possibly_spanning_a_sleep() {
+    let error = UsageRecord::parse(&version_1("2025-11-25T13:02:40.000Z")).unwrap_err();
+    assert_eq!(error.field(), Some("data.end"));
+    assert!(error.to_string().contains("may span a sleep"), "{error}");
+    // A version-2 window of the same length is the agent's own (it knows what it lived).
+    let long = UsageRecord { end: UnixMillis(sample().start.0 + 2 * 3_600_000), ..sample() };
+    assert_eq!(UsageRecord::parse(&long.to_json()).unwrap(), long);
+}
+
+#[test]
+fn an_asleep_span_round_trips_and_may_hold_no_usage() {
+    let asleep = UsageRecord {
+        kind: RecordKind::Asleep,
+        cpu_pct: 0.0,
+        disk_read_bytes: 0,
+        disk_write_bytes: 0,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        samples: 0,
+        ..sample()
+    };
+    assert_eq!(UsageRecord::parse(&asleep.to_json()).unwrap(), asleep);
+    let busy_asleep = UsageRecord { cpu_pct: 5.0, ..asleep.clone() };
+    assert_eq!(UsageRecord::parse(&busy_asleep.to_json()).unwrap_err().field(), Some("data.kind"));
+    let reading_asleep = UsageRecord { net_rx_bytes: 1, ..asleep.clone() };
+    assert_eq!(UsageRecord::parse(&reading_asleep.to_json()).unwrap_err().field(), Some("data.net_rx_bytes"));
+    let late = UsageRecord { late_millis: 5_001, ..sample() };
+    assert_eq!(UsageRecord::parse(&late.to_json()).unwrap_err().field(), Some("data.late_millis"));
+    assert_eq!(UsageRecord::parse(&with_data_field("kind", "dozing".into())).unwrap_err().field(), Some("data.kind"));
 }
 
 #[test]

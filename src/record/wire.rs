@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EVENT_TYPE, RecordError, SPEC_VERSION, Trigger, UnixMillis, UsageRecord, invalid};
+use super::{
+    EVENT_TYPE, EVENT_TYPE_V1, MAX_V1_WINDOW_MILLIS, RecordError, RecordKind, SPEC_VERSION, Trigger, UnixMillis, UsageRecord, invalid,
+};
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<'a> {
@@ -33,6 +35,13 @@ struct Data<'a> {
     net_tx_bytes: u64,
     samples: u32,
     trigger: &'a str,
+    // Version 2 on; absent in version 1, where every window was usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(default)]
+    late_millis: u64,
+    #[serde(default)]
+    clock_steps: u32,
 }
 
 pub(super) fn encode(record: &UsageRecord) -> Vec<u8> {
@@ -60,6 +69,9 @@ pub(super) fn encode(record: &UsageRecord) -> Vec<u8> {
             net_tx_bytes: record.net_tx_bytes,
             samples: record.samples,
             trigger: record.trigger.as_str(),
+            kind: Some(record.kind.as_str()),
+            late_millis: record.late_millis,
+            clock_steps: record.clock_steps,
         },
     };
     serde_json::to_vec(&envelope).expect("a usage record always serialises")
@@ -71,8 +83,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(UsageRecord, String), RecordError>
     if envelope.specversion != SPEC_VERSION {
         return Err(invalid("specversion", envelope.specversion, "must be \"1.0\""));
     }
-    if envelope.event_type != EVENT_TYPE {
-        return Err(invalid("type", envelope.event_type, "must be \"usagebill.usage.v1\""));
+    let version_1 = envelope.event_type == EVENT_TYPE_V1;
+    if !version_1 && envelope.event_type != EVENT_TYPE {
+        return Err(invalid("type", envelope.event_type, "must be \"usagebill.usage.v2\" (or v1)"));
     }
     if let Some(content_type) = envelope.datacontenttype
         && content_type != "application/json"
@@ -85,6 +98,16 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(UsageRecord, String), RecordError>
     parse_instant("time", envelope.time)?;
     let trigger = Trigger::parse(data.trigger)
         .ok_or_else(|| invalid("data.trigger", data.trigger, "must be manual, interval, threshold or replay"))?;
+    let kind = match data.kind {
+        None => RecordKind::Usage,
+        Some(_) if version_1 => return Err(invalid("data.kind", data.kind.unwrap_or_default(), "is not a field of version 1")),
+        Some(text) => RecordKind::parse(text).ok_or_else(|| invalid("data.kind", text, "must be usage, asleep or clock_step"))?,
+    };
+    if version_1 && end.millis_since(start) > MAX_V1_WINDOW_MILLIS {
+        // A version-1 agent timed windows by the wall clock alone: a long window may hold a sleep
+        // or a clock step, which would be billed as hours of use at the window's levels.
+        return Err(invalid("data.end", end, "a version-1 window longer than 1 h may span a sleep or a clock step"));
+    }
     let record = UsageRecord {
         machine_id: envelope.source.to_owned(),
         seq: data.seq,
@@ -100,6 +123,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(UsageRecord, String), RecordError>
         net_tx_bytes: data.net_tx_bytes,
         samples: data.samples,
         trigger,
+        kind,
+        late_millis: data.late_millis,
+        clock_steps: data.clock_steps,
     };
     Ok((record, envelope.id.to_owned()))
 }

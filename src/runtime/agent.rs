@@ -14,9 +14,10 @@ use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::collect::Reading;
+use crate::collect::clock::ClockReading;
 use crate::collect::sampler::{self, Sampler};
 use crate::collect::window::MachineFacts;
-use crate::record::{UnixMillis, validate_machine_id};
+use crate::record::validate_machine_id;
 use crate::transmit::agent::{Agent, AgentSettings, AgentStatus, Input, Update};
 use crate::transmit::outbox::Outbox;
 use crate::transmit::policy::{PolicySettings, SendPolicy};
@@ -109,8 +110,13 @@ pub fn start_agent(
     let (inputs, receiver) = mpsc::channel();
     let facts = start_readings(source, &machine_id, sample_interval, inputs.clone())?;
     let outbox = Outbox::open(&settings.outbox_path())?;
-    let agent_settings =
-        AgentSettings { facts, policy, outbox_max_bytes: agent_config.outbox_max_bytes, stop_grace: Duration::from_secs(5) };
+    let agent_settings = AgentSettings {
+        facts,
+        policy,
+        outbox_max_bytes: agent_config.outbox_max_bytes,
+        stop_grace: Duration::from_secs(5),
+        sample_interval,
+    };
     let handle = if settings.embedded() {
         let ledger = Ledger::open(&settings.ledger_path())?;
         let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
@@ -141,7 +147,8 @@ fn start_readings(source: ReadingSource, machine_id: &str, interval: Duration, i
                 cpu_cores: sampler.cpu_cores(),
                 mem_total_bytes: sampler.mem_total_bytes(),
             };
-            sampler::spawn(sampler, interval, move |reading| inputs.send(Input::Reading(reading)).is_ok());
+            sampler::spawn(sampler, interval, move |reading| inputs.send(Input::Reading(reading)).is_ok())
+                .context("starting the sampler thread")?;
             Ok(facts)
         }
         ReadingSource::Script(path) => {
@@ -187,14 +194,22 @@ fn load_script(path: &Path) -> anyhow::Result<Vec<ScriptedReading>> {
         .collect()
 }
 
+/// Plays the script like the sampler would: on the real clocks, skipping ticks missed in a stall,
+/// each reading covering the time since the previous one (so the agent sees sleeps, steps and
+/// stalls exactly as with the machine's own readings).
 fn play_script(script: &[ScriptedReading], interval: Duration, inputs: &Sender<Input>) {
-    let millis = interval.as_millis() as u64;
-    let started = std::time::Instant::now();
-    for (index, tick) in (1u32..).enumerate() {
-        std::thread::sleep((started + interval * tick).saturating_duration_since(std::time::Instant::now()));
+    let mut previous = ClockReading::now();
+    let mut due = std::time::Instant::now() + interval;
+    for index in 0.. {
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        due = sampler::next_tick(due, interval, std::time::Instant::now());
         let step = &script[index.min(script.len() - 1)];
+        let clocks = ClockReading::now();
+        let millis = (clocks.monotonic_millis - previous.monotonic_millis).max(0) as u64;
+        previous = clocks;
         let reading = Reading {
-            at: UnixMillis::now(),
+            at: clocks.wall,
+            clocks,
             cpu_pct: step.cpu_pct,
             mem_used_bytes: step.mem_used_bytes.min(step.mem_total_bytes),
             mem_total_bytes: step.mem_total_bytes,

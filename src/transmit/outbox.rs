@@ -164,6 +164,17 @@ impl Outbox {
         Ok(stored.map_or(1, |seq| seq as u64).max(self.last_seq + 1))
     }
 
+    /// Where the last window ever stored ended (`EARLIEST` for a new machine). A restarted agent
+    /// opens its first window no earlier, so a wall clock stepped back cannot make windows overlap.
+    pub fn last_end(&self) -> Result<UnixMillis, OutboxError> {
+        let stored: Option<i64> = self
+            .connection
+            .query_row("SELECT value FROM state WHERE key = 'last_end_ms'", [], |row| row.get(0))
+            .optional()
+            .map_err(|error| self.sqlite(error))?;
+        Ok(stored.map_or(crate::record::EARLIEST, UnixMillis))
+    }
+
     /// Stores closed windows, all or none.
     pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), OutboxError> {
         let Some(last) = records.last() else { return Ok(()) };
@@ -178,6 +189,11 @@ impl Outbox {
                 insert.execute(params![record.seq as i64, record.start.0, record.end.0, payload])?;
             }
             drop(insert);
+            let last_end = records.iter().map(|record| record.end.0).max().unwrap_or(0);
+            transaction.execute(
+                "INSERT INTO state (key, value) VALUES ('last_end_ms', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [last_end],
+            )?;
             transaction.commit()
         })();
         result.map_err(|error| self.sqlite(error))?;
@@ -295,7 +311,8 @@ impl Outbox {
         let mut rest = tail.iter().map(|waiting| waiting.record.clone()).peekable();
         let mut merges = 0;
         while let Some(record) = rest.next() {
-            let can_merge = merges < pairs && rest.peek().is_some_and(|next| next.start == record.end);
+            // Only windows of one kind merge: an asleep span merged into usage would be billed as use.
+            let can_merge = merges < pairs && rest.peek().is_some_and(|next| next.start == record.end && next.kind == record.kind);
             if can_merge && let Some(next) = rest.next() {
                 merged.push(merge_pair(&record, &next));
                 merges += 1;
@@ -360,6 +377,9 @@ pub fn merge_pair(first: &UsageRecord, second: &UsageRecord) -> UsageRecord {
         net_tx_bytes: first.net_tx_bytes + second.net_tx_bytes,
         samples: first.samples + second.samples,
         trigger: Trigger::Replay,
+        kind: first.kind,
+        late_millis: first.late_millis + second.late_millis,
+        clock_steps: first.clock_steps + second.clock_steps,
     }
 }
 

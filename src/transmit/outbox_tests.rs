@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::UnixMillis;
+use crate::record::{RecordKind, UnixMillis};
 
 fn record(seq: u64) -> UsageRecord {
     let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 1_000);
@@ -18,6 +18,9 @@ fn record(seq: u64) -> UsageRecord {
         net_tx_bytes: 40,
         samples: 1,
         trigger: Trigger::Interval,
+        kind: RecordKind::Usage,
+        late_millis: 0,
+        clock_steps: 0,
     }
 }
 

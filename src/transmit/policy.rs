@@ -69,6 +69,11 @@ impl SendPolicy {
         self.paused = paused;
     }
 
+    /// The longest window.
+    pub fn max_window(&self) -> Duration {
+        self.max_window
+    }
+
     /// The auto-send interval.
     pub fn interval(&self) -> Option<Duration> {
         self.interval

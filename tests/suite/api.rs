@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use usagebill::record::{Trigger, UnixMillis, UsageRecord};
+use usagebill::record::{RecordKind, Trigger, UnixMillis, UsageRecord};
 
 use self::http_client::{HttpResponse, get, request};
 use crate::util::{Broker, FAST_GROUP, report_json, run_ok, unique, usagebill};
@@ -136,6 +136,9 @@ fn gappy_record(seq: u64) -> UsageRecord {
         net_tx_bytes: 0,
         samples: 60,
         trigger: Trigger::Interval,
+        kind: RecordKind::Usage,
+        late_millis: 0,
+        clock_steps: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use usagebill::billing::rate_card::RateCard;
-use usagebill::record::{RecordError, Trigger, UnixMillis, UsageRecord};
+use usagebill::record::{RecordError, RecordKind, Trigger, UnixMillis, UsageRecord};
 
 fn valid_record() -> impl Strategy<Value = UsageRecord> {
     (1u64..1_000_000, 0i64..1_000_000_000, 1i64..86_400_000, 0u32..=100_000, 1u32..512, 1u64..1 << 40, 0u64..1 << 40, 0u32..100_000)
@@ -23,6 +23,9 @@ fn valid_record() -> impl Strategy<Value = UsageRecord> {
                 net_tx_bytes: counter / 7,
                 samples,
                 trigger: Trigger::Interval,
+                kind: RecordKind::Usage,
+                late_millis: 0,
+                clock_steps: 0,
             }
         })
 }

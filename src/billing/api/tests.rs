@@ -9,7 +9,7 @@ use super::*;
 use crate::billing::biller::{Biller, RawMessage};
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
-use crate::record::{Trigger, UnixMillis, UsageRecord};
+use crate::record::{RecordKind, Trigger, UnixMillis, UsageRecord};
 
 /// A ledger file in a temp dir and an `Api` over it.
 pub(super) struct Fixture {
@@ -35,6 +35,9 @@ pub(super) fn window(machine: &str, seq: u64) -> UsageRecord {
         net_tx_bytes: 4_000,
         samples: 1200,
         trigger: Trigger::Interval,
+        kind: RecordKind::Usage,
+        late_millis: 0,
+        clock_steps: 0,
     }
 }
 

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use super::BudgetAlert;
 use super::{Ledger, LedgerError, Origin};
 use crate::billing::price::PricedLine;
-use crate::record::{Trigger, UnixMillis, UsageRecord};
+use crate::record::{RecordKind, Trigger, UnixMillis, UsageRecord};
 
 /// A billed record and its line as stored, with the row id that orders them.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +121,9 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLine, String>> {
         net_tx_bytes: row.get::<_, i64>(12)? as u64,
         samples: row.get(13)?,
         trigger,
+        kind: RecordKind::Usage,
+        late_millis: 0,
+        clock_steps: 0,
     };
     Ok(Ok(StoredLine {
         row_id,

@@ -12,6 +12,7 @@ use super::outbox::{Outbox, OutboxError};
 use super::policy::SendPolicy;
 use super::transport::Transport;
 use crate::collect::Reading;
+use crate::collect::timeline::{Placement, Timeline};
 use crate::collect::window::{MachineFacts, OpenWindow};
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 
@@ -25,12 +26,19 @@ pub struct AgentSettings {
     pub outbox_max_bytes: u64,
     /// How long stopping may try to deliver.
     pub stop_grace: Duration,
+    /// How often readings come, so a reading that covers much more is known to be late.
+    pub sample_interval: Duration,
 }
 
 /// Most records offered and not yet reported, so librdkafka's queue never fills.
 const MAX_IN_FLIGHT: usize = 5_000;
 /// Records held in memory while the outbox cannot be written (full disk); past this the oldest merge.
 const MAX_HELD_IN_MEMORY: usize = 10_000;
+/// A window may run past the longest window by this much before a long (late) reading is cut in
+/// two at the limit: an ordinary one-second reading just closes the window after it.
+const SPLIT_SLACK_MILLIS: i64 = 5_000;
+/// The longest wait between tries of the broker (1 s, 2 s, 4 s, then 8 s).
+const LONGEST_BACKOFF_MILLIS: i64 = 8_000;
 
 /// The agent's state; [`Agent::run`] drives it from a channel.
 pub struct Agent<T: Transport> {
@@ -38,6 +46,8 @@ pub struct Agent<T: Transport> {
     outbox: Outbox,
     transport: T,
     window: OpenWindow,
+    /// Places each reading's lived time on the record timeline.
+    timeline: Timeline,
     next_seq: u64,
     /// Closed windows not yet in the outbox because writing it failed.
     held: VecDeque<UsageRecord>,
@@ -47,16 +57,20 @@ pub struct Agent<T: Transport> {
     offered_through: u64,
     /// Send now: offer everything through this seq even while paused.
     send_through: u64,
+    /// When to try the broker again.
     retry_at: Option<UnixMillis>,
     failures_in_a_row: u32,
     status: AgentStatus,
 }
 
 impl<T: Transport> Agent<T> {
-    /// An agent whose first window opens now; what waits in the outbox is replayed first.
+    /// An agent whose first window opens now, or where the last window ended if the wall clock is
+    /// behind that (it was stepped back); what waits in the outbox is replayed first.
     pub fn new(settings: AgentSettings, outbox: Outbox, transport: T) -> Result<Self, OutboxError> {
         let next_seq = outbox.next_seq()?;
         let now = UnixMillis::now();
+        let start = now.max(outbox.last_end()?);
+        let timeline = Timeline::new(start, settings.sample_interval.as_millis() as i64);
         let status = AgentStatus {
             machine_id: settings.facts.machine_id.clone(),
             link: transport.state(),
@@ -67,7 +81,7 @@ impl<T: Transport> Agent<T> {
             last_delivery: None,
             delivered_total: 0,
             delivered_today: outbox.sent_on_day_of(now),
-            window_start: now,
+            window_start: start,
             next_seq,
             problem: None,
             merged_windows: 0,
@@ -76,7 +90,8 @@ impl<T: Transport> Agent<T> {
             settings,
             outbox,
             transport,
-            window: OpenWindow::new(now),
+            window: OpenWindow::new(start),
+            timeline,
             next_seq,
             held: VecDeque::new(),
             in_flight: BTreeSet::new(),
@@ -99,11 +114,11 @@ impl<T: Transport> Agent<T> {
         loop {
             match inputs.recv_timeout(Duration::from_millis(50)) {
                 Ok(Input::Reading(reading)) => {
-                    self.on_reading(&reading, UnixMillis::now());
-                    updates(Update::Reading(reading));
+                    let placed = self.on_reading(&reading);
+                    updates(Update::Reading(placed));
                 }
                 Ok(Input::Command(Command::Stop)) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Input::Command(command)) => self.on_command(command, UnixMillis::now()),
+                Ok(Input::Command(command)) => self.on_command(command),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let before = self.status.clone();
@@ -112,24 +127,98 @@ impl<T: Transport> Agent<T> {
                 updates(Update::Status(self.status.clone()));
             }
         }
-        self.stop(UnixMillis::now());
+        self.stop();
         updates(Update::Status(self.status.clone()));
         self.status
     }
 
-    /// Adds a reading to the window; a rule that has held long enough closes it.
-    pub fn on_reading(&mut self, reading: &Reading, now: UnixMillis) {
-        self.window.add(reading);
-        if let Some(trigger) = self.settings.policy.observe(reading) {
-            self.close_window(trigger, now);
+    /// Places a reading on the record timeline and adds its lived time to the open window; a span
+    /// the machine did not live before it becomes records of its own. A rule that has held long
+    /// enough, the auto-send interval or the longest window closes the window. Returns the reading
+    /// as placed (`at` where its lived time ends), which is what the charts draw.
+    pub fn on_reading(&mut self, reading: &Reading) -> Reading {
+        let placement = self.timeline.place(reading.clocks, reading.elapsed_millis);
+        self.record_unlived(&placement);
+        if placement.clock_step {
+            tracing::warn!(
+                "the wall clock was stepped (it reads {}, the record timeline is at {}); windows keep the length this machine ran and never overlap",
+                reading.clocks.wall,
+                placement.to
+            );
+            self.window.note_clock_step();
+        }
+        if placement.late_millis > 0 {
+            tracing::warn!(
+                "a reading came {:.1} s late (the agent was stopped or starved); that time is billed and marked late",
+                placement.late_millis as f64 / 1000.0
+            );
+        }
+        let placed = Reading { at: placement.to, ..*reading };
+        self.add_lived(&placed, placement.to, placement.late_millis);
+        if let Some(trigger) = self.settings.policy.observe(&placed) {
+            self.close_window(trigger);
+        }
+        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end()) {
+            self.close_window(trigger);
+        }
+        placed
+    }
+
+    /// Closes the open window where the agent last saw the machine and records each unlived span.
+    fn record_unlived(&mut self, placement: &Placement) {
+        if placement.unlived.is_empty() {
+            return;
+        }
+        self.close_window(Trigger::Interval);
+        for span in &placement.unlived {
+            tracing::warn!(
+                "{} from {} to {} ({:.1} min): recorded with zero usage",
+                match span.kind {
+                    crate::record::RecordKind::Asleep => "this machine was asleep",
+                    _ => "the wall clock was stepped forward",
+                },
+                span.start,
+                span.end,
+                span.end.millis_since(span.start) as f64 / 60_000.0
+            );
+            let records = self.window.unlived_records(*span, self.next_seq, &self.settings.facts);
+            self.next_seq += records.len() as u64;
+            self.held.extend(records);
+        }
+        self.store_held();
+    }
+
+    /// Adds a reading's lived time, ending at `to`, to the open window. A long reading (the first
+    /// after a stall) that would carry the window well past the longest window is cut at the limit,
+    /// its counts shared by time, so no window is much longer than the longest window.
+    fn add_lived(&mut self, reading: &Reading, to: UnixMillis, late_millis: u64) {
+        let longest = self.settings.policy.max_window().as_millis() as i64;
+        let (mut rest, mut late_rest) = (*reading, late_millis);
+        loop {
+            let from = self.window.end();
+            let limit = self.window.start().plus_millis(longest);
+            if limit <= from {
+                self.close_window(Trigger::Interval);
+                continue;
+            }
+            if to.millis_since(limit) <= SPLIT_SLACK_MILLIS {
+                self.window.add(&rest, to, late_rest);
+                return;
+            }
+            let share = limit.millis_since(from) as f64 / to.millis_since(from) as f64;
+            let (first, second) = rest.split(share);
+            let late_first = ((late_rest as f64 * share).round() as u64).min(late_rest);
+            self.window.add(&Reading { at: limit, ..first }, limit, late_first);
+            self.close_window(Trigger::Interval);
+            (rest, late_rest) = (second, late_rest - late_first);
         }
     }
 
     /// Applies a command.
-    pub fn on_command(&mut self, command: Command, now: UnixMillis) {
+    pub fn on_command(&mut self, command: Command) {
         match command {
             Command::SendNow => {
-                self.close_window(Trigger::Manual, now);
+                self.close_window(Trigger::Manual);
                 self.send_through = self.next_seq.saturating_sub(1);
                 self.retry_at = None;
             }
@@ -140,16 +229,14 @@ impl<T: Transport> Agent<T> {
             }
             Command::SetInterval(interval) => self.settings.policy.set_interval(interval),
             Command::SetRules(rules) => self.settings.policy.set_rules(rules),
-            Command::Stop => self.stop(now),
+            Command::Stop => self.stop(),
         }
         self.refresh_status();
     }
 
-    /// One pass: close a due window, store held records, take delivery reports, offer waiting records.
+    /// One pass: store held records, take delivery reports, offer waiting records. (Windows close
+    /// as readings arrive, on the record timeline: see [`Agent::on_reading`].)
     pub fn step(&mut self, now: UnixMillis) {
-        if let Some(trigger) = self.settings.policy.due(self.window.start(), now) {
-            self.close_window(trigger, now);
-        }
         self.store_held();
         self.take_deliveries(now);
         self.offer_waiting(now);
@@ -158,8 +245,8 @@ impl<T: Transport> Agent<T> {
         self.refresh_status();
     }
 
-    fn close_window(&mut self, trigger: Trigger, now: UnixMillis) {
-        if let Some(record) = self.window.close(now, self.next_seq, &self.settings.facts, trigger) {
+    fn close_window(&mut self, trigger: Trigger) {
+        if let Some(record) = self.window.close(self.next_seq, &self.settings.facts, trigger) {
             self.next_seq += 1;
             self.held.push_back(record);
             self.store_held();
@@ -247,7 +334,9 @@ impl<T: Transport> Agent<T> {
 
     fn offer_waiting(&mut self, now: UnixMillis) {
         let may_send = self.settings.policy.may_send() || self.send_through > self.offered_through;
-        if !may_send || self.retry_at.is_some_and(|at| now < at) {
+        // A retry further away than the longest backoff means the wall clock was stepped back: due now.
+        let waiting_to_retry = self.retry_at.is_some_and(|at| now < at && at.millis_since(now) <= LONGEST_BACKOFF_MILLIS);
+        if !may_send || waiting_to_retry {
             return;
         }
         if self.retry_at.is_some() {
@@ -334,8 +423,8 @@ impl<T: Transport> Agent<T> {
     }
 
     /// Closes the window, tries to deliver for the grace period, keeps the rest in the outbox.
-    fn stop(&mut self, now: UnixMillis) {
-        self.close_window(Trigger::Manual, now);
+    fn stop(&mut self) {
+        self.close_window(Trigger::Manual);
         let deadline = std::time::Instant::now() + self.settings.stop_grace;
         let sendable = self.settings.policy.may_send();
         while std::time::Instant::now() < deadline {
@@ -359,16 +448,17 @@ impl<T: Transport> Agent<T> {
     }
 }
 
-/// Merges the two oldest records held in memory into one (used only when the disk is full).
+/// Merges the oldest two adjacent records of one kind held in memory into one (used only when the
+/// disk is full); an asleep span never merges into usage.
 fn merge_front(held: &mut VecDeque<UsageRecord>) {
-    if let (Some(first), Some(second)) = (held.pop_front(), held.pop_front()) {
-        let mut merged = super::outbox::merge_pair(&first, &second);
-        merged.seq = first.seq;
-        held.push_front(merged);
-        // Renumber so the held seqs stay without holes.
-        for (offset, record) in held.iter_mut().enumerate() {
-            record.seq = first.seq + offset as u64;
-        }
+    let Some(first_seq) = held.front().map(|record| record.seq) else { return };
+    let Some(index) = (1..held.len()).find(|&index| held[index - 1].kind == held[index].kind) else { return };
+    let merged = super::outbox::merge_pair(&held[index - 1], &held[index]);
+    held[index - 1] = merged;
+    held.remove(index);
+    // Renumber so the held seqs stay without holes.
+    for (offset, record) in held.iter_mut().enumerate() {
+        record.seq = first_seq + offset as u64;
     }
 }
 
