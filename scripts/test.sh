@@ -18,6 +18,8 @@ command -v nft >/dev/null || extra+=(nftables)
 command -v ip >/dev/null || extra+=(iproute2)
 # lintian checks the .deb the package test builds.
 command -v lintian >/dev/null || extra+=(lintian)
+# libfaketime steps one agent's wall clock in the time-truth tests.
+dpkg -s libfaketime >/dev/null 2>&1 || extra+=(libfaketime)
 # openssl makes the test CA, the broker's certificate and the security tests' untrusted CA.
 command -v openssl >/dev/null || extra+=(openssl)
 install_debian_packages "${extra[@]}"

@@ -18,4 +18,5 @@ mod proxy;
 mod secrets;
 mod security;
 mod summary;
+mod time_truth;
 mod util;

@@ -12,6 +12,7 @@ use super::outbox::{Outbox, OutboxError};
 use super::policy::SendPolicy;
 use super::transport::Transport;
 use crate::collect::Reading;
+use crate::collect::clock::ClockReading;
 use crate::collect::timeline::{Placement, Timeline};
 use crate::collect::window::{MachineFacts, OpenWindow};
 use crate::record::{Trigger, UnixMillis, UsageRecord};
@@ -48,6 +49,8 @@ pub struct Agent<T: Transport> {
     window: OpenWindow,
     /// Places each reading's lived time on the record timeline.
     timeline: Timeline,
+    /// The last reading from the sampler, whose levels carry the moments after it when stopping.
+    last_reading: Option<Reading>,
     next_seq: u64,
     /// Closed windows not yet in the outbox because writing it failed.
     held: VecDeque<UsageRecord>,
@@ -92,6 +95,7 @@ impl<T: Transport> Agent<T> {
             transport,
             window: OpenWindow::new(start),
             timeline,
+            last_reading: None,
             next_seq,
             held: VecDeque::new(),
             in_flight: BTreeSet::new(),
@@ -137,6 +141,19 @@ impl<T: Transport> Agent<T> {
     /// enough, the auto-send interval or the longest window closes the window. Returns the reading
     /// as placed (`at` where its lived time ends), which is what the charts draw.
     pub fn on_reading(&mut self, reading: &Reading) -> Reading {
+        let placed = self.place(reading);
+        self.last_reading = Some(*reading);
+        if let Some(trigger) = self.settings.policy.observe(&placed) {
+            self.close_window(trigger);
+        }
+        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end()) {
+            self.close_window(trigger);
+        }
+        placed
+    }
+
+    /// Places a reading on the timeline and adds it to the window; returns it as placed.
+    fn place(&mut self, reading: &Reading) -> Reading {
         let placement = self.timeline.place(reading.clocks, reading.elapsed_millis);
         self.record_unlived(&placement);
         if placement.clock_step {
@@ -155,13 +172,26 @@ impl<T: Transport> Agent<T> {
         }
         let placed = Reading { at: placement.to, ..*reading };
         self.add_lived(&placed, placement.to, placement.late_millis);
-        if let Some(trigger) = self.settings.policy.observe(&placed) {
-            self.close_window(trigger);
-        }
-        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end()) {
-            self.close_window(trigger);
-        }
         placed
+    }
+
+    /// Stopping: the moments since the last reading (under one sample interval) were lived but not
+    /// read; they join the window at the last reading's levels, with no counter growth measured.
+    fn add_tail(&mut self) {
+        let Some(last) = self.last_reading else { return };
+        let clocks = ClockReading::now();
+        let elapsed_millis = (clocks.monotonic_millis - last.clocks.monotonic_millis).max(0) as u64;
+        let tail = Reading {
+            at: clocks.wall,
+            clocks,
+            elapsed_millis,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            ..last
+        };
+        self.place(&tail);
     }
 
     /// Closes the open window where the agent last saw the machine and records each unlived span.
@@ -424,6 +454,7 @@ impl<T: Transport> Agent<T> {
 
     /// Closes the window, tries to deliver for the grace period, keeps the rest in the outbox.
     fn stop(&mut self) {
+        self.add_tail();
         self.close_window(Trigger::Manual);
         let deadline = std::time::Instant::now() + self.settings.stop_grace;
         let sendable = self.settings.policy.may_send();
