@@ -87,9 +87,9 @@ impl Sampler {
                 counters.disk_write_bytes += usage.total_written_bytes;
             }
         }
-        for (name, data) in self.networks.iter() {
+        for data in self.networks.values() {
             // Loopback traffic never leaves the machine, so it is not billed.
-            if name.to_str() == Some("lo") {
+            if is_loopback(data.ip_networks().iter().map(|network| network.addr)) {
                 continue;
             }
             counters.net_rx_bytes += data.total_received();
@@ -97,6 +97,19 @@ impl Sampler {
         }
         counters
     }
+}
+
+/// Whether an interface with these addresses is a loopback one (`lo` on Linux, `lo0` on macOS, any
+/// name elsewhere): it has addresses and every one is a loopback address.
+fn is_loopback(addresses: impl Iterator<Item = std::net::IpAddr>) -> bool {
+    let mut any = false;
+    for address in addresses {
+        if !address.is_loopback() {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// Runs a sampler on its own thread, handing one reading per `interval` to `deliver` until it returns false.
@@ -130,6 +143,15 @@ pub fn next_tick(due: Instant, interval: Duration, now: Instant) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interface_is_loopback_by_its_addresses_not_its_name() {
+        let loopback = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert!(is_loopback(loopback.into_iter()));
+        let ethernet = ["10.1.2.3".parse().unwrap(), "fe80::1".parse().unwrap()];
+        assert!(!is_loopback(ethernet.into_iter()));
+        assert!(!is_loopback(std::iter::empty()), "an interface without addresses is counted");
+    }
 
     #[test]
     fn ticks_missed_in_a_stall_are_skipped() {

@@ -281,6 +281,14 @@ pub fn config(common: &CommonArgs, command: ConfigCommand) -> anyhow::Result<Exi
 
 /// `usagebill bench`.
 pub fn bench(common: &CommonArgs, args: crate::cli::BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(scratch) = &args.scratch
+        && !scratch.is_dir()
+    {
+        anyhow::bail!(
+            "--scratch {}: no such directory (the bench writes its ledgers and data dirs there; create it first)",
+            scratch.display()
+        );
+    }
     init_logging("warn");
     let settings = resolve_settings(common)?;
     let quick = args.quick;

@@ -121,11 +121,11 @@ pub fn start_agent(
         let ledger = Ledger::open(&settings.ledger_path())?;
         let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
         let agent = Agent::new(agent_settings, outbox, EmbeddedTransport::new(Biller::new(ledger, card)))?;
-        spawn(agent, receiver, updates)
+        spawn(agent, receiver, updates)?
     } else {
         let transport = KafkaTransport::new(&settings.config.kafka)?;
         let agent = Agent::new(agent_settings, outbox, transport)?;
-        spawn(agent, receiver, updates)
+        spawn(agent, receiver, updates)?
     };
     Ok(RunningAgent { inputs, handle, machine_id })
 }
@@ -134,8 +134,8 @@ fn spawn<T: crate::transmit::transport::Transport + 'static>(
     agent: Agent<T>,
     receiver: mpsc::Receiver<Input>,
     updates: Box<dyn Fn(Update) + Send>,
-) -> JoinHandle<AgentStatus> {
-    std::thread::Builder::new().name("agent".into()).spawn(move || agent.run(receiver, &*updates)).expect("spawning the agent thread")
+) -> anyhow::Result<JoinHandle<AgentStatus>> {
+    std::thread::Builder::new().name("agent".into()).spawn(move || agent.run(receiver, &*updates)).context("starting the agent thread")
 }
 
 fn start_readings(source: ReadingSource, machine_id: &str, interval: Duration, inputs: Sender<Input>) -> anyhow::Result<MachineFacts> {

@@ -135,3 +135,16 @@ fn a_replication_factor_larger_than_the_cluster_is_refused_by_name() {
         "the error names the factor, the broker count and the key: {stderr}"
     );
 }
+
+#[test]
+fn a_bench_scratch_dir_that_does_not_exist_is_named_before_anything_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("no-such-scratch");
+    let output = usagebill(data.path()).args(["bench", "--quick", "--scratch"]).arg(&missing).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--scratch {}: no such directory", missing.display())),
+        "the error names the flag and the directory: {stderr}"
+    );
+}

@@ -2,7 +2,7 @@
 //! Readings and the person's commands arrive on one channel; status goes out on another.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 mod messages;
@@ -391,7 +391,7 @@ impl<T: Transport> Agent<T> {
         self.clear_problem(|problem| matches!(problem, Problem::Outbox(_)));
         let paused = !self.settings.policy.may_send();
         for item in waiting {
-            let seq = item.record.seq;
+            let seq = item.seq;
             if paused && seq > self.send_through {
                 break;
             }
@@ -406,7 +406,7 @@ impl<T: Transport> Agent<T> {
                 self.retry_at = Some(now.plus_millis(1_000));
                 break;
             }
-            match self.transport.offer(&item.record.machine_id, seq, &item.payload) {
+            match self.transport.offer(&item.machine_id, seq, &item.payload) {
                 Ok(()) => {
                     self.in_flight.insert(seq);
                     self.offered_through = seq;
@@ -491,11 +491,6 @@ fn merge_front(held: &mut VecDeque<UsageRecord>) {
     for (offset, record) in held.iter_mut().enumerate() {
         record.seq = first_seq + offset as u64;
     }
-}
-
-/// Sends `command` to an agent's input channel; false when the agent has stopped.
-pub fn send_command(inputs: &Sender<Input>, command: Command) -> bool {
-    inputs.send(Input::Command(command)).is_ok()
 }
 
 #[cfg(test)]

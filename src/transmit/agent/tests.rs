@@ -147,7 +147,7 @@ fn a_window_whose_offer_cannot_be_recorded_is_not_sent_and_the_agent_says_why() 
 
 /// The records waiting in a paused agent's outbox, oldest first.
 fn waiting<T: Transport>(agent: &Agent<T>) -> Vec<UsageRecord> {
-    agent.outbox.waiting_after(0, 100_000).unwrap().into_iter().map(|waiting| waiting.record).collect()
+    agent.outbox.waiting_after(0, 100_000).unwrap().iter().map(|waiting| UsageRecord::parse(&waiting.payload).unwrap()).collect()
 }
 
 /// Windows tile time: each starts where the last ended, seqs rise by one.

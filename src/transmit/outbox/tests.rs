@@ -36,7 +36,7 @@ fn seqs_and_waiting_records_survive_reopening() {
     }
     let outbox = Outbox::open(&path).unwrap();
     assert_eq!(outbox.next_seq().unwrap(), 4);
-    let waiting: Vec<u64> = outbox.waiting_after(0, 10).unwrap().iter().map(|item| item.record.seq).collect();
+    let waiting: Vec<u64> = outbox.waiting_after(0, 10).unwrap().iter().map(|item| item.seq).collect();
     assert_eq!(waiting, [2, 3]);
     assert_eq!(outbox.depth(), 2);
 }
@@ -50,7 +50,7 @@ fn merging_keeps_every_byte_and_second_and_leaves_no_seq_hole() {
     outbox.mark_attempted(1).unwrap();
     let merged = outbox.merge_oldest(2).unwrap();
     assert_eq!(merged, 2);
-    let after: Vec<_> = outbox.waiting_after(0, 10).unwrap().into_iter().map(|item| item.record).collect();
+    let after = outbox.records_after(0).unwrap();
     let seqs: Vec<u64> = after.iter().map(|record| record.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4], "seq 1 was offered and stays; 2+3 and 4+5 merge; 6 is renumbered");
     assert_eq!(outbox.next_seq().unwrap(), 5);
@@ -103,4 +103,43 @@ fn records_sent_today_are_counted_across_a_restart_and_from_zero_the_next_day() 
     // A report repeated for the same seq counts once.
     outbox.remove(&[3, 3, 1], midnight.plus_millis(86_400_500)).unwrap();
     assert_eq!(outbox.sent_on_day_of(midnight.plus_millis(86_400_600)), 1);
+}
+
+#[test]
+fn an_outbox_of_version_1_gains_the_machine_column_from_its_payloads() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("outbox.db");
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        let payload = record(1).to_json();
+        old.execute("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (1, 0, 1, ?1)", [payload]).unwrap();
+    }
+    let outbox = Outbox::open(&path).unwrap();
+    let waiting = outbox.waiting_after(0, 10).unwrap();
+    assert_eq!((waiting[0].seq, waiting[0].machine_id.as_str()), (1, record(1).machine_id.as_str()));
+}
+
+#[test]
+fn an_asleep_span_never_merges_into_usage() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
+    let mut records: Vec<_> = (1..=4).map(record).collect();
+    for record in &mut records[1..3] {
+        *record = UsageRecord {
+            kind: RecordKind::Asleep,
+            cpu_pct: 0.0,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            samples: 0,
+            ..record.clone()
+        };
+    }
+    outbox.append(&records).unwrap();
+    assert_eq!(outbox.merge_oldest(3).unwrap(), 1, "only the two asleep spans are alike");
+    let kinds: Vec<RecordKind> = outbox.records_after(0).unwrap().iter().map(|record| record.kind).collect();
+    assert_eq!(kinds, [RecordKind::Usage, RecordKind::Asleep, RecordKind::Usage]);
 }

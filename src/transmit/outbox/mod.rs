@@ -62,11 +62,13 @@ impl OutboxError {
     }
 }
 
-/// One waiting record.
+/// One waiting record, as it goes to the broker (read without parsing its JSON back).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
-    /// The record.
-    pub record: UsageRecord,
+    /// The record's seq.
+    pub seq: u64,
+    /// The machine whose record it is (the Kafka key).
+    pub machine_id: String,
     /// Its encoded form, as it goes to the broker.
     pub payload: Vec<u8>,
     /// How many times it was offered to the broker.
@@ -89,7 +91,8 @@ pub struct Outbox {
 
 /// Each entry moves the schema from version `index` to `index + 1` (see `crate::sqlite`). Version 1
 /// was written before the migrations were, so its tables may already be there.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS waiting (
         seq INTEGER PRIMARY KEY,
@@ -98,7 +101,13 @@ const MIGRATIONS: &[&str] = &["
         attempts INTEGER NOT NULL DEFAULT 0,
         payload BLOB NOT NULL
     );
-"];
+",
+    "
+    -- 2: the machine id in a column of its own, so sending never parses the JSON back.
+    ALTER TABLE waiting ADD COLUMN machine_id TEXT NOT NULL DEFAULT '';
+    UPDATE waiting SET machine_id = coalesce(json_extract(CAST(payload AS TEXT), '$.source'), '');
+",
+];
 
 impl Outbox {
     /// Opens (creating if needed) the outbox file in WAL mode.
@@ -182,11 +191,11 @@ impl Outbox {
             self.connection.transaction().map_err(|error| OutboxError::Sqlite { path: self.path.display().to_string(), source: error })?;
         let mut bytes = 0;
         let result = (|| {
-            let mut insert = transaction.prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut insert = transaction.prepare_cached(INSERT_WAITING)?;
             for record in records {
                 let payload = record.to_json();
                 bytes += payload.len() as u64;
-                insert.execute(params![record.seq as i64, record.start.0, record.end.0, payload])?;
+                insert.execute(params![record.seq as i64, record.start.0, record.end.0, payload, record.machine_id])?;
             }
             drop(insert);
             let last_end = records.iter().map(|record| record.end.0).max().unwrap_or(0);
@@ -212,24 +221,29 @@ impl Outbox {
     pub fn waiting_after(&self, after: u64, limit: usize) -> Result<Vec<Waiting>, OutboxError> {
         let mut statement = self
             .connection
-            .prepare_cached("SELECT seq, attempts, payload FROM waiting WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached("SELECT seq, machine_id, attempts, payload FROM waiting WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(|error| self.sqlite(error))?;
         let rows = statement
             .query_map(params![after as i64, limit as i64], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, u32>(1)?, row.get::<_, Vec<u8>>(2)?))
+                Ok(Waiting { seq: row.get::<_, i64>(0)? as u64, machine_id: row.get(1)?, attempts: row.get(2)?, payload: row.get(3)? })
             })
             .map_err(|error| self.sqlite(error))?;
-        let mut waiting = Vec::new();
-        for row in rows {
-            let (seq, attempts, payload) = row.map_err(|error| self.sqlite(error))?;
-            let record = UsageRecord::parse(&payload).map_err(|error| OutboxError::BadRecord {
-                path: self.path.display().to_string(),
-                seq: seq as u64,
-                reason: error.to_string(),
-            })?;
-            waiting.push(Waiting { record, payload, attempts });
-        }
-        Ok(waiting)
+        rows.collect::<Result<_, _>>().map_err(|error| self.sqlite(error))
+    }
+
+    /// The waiting records after `after` as records, for merging (the one place that reads them back).
+    fn records_after(&self, after: u64) -> Result<Vec<UsageRecord>, OutboxError> {
+        let waiting = self.waiting_after(after, usize::MAX >> 1)?;
+        waiting
+            .iter()
+            .map(|item| {
+                UsageRecord::parse(&item.payload).map_err(|error| OutboxError::BadRecord {
+                    path: self.path.display().to_string(),
+                    seq: item.seq,
+                    reason: error.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Counts an offer of `seq` to the broker.
@@ -306,9 +320,9 @@ impl Outbox {
         if tail.len() < 2 {
             return Ok(0);
         }
-        let first_seq = tail[0].record.seq;
+        let first_seq = tail[0].seq;
         let mut merged = Vec::with_capacity(tail.len());
-        let mut rest = tail.iter().map(|waiting| waiting.record.clone()).peekable();
+        let mut rest = tail.into_iter().peekable();
         let mut merges = 0;
         while let Some(record) = rest.next() {
             // Only windows of one kind merge: an asleep span merged into usage would be billed as use.
@@ -328,11 +342,11 @@ impl Outbox {
         let transaction = self.connection.transaction().map_err(sqlite)?;
         transaction.execute("DELETE FROM waiting WHERE seq >= ?1", [first_seq as i64]).map_err(sqlite)?;
         {
-            let mut insert = transaction
-                .prepare_cached("INSERT INTO waiting (seq, start_ms, end_ms, payload) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sqlite)?;
+            let mut insert = transaction.prepare_cached(INSERT_WAITING).map_err(sqlite)?;
             for record in &merged {
-                insert.execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json()]).map_err(sqlite)?;
+                insert
+                    .execute(params![record.seq as i64, record.start.0, record.end.0, record.to_json(), record.machine_id])
+                    .map_err(sqlite)?;
             }
         }
         let next_seq = first_seq + merged.len() as u64;
@@ -348,14 +362,16 @@ impl Outbox {
     }
 
     /// The waiting records after the last one ever offered: nobody can have billed them yet.
-    fn never_offered(&self) -> Result<Vec<Waiting>, OutboxError> {
+    fn never_offered(&self) -> Result<Vec<UsageRecord>, OutboxError> {
         let last_offered: Option<i64> = self
             .connection
             .query_row("SELECT max(seq) FROM waiting WHERE attempts > 0", [], |row| row.get(0))
             .map_err(|error| self.sqlite(error))?;
-        self.waiting_after(last_offered.unwrap_or(0) as u64, usize::MAX >> 1)
+        self.records_after(last_offered.unwrap_or(0) as u64)
     }
 }
+
+const INSERT_WAITING: &str = "INSERT INTO waiting (seq, start_ms, end_ms, payload, machine_id) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// One window covering two adjacent ones, exactly: counts add, levels average by window length.
 pub fn merge_pair(first: &UsageRecord, second: &UsageRecord) -> UsageRecord {
@@ -384,5 +400,4 @@ pub fn merge_pair(first: &UsageRecord, second: &UsageRecord) -> UsageRecord {
 }
 
 #[cfg(test)]
-#[path = "outbox_tests.rs"]
 mod tests;
