@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -73,6 +74,8 @@ pub struct DeliveryReporter {
     /// SASL authentication, a refused connection); cleared by a delivery. A record that times out
     /// names it, since "message timed out" alone does not say why.
     connection_error: Mutex<Option<String>>,
+    /// Set once librdkafka's first connection failure of an outage was logged; cleared by a delivery.
+    outage_logged: AtomicBool,
 }
 
 impl DeliveryReporter {
@@ -109,6 +112,29 @@ impl ClientContext for DeliveryReporter {
         }
         tracing::debug!("kafka: {error}: {reason}");
     }
+
+    /// librdkafka reports a broker it cannot reach at error level, again after every retry. An
+    /// outage is transient and the outbox holds what waits, so the first failure of an outage is a
+    /// warning and the rest are debug lines; the agent says what waits (see `transmit::agent`).
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let transient = facility == "FAIL" || message.contains("Connection refused") || message.contains("Connect to");
+        if transient {
+            if !self.outage_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(target: "librdkafka", "kafka: {message}");
+            } else {
+                tracing::debug!(target: "librdkafka", "kafka: {message}");
+            }
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "kafka: {facility} {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "kafka: {facility} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", "kafka: {facility} {message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "kafka: {facility} {message}"),
+        }
+    }
 }
 
 impl ProducerContext for DeliveryReporter {
@@ -121,6 +147,7 @@ impl ProducerContext for DeliveryReporter {
                 tracing::debug!("delivered #{tag} to {}[{}] at offset {}", message.topic(), message.partition(), message.offset());
                 self.link.store(link_state_to(LinkState::Up), Ordering::Relaxed);
                 self.set_connection_error(None);
+                self.outage_logged.store(false, Ordering::Relaxed);
                 Ok(())
             }
             Err((error, message)) => {
@@ -184,7 +211,13 @@ impl ReportingProducer {
         // Pass-through properties win over the defaults above (e.g. zstd instead of lz4).
         apply_properties(&mut config, kafka, ClientRole::Producer)?;
         let link = Arc::new(AtomicU8::new(link_state_to(LinkState::Connecting)));
-        let context = DeliveryReporter { deliveries, link, fenced: AtomicBool::new(false), connection_error: Mutex::new(None) };
+        let context = DeliveryReporter {
+            deliveries,
+            link,
+            fenced: AtomicBool::new(false),
+            connection_error: Mutex::new(None),
+            outage_logged: AtomicBool::new(false),
+        };
         let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
         Ok(ReportingProducer { producer, topic: kafka.topic.clone(), content_type })
     }

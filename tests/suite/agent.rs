@@ -182,3 +182,20 @@ fn embedded_mode_bills_into_the_local_ledger_without_kafka() {
     assert_eq!(machines[0]["machine_id"], "laptop");
     assert_eq!(machines[0]["records"], 2, "the send-now window and the closing window");
 }
+
+#[test]
+fn an_unreachable_broker_is_one_warning_and_the_agent_says_what_waits() {
+    let data = tempfile::tempdir().unwrap();
+    let nobody = format!("127.0.0.1:{}", crate::util::free_port());
+    let output = crate::util::usagebill(data.path())
+        .args(["--brokers", &nobody, "agent", "--headless", "--run-for", "4s", "--interval", "1s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let librdkafka_warnings = log.lines().filter(|line| line.contains("WARN librdkafka")).count();
+    assert_eq!(librdkafka_warnings, 1, "librdkafka's retries are one warning per outage:\n{log}");
+    assert!(!log.contains("ERROR"), "a transient outage is not an error:\n{log}");
+    assert_eq!(log.matches("the broker cannot be reached").count(), 1, "{log}");
+    assert!(log.contains("waiting in the outbox"), "the agent says what it kept:\n{log}");
+}

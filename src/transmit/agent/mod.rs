@@ -15,6 +15,7 @@ use crate::collect::Reading;
 use crate::collect::clock::ClockReading;
 use crate::collect::timeline::{Placement, Timeline};
 use crate::collect::window::{MachineFacts, OpenWindow};
+use crate::kafka::LinkState;
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 
 /// How the agent runs.
@@ -62,6 +63,8 @@ pub struct Agent<T: Transport> {
     send_through: u64,
     /// When to try the broker again.
     retry_at: Option<UnixMillis>,
+    /// When the broker was first found unreachable in the current outage.
+    down_since: Option<UnixMillis>,
     failures_in_a_row: u32,
     status: AgentStatus,
 }
@@ -102,6 +105,7 @@ impl<T: Transport> Agent<T> {
             offered_through: 0,
             send_through: 0,
             retry_at: None,
+            down_since: None,
             failures_in_a_row: 0,
             status,
         })
@@ -441,8 +445,10 @@ impl<T: Transport> Agent<T> {
 
     fn refresh_status(&mut self) {
         let depth = self.outbox.depth() + self.held.len() as u64;
+        let link = self.transport.state();
+        self.note_outage(link, depth);
         let policy = &self.settings.policy;
-        self.status.link = self.transport.state();
+        self.status.link = link;
         self.status.paused = policy.is_paused();
         self.status.interval = policy.interval();
         self.status.rules = policy.rules();
@@ -450,6 +456,26 @@ impl<T: Transport> Agent<T> {
         self.status.window_start = self.window.start();
         self.status.next_seq = self.next_seq;
         self.status.delivered_today = self.outbox.sent_on_day_of(UnixMillis::now());
+    }
+
+    /// Says once per outage that the broker cannot be reached and what waits, and once when it
+    /// answers again (librdkafka's own retries log at debug after the first).
+    fn note_outage(&mut self, link: LinkState, depth: u64) {
+        match (link, self.down_since) {
+            (LinkState::Down, None) => {
+                let now = UnixMillis::now();
+                self.down_since = Some(now);
+                tracing::warn!(
+                    "the broker cannot be reached: {depth} window(s) wait in the outbox so far, kept on disk and sent as soon as it answers"
+                );
+            }
+            (LinkState::Up, Some(since)) => {
+                self.down_since = None;
+                let minutes = UnixMillis::now().millis_since(since).max(0) as f64 / 60_000.0;
+                tracing::info!("the broker answers again after {minutes:.1} min; delivering the {depth} window(s) that waited");
+            }
+            _ => {}
+        }
     }
 
     /// Closes the window, tries to deliver for the grace period, keeps the rest in the outbox.
