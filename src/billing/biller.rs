@@ -215,4 +215,36 @@ mod tests {
         let stored = biller.ledger().lines_after(1, 10).unwrap();
         assert_eq!(stored.iter().map(|line| &line.line).collect::<Vec<_>>(), fresh.iter().map(|line| &line.line).collect::<Vec<_>>());
     }
+
+    /// `record` as a version-1 agent wrote it: the v1 type, and no kind, late time or clock steps.
+    fn version_1(record: &UsageRecord) -> Vec<u8> {
+        let mut event: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+        event["type"] = crate::record::EVENT_TYPE_V1.into();
+        let data = event["data"].as_object_mut().unwrap();
+        for field in ["kind", "late_millis", "clock_steps"] {
+            data.remove(field);
+        }
+        serde_json::to_vec(&event).unwrap()
+    }
+
+    #[test]
+    fn a_version_1_window_longer_than_an_hour_is_quarantined_with_its_reason() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), RateCard::built_in());
+        let start = UnixMillis(1_767_225_600_000);
+        let hour = UsageRecord::steady("old", 1, start, 3_600_000);
+        let night = UsageRecord::steady("old", 2, start, 3_600_001);
+        let message = |offset: i64, record: &UsageRecord| RawMessage {
+            topic: "usage".into(),
+            partition: 0,
+            offset,
+            payload: Some(version_1(record)),
+        };
+        let billed = biller.bill(&[message(0, &hour), message(1, &night)]).unwrap().outcome;
+        assert_eq!((billed.billed, billed.quarantined), (1, 1), "an hour is still read from a v1 agent");
+        let kept = crate::billing::ledger::quarantined(biller.ledger(), 0, 10).unwrap();
+        assert_eq!(kept[0].offset, 1);
+        assert!(kept[0].reason.contains("version-1 window longer than 1 h"), "{}", kept[0].reason);
+        assert!(kept[0].reason.contains("data.end"), "{}", kept[0].reason);
+    }
 }
