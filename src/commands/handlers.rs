@@ -133,7 +133,7 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         exit_when_idle: args.exit_when_idle.map(|idle| idle.0),
         metrics: api.as_ref().map(|_| metrics),
     };
-    let feed = worker::FeedOptions { publish_feed: !args.no_feed, budgets: settings.config.billing.budgets()? };
+    let feed = worker::FeedOptions { publish_feed: !args.no_feed, budgets: settings.budgets().clone() };
     let stop = worker::stop_on_signal();
     // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
     let summaries_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -272,7 +272,9 @@ pub fn config(common: &CommonArgs, command: ConfigCommand) -> anyhow::Result<Exi
                 return Ok(ExitCode::SUCCESS);
             }
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            Config::parse(&text, &path)?;
+            let config = Config::parse(&text, &path)?;
+            // The same check every command makes at start, rules and budgets included.
+            Settings::new(config, path.clone(), config::default_data_dir())?;
             println!("{}: ok", path.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -32,7 +32,7 @@ pub fn resolve_settings(common: &CommonArgs) -> anyhow::Result<Settings> {
         config.kafka.cost_topic = topic.clone();
     }
     let data_dir = common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(config::default_data_dir);
-    Ok(Settings { config, config_path, data_dir })
+    Ok(Settings::new(config, config_path, data_dir)?)
 }
 
 /// Runs the parsed command line.

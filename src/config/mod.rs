@@ -81,13 +81,6 @@ pub struct BillingConfig {
     pub budgets: BTreeMap<String, String>,
 }
 
-impl BillingConfig {
-    /// The budgets, parsed (validation already checked them).
-    pub fn budgets(&self) -> Result<crate::billing::budget::Budgets, crate::billing::budget::BudgetError> {
-        crate::billing::budget::Budgets::parse(&self.budgets)
-    }
-}
-
 /// `[agent]`: what the desktop app and `usagebill agent` do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -186,7 +179,8 @@ impl Config {
         write().map_err(|source| ConfigError::Write { path: path.to_owned(), source })
     }
 
-    /// Checks every value's range; `origin` names where the values came from.
+    /// Checks every value's range; `origin` names where the values came from. (Rules and budgets,
+    /// which need the library's parsers, are checked and parsed once by `runtime::Settings`.)
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let bad = |key: &'static str, value: &dyn std::fmt::Display, expected: &str| ConfigError::Invalid {
             origin: origin.to_owned(),
@@ -212,9 +206,6 @@ impl Config {
         if agent.outbox_max_bytes < 1 << 20 {
             return Err(bad("agent.outbox_max_bytes", &agent.outbox_max_bytes, "at least 1048576 (1 MiB)"));
         }
-        for rule in &agent.rules {
-            crate::transmit::rule::ThresholdRule::parse(rule).map_err(|error| bad("agent.rules", &format!("{rule:?}"), &error))?;
-        }
         for broker in &self.kafka.brokers {
             validate_broker(broker).map_err(|expected| bad("kafka.brokers", &format!("{broker:?}"), expected))?;
         }
@@ -238,13 +229,6 @@ impl Config {
         if !(1..=1_000_000).contains(&self.worker.batch_size) {
             return Err(bad("worker.batch_size", &self.worker.batch_size, "between 1 and 1000000"));
         }
-        if let Err(error) = self.billing.budgets() {
-            let value = match &error {
-                crate::billing::budget::BudgetError::Pattern { pattern, .. } => format!("{pattern:?}"),
-                crate::billing::budget::BudgetError::Amount { pattern, amount } => format!("{pattern:?} = {amount:?}"),
-            };
-            return Err(bad("billing.budgets", &value, &error.to_string()));
-        }
         Ok(())
     }
 }
@@ -262,6 +246,16 @@ pub fn validate_broker(broker: &str) -> Result<(), &'static str> {
 pub fn validate_topic(name: &str) -> Result<(), &'static str> {
     let ok = !name.is_empty() && name.len() <= 249 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok { Ok(()) } else { Err("1 to 249 characters of letters, digits, '.', '_' and '-'") }
+}
+
+impl ConfigError {
+    /// The dotted key at fault, when the error is about one value.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 /// The default config file: `usagebill/config.toml` in the OS config dir.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 
 use super::live::Action;
-use crate::config::{validate_broker, validate_topic};
+use crate::config::{ConfigError, validate_broker, validate_topic};
 use crate::kafka::secret;
 use crate::record::validate_machine_id;
 use crate::runtime::supervisor::SaveError;
@@ -219,7 +219,10 @@ impl SettingsForm {
             if ui.add_enabled(ready, egui::Button::new("Save and apply")).clicked() {
                 self.saving = true;
                 self.outcome = None;
-                actions.push(Action::Apply(Box::new(self.build(settings))));
+                match self.build(settings) {
+                    Ok(next) => actions.push(Action::Apply(Box::new(next))),
+                    Err(error) => self.failed(SaveError { key: error.key(), message: error.to_string() }),
+                }
             }
             if self.saving {
                 ui.spinner();
@@ -232,10 +235,10 @@ impl SettingsForm {
         });
     }
 
-    /// The settings the form describes (only call when [`SettingsForm::errors`] is empty).
-    fn build(&self, settings: &Settings) -> Settings {
-        let mut next = settings.clone();
-        let config = &mut next.config;
+    /// The settings the form describes, checked as a whole (only call when
+    /// [`SettingsForm::errors`] is empty, so the fields it edits are already known good).
+    fn build(&self, settings: &Settings) -> Result<Settings, ConfigError> {
+        let mut config = settings.config.clone();
         config.kafka.brokers = brokers(&self.brokers).map(str::to_owned).collect();
         config.kafka.topic = self.topic.trim().to_owned();
         let machine_id = self.machine_id.trim();
@@ -243,13 +246,14 @@ impl SettingsForm {
         config.kafka.properties = self.properties_to_save(&settings.config.kafka.properties);
         let rate_card = self.rate_card.trim();
         config.worker.rate_card = (!rate_card.is_empty()).then(|| PathBuf::from(rate_card));
-        let data_dir = PathBuf::from(self.data_dir.trim());
+        let mut data_dir = settings.data_dir.clone();
+        let edited_dir = PathBuf::from(self.data_dir.trim());
         // A data dir given by flag or env stays out of the file unless the person changed it here.
-        if data_dir != settings.data_dir {
-            config.data_dir = Some(data_dir.clone());
-            next.data_dir = data_dir;
+        if edited_dir != settings.data_dir {
+            config.data_dir = Some(edited_dir.clone());
+            data_dir = edited_dir;
         }
-        next
+        settings.with_config(config, data_dir)
     }
 }
 
@@ -277,7 +281,7 @@ mod tests {
     fn settings_with(properties: &[(&str, &str)]) -> Settings {
         let mut config = Config::default();
         config.kafka.properties = properties.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
-        Settings { config, config_path: PathBuf::from("/nonexistent/config.toml"), data_dir: PathBuf::from("/nonexistent") }
+        Settings::new(config, PathBuf::from("/nonexistent/config.toml"), PathBuf::from("/nonexistent")).unwrap()
     }
 
     const SAVED: [(&str, &str); 3] =
@@ -298,14 +302,14 @@ mod tests {
         let settings = settings_with(&SAVED);
         let mut form = SettingsForm::new(&settings, &AgentOverrides::default());
         form.properties.push_str("client.id = desk\n");
-        let next = form.build(&settings);
+        let next = form.build(&settings).unwrap();
         assert_eq!(next.config.kafka.properties.get("sasl.password").map(String::as_str), Some("hunter2-secret"));
         assert_eq!(next.config.kafka.properties.get("client.id").map(String::as_str), Some("desk"));
         assert_eq!(next.config.kafka.properties.get("ssl.key.password").map(String::as_str), Some("${env:KEY_PASSWORD}"));
 
         form.properties = form.properties.replace(&format!("sasl.password = {}", secret::MASK), "sasl.password = correct-horse");
         assert!(!format!("{form:?}").contains("correct-horse"), "typed secrets stay out of Debug too");
-        let next = form.build(&settings);
+        let next = form.build(&settings).unwrap();
         assert_eq!(next.config.kafka.properties.get("sasl.password").map(String::as_str), Some("correct-horse"));
         form.saved(Path::new("/nonexistent/config.toml"), &next);
         assert!(!form.properties.contains("correct-horse"), "masked again once saved: {}", form.properties);

@@ -94,11 +94,7 @@ pub fn start_agent(
 ) -> anyhow::Result<RunningAgent> {
     let agent_config = &settings.config.agent;
     let machine_id = machine_id(overrides.machine_id.as_deref().or(agent_config.machine_id.as_deref()), &settings.data_dir)?;
-    let mut rules =
-        agent_config.rules.iter().map(|rule| ThresholdRule::parse(rule)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
-    if !overrides.rules.is_empty() {
-        rules = overrides.rules.clone();
-    }
+    let rules = if overrides.rules.is_empty() { settings.rules().to_vec() } else { overrides.rules.clone() };
     let policy = SendPolicy::new(PolicySettings {
         interval: overrides.interval.unwrap_or(agent_config.send_interval.map(|interval| interval.0)),
         max_window: overrides.max_window.unwrap_or(agent_config.max_window.0),

@@ -6,14 +6,12 @@ mod agent;
 pub mod background;
 pub mod costs;
 mod embedded;
+mod settings;
 pub mod supervisor;
-
-use std::path::PathBuf;
-
-use crate::config::Config;
 
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
 pub use self::embedded::{EMBEDDED_TOPIC, EmbeddedTransport};
+pub use self::settings::Settings;
 
 /// The error and its causes, as the CLI prints them and the app shows them, skipping a cause whose
 /// words are already there (a typed error that prints its source and also returns it from
@@ -27,34 +25,6 @@ pub fn describe_error(error: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-/// The configuration in force for this run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// File, env and flags merged.
-    pub config: Config,
-    /// The config file it was read from (it may not exist).
-    pub config_path: PathBuf,
-    /// The data dir.
-    pub data_dir: PathBuf,
-}
-
-impl Settings {
-    /// No brokers: the whole chain runs in this process.
-    pub fn embedded(&self) -> bool {
-        self.config.kafka.brokers.is_empty()
-    }
-
-    /// The ledger file.
-    pub fn ledger_path(&self) -> PathBuf {
-        self.config.worker.ledger.clone().unwrap_or_else(|| self.data_dir.join("ledger.db"))
-    }
-
-    /// The outbox file.
-    pub fn outbox_path(&self) -> PathBuf {
-        self.data_dir.join("outbox.db")
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::summary;
 use crate::billing::worker::{self, FeedOptions, WorkerOptions};
-use crate::config::ConfigError;
 use crate::transmit::agent::{Command, Input, Update};
 
 /// What the UI asks of the supervisor.
@@ -132,15 +131,7 @@ fn save(settings: &Settings) -> Result<(), SaveError> {
     if let Some(card) = &settings.config.worker.rate_card {
         RateCard::load(Some(card)).map_err(|error| SaveError { key: Some("worker.rate_card"), message: error.to_string() })?;
     }
-    settings.config.validate("the settings").map_err(|error| SaveError { key: key_of(&error), message: error.to_string() })?;
     settings.config.save(&settings.config_path).map_err(|error| SaveError { key: None, message: error.to_string() })
-}
-
-fn key_of(error: &ConfigError) -> Option<&'static str> {
-    match error {
-        ConfigError::Invalid { key, .. } => Some(key),
-        _ => None,
-    }
 }
 
 /// The agent and the optional in-process worker of one set of settings.
@@ -224,7 +215,7 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
                 };
                 // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
                 // place in the election of the summary publisher.
-                let feed = FeedOptions { publish_feed: true, budgets: settings.config.billing.budgets()? };
+                let feed = FeedOptions { publish_feed: true, budgets: settings.budgets().clone() };
                 let publisher_stop = Arc::new(AtomicBool::new(false));
                 let options_for_summaries = summary::options_for(&settings.ledger_path(), card.clone());
                 let publisher = summary::spawn_publisher(&settings.config.kafka, options_for_summaries, Arc::clone(&publisher_stop));

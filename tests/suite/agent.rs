@@ -65,7 +65,7 @@ fn kafka_settings(broker: &Broker, data_dir: &Path) -> Settings {
     config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
     config.kafka.partitions = 1;
     config.agent.machine_id = Some("agent-under-test".into());
-    Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
+    Settings::new(config, data_dir.join("config.toml"), data_dir.to_owned()).unwrap()
 }
 
 pub fn script(dir: &Path, lines: &[&str]) -> std::path::PathBuf {
@@ -170,7 +170,7 @@ fn embedded_mode_bills_into_the_local_ledger_without_kafka() {
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.agent.machine_id = Some("laptop".into());
-    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let settings = Settings::new(config, data.path().join("config.toml"), data.path().to_owned()).unwrap();
     let mut agent = TestAgent::start(&settings, manual_only(), &script(data.path(), &[IDLE]));
     std::thread::sleep(Duration::from_millis(600));
     agent.command(Command::SendNow);

@@ -44,7 +44,7 @@ fn a_full_disk_holds_windows_in_memory_and_recovers_by_itself() {
     let mut config = Config::default();
     config.agent.machine_id = Some("full-disk-box".into());
     config.worker.ledger = Some(elsewhere.path().join("ledger.db"));
-    let settings = Settings { config, config_path: elsewhere.path().join("config.toml"), data_dir: disk.path().to_owned() };
+    let settings = Settings::new(config, elsewhere.path().join("config.toml"), disk.path().to_owned()).unwrap();
     let overrides = AgentOverrides { paused: true, max_window: Some(Duration::from_secs(1)), ..manual_only() };
     let mut agent = TestAgent::start(&settings, overrides, &script(elsewhere.path(), &[IDLE]));
     agent.wait_for("a first stored window", Duration::from_secs(10), |status| status.outbox_depth >= 1);

@@ -81,7 +81,7 @@ fn click(harness: &mut AppHarness, label: &str) {
 fn embedded_settings(data_dir: &Path, machine_id: &str) -> Settings {
     let mut config = Config::default();
     config.agent.machine_id = Some(machine_id.into());
-    Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
+    Settings::new(config, data_dir.join("config.toml"), data_dir.to_owned()).unwrap()
 }
 
 /// Kafka mode on `broker` with the test's own topics (one partition) for `machine_id`.
@@ -92,7 +92,7 @@ fn kafka_settings(data_dir: &Path, broker: &Broker, machine_id: &str) -> Setting
     config.kafka.cost_topic = format!("{}.costs", config.kafka.topic);
     config.kafka.partitions = 1;
     config.agent.machine_id = Some(machine_id.into());
-    Settings { config, config_path: data_dir.join("config.toml"), data_dir: data_dir.to_owned() }
+    Settings::new(config, data_dir.join("config.toml"), data_dir.to_owned()).unwrap()
 }
 
 /// Only Send now (and the window length) closes windows; readings every 200 ms.
@@ -516,7 +516,7 @@ fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
     config.worker.embedded = true;
     config.billing.budgets.insert("sim-*".into(), "1".into());
     config.agent.machine_id = Some("desk-budget".into());
-    let settings = Settings { config, config_path: data.path().join("config.toml"), data_dir: data.path().to_owned() };
+    let settings = Settings::new(config, data.path().join("config.toml"), data.path().to_owned()).unwrap();
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     let ledger = data.path().join("ledger.db");
     let alerts = || -> i64 {
