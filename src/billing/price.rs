@@ -2,13 +2,17 @@
 //!
 //! Products are formed first and divided once, so the only rounding is rust_decimal's 28
 //! significant digits on that division; the same record and version always give the same line.
+//!
+//! Only a `usage` window is priced by its usage. A window the machine did not live costs nothing,
+//! whatever the model: a `clock_step` window is no time at all, and an `asleep` one is charged only
+//! the memory it held at the card's `asleep_memory_gb_hour` (0 unless the card names it).
 
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
 use super::rate_card::{PricingModel, RateVersion};
-use crate::record::UsageRecord;
+use crate::record::{RecordKind, UsageRecord};
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
 const BYTES_PER_GB: i64 = 1_000_000_000;
@@ -59,18 +63,26 @@ pub fn price(record: &UsageRecord, version: &RateVersion) -> Result<PricedLine, 
     let cpu_pct = exact(record.cpu_pct);
     let millis = Decimal::from(record.window_millis());
     let zero = Decimal::ZERO;
-    let (cpu, memory, net_rx, net_tx, disk_read, disk_write) = match version.model {
-        PricingModel::TimeWeighted => {
+    let gb_hours_at = |price: Decimal| {
+        product(&[Decimal::from(record.mem_used_bytes), millis, price])
+            .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
+            .and_then(|per_gb| per_gb.checked_div(Decimal::from(MILLIS_PER_HOUR)))
+            .ok_or_else(|| overflow("memory"))
+    };
+    let (cpu, memory, net_rx, net_tx, disk_read, disk_write) = match (record.kind, version.model) {
+        // Not lived: the model's terms do not apply (the prototype's would charge a sleep per message).
+        (RecordKind::ClockStep, _) => (zero, zero, zero, zero, zero, zero),
+        (RecordKind::Asleep, _) => {
+            (zero, gb_hours_at(version.prices_for(&record.machine_id).asleep_memory_gb_hour)?, zero, zero, zero, zero)
+        }
+        (RecordKind::Usage, PricingModel::TimeWeighted) => {
             // Graduated tiers are not applied here: a line holds the flat price, and tiers are priced
             // over a machine's month when a period is computed (see `tiers` and docs/billing.md).
             let prices = &version.prices_for(&record.machine_id);
             let cpu = product(&[cpu_pct, Decimal::from(record.cpu_cores), millis, prices.cpu_core_hour])
                 .and_then(|numerator| numerator.checked_div(Decimal::from(100 * MILLIS_PER_HOUR)))
                 .ok_or_else(|| overflow("cpu"))?;
-            let memory = product(&[Decimal::from(record.mem_used_bytes), millis, prices.memory_gb_hour])
-                .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
-                .and_then(|per_gb| per_gb.checked_div(Decimal::from(MILLIS_PER_HOUR)))
-                .ok_or_else(|| overflow("memory"))?;
+            let memory = gb_hours_at(prices.memory_gb_hour)?;
             let volume = |bytes: u64, price: Decimal, component| {
                 product(&[Decimal::from(bytes), price])
                     .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
@@ -85,7 +97,7 @@ pub fn price(record: &UsageRecord, version: &RateVersion) -> Result<PricedLine, 
                 volume(record.disk_write_bytes, prices.disk_write_gb, "disk_write")?,
             )
         }
-        PricingModel::PrototypePerMessage => {
+        (RecordKind::Usage, PricingModel::PrototypePerMessage) => {
             let cpu = cpu_pct * version.prototype.cpu_pct;
             let mem_pct = (Decimal::from(record.mem_used_bytes) * Decimal::ONE_HUNDRED)
                 .checked_div(Decimal::from(record.mem_total_bytes))
@@ -166,6 +178,62 @@ mod tests {
         card.model = PricingModel::PrototypePerMessage;
         let line = price(&steady(1_000, 1), &card).unwrap();
         assert_eq!(line.total, Decimal::from_str("2.75").unwrap(), "50 × 0.05 + 25 × 0.01");
+    }
+
+    /// An hour asleep holding 4 GiB (4.294967296 GB), or an hour of a clock step, as an agent writes them.
+    fn unlived_hour(kind: RecordKind) -> UsageRecord {
+        let mem_used_bytes = if kind == RecordKind::Asleep { 4 << 30 } else { 0 };
+        let idle = UsageRecord {
+            cpu_pct: 0.0,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            samples: 0,
+            ..steady(3_600_000, 1)
+        };
+        UsageRecord { kind, mem_used_bytes, ..idle }
+    }
+
+    fn card_with_asleep_memory_at(price: &str) -> RateCard {
+        let text = crate::billing::rate_card::BUILT_IN_CARD
+            .replace("disk_write_gb = \"0.01\"", &format!("disk_write_gb = \"0.01\"\nasleep_memory_gb_hour = \"{price}\""));
+        RateCard::parse(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn an_hour_asleep_costs_nothing_under_the_built_in_card() {
+        let card = RateCard::built_in();
+        let asleep = unlived_hour(RecordKind::Asleep);
+        assert_eq!(asleep.mem_used_bytes, 4 << 30, "the memory held when it fell asleep is kept");
+        let line = price(&asleep, card.version_at(asleep.start)).unwrap();
+        assert_eq!(line.amounts(), [Decimal::ZERO; 7]);
+        assert_eq!(line.card_version, "2026-01");
+    }
+
+    #[test]
+    fn memory_held_asleep_is_charged_flat_at_the_asleep_price() {
+        let card = card_with_asleep_memory_at("0.001");
+        let asleep = unlived_hour(RecordKind::Asleep);
+        let line = price(&asleep, card.version_at(asleep.start)).unwrap();
+        let expected = Decimal::from_str("0.004294967296").unwrap();
+        assert_eq!(line.memory, expected, "4.294967296 GB for an hour at 0.001, not at memory_gb_hour's 0.005");
+        assert_eq!(line.total, expected);
+        assert_eq!([line.cpu, line.net_rx, line.net_tx, line.disk_read, line.disk_write], [Decimal::ZERO; 5]);
+        // A usage window under the same card is priced as before.
+        let used = steady(3_600_000, 2);
+        assert_eq!(price(&used, card.version_at(used.start)).unwrap(), price(&used, RateCard::built_in().version_at(used.start)).unwrap());
+    }
+
+    #[test]
+    fn a_clock_step_costs_nothing_whatever_the_card_or_model() {
+        let mut version = card_with_asleep_memory_at("0.001").versions()[0].clone();
+        let stepped = UsageRecord { mem_used_bytes: 1 << 30, ..unlived_hour(RecordKind::ClockStep) };
+        assert_eq!(price(&stepped, &version).unwrap().amounts(), [Decimal::ZERO; 7]);
+        version.model = PricingModel::PrototypePerMessage;
+        assert_eq!(price(&stepped, &version).unwrap().amounts(), [Decimal::ZERO; 7]);
+        let asleep = price(&unlived_hour(RecordKind::Asleep), &version).unwrap();
+        assert_eq!(asleep.total, Decimal::from_str("0.004294967296").unwrap(), "no per-message charge for a sleep");
     }
 
     #[test]

@@ -28,8 +28,13 @@ pub const ADJUSTMENT_DIGITS: u32 = 12;
 const MILLIS_PER_HOUR: i64 = 3_600_000;
 const BYTES_PER_GB: i64 = 1_000_000_000;
 
-/// How much of `component` a record used, in the card's unit (core-hours, GB-hours, GB).
+/// How much of `component` a record used, in the card's unit (core-hours, GB-hours, GB). A window
+/// the machine did not live used nothing: the memory an asleep window held is priced flat at
+/// `asleep_memory_gb_hour` and never moves a machine up its memory tiers.
 pub fn quantity(record: &UsageRecord, component: Component) -> Decimal {
+    if !record.kind.is_lived() {
+        return Decimal::ZERO;
+    }
     let millis = Decimal::from(record.window_millis());
     let gigabytes = |bytes: u64| Decimal::from(bytes) / Decimal::from(BYTES_PER_GB);
     match component {

@@ -103,6 +103,7 @@ impl RateCard {
                 ("net_tx_gb", prices.net_tx_gb),
                 ("disk_read_gb", prices.disk_read_gb),
                 ("disk_write_gb", prices.disk_write_gb),
+                (ASLEEP_MEMORY_KEY, prices.asleep_memory_gb_hour),
                 ("prototype.cpu_pct", raw.prototype.cpu_pct),
                 ("prototype.mem_pct", raw.prototype.mem_pct),
             ];
@@ -135,6 +136,9 @@ impl RateCard {
 }
 
 fn component_named(key: &str, context: &str) -> Result<Component, String> {
+    if key == ASLEEP_MEMORY_KEY {
+        return Err(format!("{context}: `{key}` is a flat price (an asleep window uses nothing the tiers count)"));
+    }
     Component::from_price_key(key).ok_or_else(|| {
         let known: Vec<_> = Component::ALL.iter().map(|component| component.price_key()).collect();
         format!("{context}: `{key}` is not a priced component (one of {})", known.join(", "))
@@ -175,9 +179,14 @@ fn price_override(raw: &OverrideFile, version: &str) -> Result<PriceOverride, St
         .map_err(|error| format!("{context}: `machines` = {:?} is not a machine id or glob: {error}", raw.machines))?
         .compile_matcher();
     let mut prices = BTreeMap::new();
+    let mut asleep_memory_gb_hour = None;
     for (key, text) in &raw.prices {
-        prices.insert(component_named(key, &context)?, decimal_price(text, key, &context)?);
+        if key == ASLEEP_MEMORY_KEY {
+            asleep_memory_gb_hour = Some(decimal_price(text, key, &context)?);
+        } else {
+            prices.insert(component_named(key, &context)?, decimal_price(text, key, &context)?);
+        }
     }
     let tiers = tier_schedules(&raw.tiers, &format!("{context}: tiers"))?;
-    Ok(PriceOverride { machines: raw.machines.clone(), matcher, prices, tiers })
+    Ok(PriceOverride { machines: raw.machines.clone(), matcher, prices, tiers, asleep_memory_gb_hour })
 }

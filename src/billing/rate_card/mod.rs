@@ -51,7 +51,15 @@ pub struct Prices {
     /// Per GB written to disk.
     #[serde(with = "rust_decimal::serde::str")]
     pub disk_write_gb: Decimal,
+    /// Per GB of memory held for an hour while the machine was asleep (an `asleep` record): flat,
+    /// never tiered, and 0 unless the card names it (reserved memory some operators bill).
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub asleep_memory_gb_hour: Decimal,
 }
+
+/// The card key of the price of memory held while asleep. Not a [`Component`]: it prices no
+/// quantity the tiers count (an asleep window uses nothing).
+pub const ASLEEP_MEMORY_KEY: &str = "asleep_memory_gb_hour";
 
 /// The prototype's per-message prices.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -156,11 +164,16 @@ pub struct PriceOverride {
     pub prices: BTreeMap<Component, Decimal>,
     /// Replacement tiers.
     pub tiers: TierSchedules,
+    /// Replacement price of memory held while asleep.
+    pub asleep_memory_gb_hour: Option<Decimal>,
 }
 
 impl PartialEq for PriceOverride {
     fn eq(&self, other: &Self) -> bool {
-        self.machines == other.machines && self.prices == other.prices && self.tiers == other.tiers
+        self.machines == other.machines
+            && self.prices == other.prices
+            && self.tiers == other.tiers
+            && self.asleep_memory_gb_hour == other.asleep_memory_gb_hour
     }
 }
 
@@ -208,6 +221,9 @@ impl RateVersion {
         if let Some(found) = self.override_for(machine_id) {
             for (component, price) in &found.prices {
                 prices.set(*component, *price);
+            }
+            if let Some(price) = found.asleep_memory_gb_hour {
+                prices.asleep_memory_gb_hour = price;
             }
         }
         prices

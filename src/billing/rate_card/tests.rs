@@ -103,3 +103,24 @@ fn bad_tiers_and_overrides_name_the_key_and_value() {
 fn the_built_in_card_parses() {
     assert!(!RateCard::built_in().versions().is_empty());
 }
+
+#[test]
+fn memory_held_asleep_is_free_unless_named_and_never_tiered() {
+    let card = RateCard::parse(TWO_VERSIONS, "test").unwrap();
+    assert_eq!(card.versions()[0].prices.asleep_memory_gb_hour, Decimal::ZERO, "0 when the card does not name it");
+    let first_version_end = TWO_VERSIONS.find("[[version]]\n    name = \"v2\"").unwrap();
+    let named = format!(
+        "{}    asleep_memory_gb_hour = \"0.002\"\n\n    [[version.override]]\n    machines = \"gpu-*\"\n    asleep_memory_gb_hour = \"0.004\"\n",
+        &TWO_VERSIONS[..first_version_end]
+    );
+    let version = RateCard::parse(&named, "test").unwrap().versions()[0].clone();
+    assert_eq!(version.prices_for("cpu-1").asleep_memory_gb_hour, Decimal::new(2, 3));
+    assert_eq!(version.prices_for("gpu-1").asleep_memory_gb_hour, Decimal::new(4, 3), "an override may name it");
+    assert_eq!(version.prices_for("gpu-1").memory_gb_hour, Decimal::new(5, 3), "and leaves the other prices be");
+    let tiered = named.replace("asleep_memory_gb_hour = \"0.002\"", "tiers.asleep_memory_gb_hour = [{ from = \"1\", price = \"0\" }]");
+    let error = RateCard::parse(&tiered, "card.toml").unwrap_err().to_string();
+    assert!(error.contains("asleep_memory_gb_hour") && error.contains("flat price"), "{error}");
+    let negative = named.replace("\"0.002\"", "\"-0.002\"");
+    let error = RateCard::parse(&negative, "card.toml").unwrap_err().to_string();
+    assert!(error.contains("asleep_memory_gb_hour") && error.contains("-0.002"), "{error}");
+}
