@@ -17,5 +17,6 @@ pub mod report;
 pub mod summary;
 pub mod tables;
 pub mod tiers;
+pub mod time_health;
 pub mod verify;
 pub mod worker;

@@ -1,4 +1,4 @@
-//! Reports over a ledger: per-machine totals with gaps, in table, CSV or JSON form.
+//! Reports over a ledger: per-machine totals with gaps and time health, in table, CSV or JSON form.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -7,6 +7,7 @@ use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
 use super::tables::CsvRow;
 pub use super::tables::ReportFormat;
+use super::time_health::{TimeHealth, span};
 pub use crate::record::TimeRange;
 
 /// One machine's bill over a time range.
@@ -22,6 +23,9 @@ pub struct MachineTotal {
     pub last_seq: u64,
     /// Seqs missing between `first_seq` and `last_seq` (metering gaps).
     pub gaps: u64,
+    /// Time asleep, observed late, and clock steps, over the windows in the range.
+    #[serde(flatten)]
+    pub time: TimeHealth,
     /// Exact cost, as a decimal string.
     #[serde(with = "rust_decimal::serde::str")]
     pub cost: Decimal,
@@ -45,6 +49,7 @@ pub fn machine_totals(ledger: &Ledger, range: TimeRange) -> Result<Vec<MachineTo
             first_seq: aggregate.min_seq,
             last_seq: aggregate.max_seq,
             gaps: (aggregate.max_seq + 1).saturating_sub(aggregate.min_seq).saturating_sub(aggregate.records),
+            time: TimeHealth::of(&aggregate),
             cost: aggregate.cost.normalize(),
             currency: aggregate.currency,
             first_start: aggregate.min_start.to_string(),
@@ -56,8 +61,20 @@ pub fn machine_totals(ledger: &Ledger, range: TimeRange) -> Result<Vec<MachineTo
 }
 
 impl CsvRow for MachineTotal {
-    const HEADER: &'static [&'static str] =
-        &["machine_id", "records", "first_seq", "last_seq", "gaps", "cost", "currency", "first_start", "last_end"];
+    const HEADER: &'static [&'static str] = &[
+        "machine_id",
+        "records",
+        "first_seq",
+        "last_seq",
+        "gaps",
+        "asleep_ms",
+        "late_ms",
+        "clock_steps",
+        "cost",
+        "currency",
+        "first_start",
+        "last_end",
+    ];
     fn cells(&self) -> Vec<String> {
         vec![
             self.machine_id.clone(),
@@ -65,6 +82,9 @@ impl CsvRow for MachineTotal {
             self.first_seq.to_string(),
             self.last_seq.to_string(),
             self.gaps.to_string(),
+            self.time.asleep_ms.to_string(),
+            self.time.late_ms.to_string(),
+            self.time.clock_steps.to_string(),
             self.cost.to_string(),
             self.currency.clone(),
             self.first_start.clone(),
@@ -80,20 +100,25 @@ pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
 
 fn render_table(totals: &[MachineTotal]) -> String {
     let width = totals.iter().map(|total| total.machine_id.len()).max().unwrap_or(0).max("machine".len());
-    let mut out =
-        format!("{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>14}\n", "machine", "records", "first_seq", "last_seq", "gaps", "cost");
+    let mut out = format!(
+        "{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>8}  {:>8}  {:>5}  {:>14}\n",
+        "machine", "records", "first_seq", "last_seq", "gaps", "asleep", "late", "steps", "cost"
+    );
     let mut sum = Decimal::ZERO;
     let mut records = 0;
     for total in totals {
         sum += total.cost;
         records += total.records;
         out += &format!(
-            "{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>10} {}\n",
+            "{:<width$}  {:>9}  {:>9}  {:>9}  {:>6}  {:>8}  {:>8}  {:>5}  {:>10} {}\n",
             total.machine_id,
             total.records,
             total.first_seq,
             total.last_seq,
             total.gaps,
+            span(total.time.asleep_ms),
+            span(total.time.late_ms),
+            total.time.clock_steps,
             round_for_display(total.cost, 2),
             total.currency
         );

@@ -28,11 +28,14 @@ pub enum SortBy {
     LastSeen,
     /// Missing records.
     Gaps,
+    /// Time asleep, then observed late, then clock steps.
+    Time,
 }
 
 impl SortBy {
     /// Every column, in the order shown.
-    pub const ALL: [SortBy; 6] = [SortBy::Machine, SortBy::Today, SortBy::Period, SortBy::Projected, SortBy::LastSeen, SortBy::Gaps];
+    pub const ALL: [SortBy; 7] =
+        [SortBy::Machine, SortBy::Today, SortBy::Period, SortBy::Projected, SortBy::LastSeen, SortBy::Gaps, SortBy::Time];
 
     /// The column's header.
     pub fn header(self) -> &'static str {
@@ -43,6 +46,7 @@ impl SortBy {
             SortBy::Projected => "Projected (estimate)",
             SortBy::LastSeen => "Last seen",
             SortBy::Gaps => "Gaps",
+            SortBy::Time => "Asleep, late, steps",
         }
     }
 
@@ -54,6 +58,10 @@ impl SortBy {
             SortBy::Projected => a.projected.cmp(&b.projected),
             SortBy::LastSeen => a.last_seen.cmp(&b.last_seen),
             SortBy::Gaps => a.gaps.cmp(&b.gaps),
+            SortBy::Time => {
+                let key = |row: &SummaryRow| (row.time.asleep_ms, row.time.late_ms, row.time.clock_steps);
+                key(a).cmp(&key(b))
+            }
         }
     }
 }
@@ -195,6 +203,9 @@ mod tests {
             period: this_period.or(last_period).map_or(Decimal::ZERO, cents),
             period_records: 10,
             gaps: 0,
+            asleep_ms: 0,
+            late_ms: 0,
+            clock_steps: 0,
             last_seen: NOW,
             burn_per_hour: Decimal::ZERO,
             burn_low_per_hour: Decimal::ZERO,
@@ -243,5 +254,18 @@ mod tests {
         empty[0].period_records = 0;
         let table = CostTable::build(&Arc::new(empty), &TableChoice::default(), None, NOW);
         assert_eq!((table.total.machines, table.earlier_machines), (0, 1));
+    }
+
+    #[test]
+    fn rows_carry_the_time_health_and_sort_on_it() {
+        let slept = CostSummary { asleep_ms: 8 * 3_600_000, late_ms: 90_000, clock_steps: 2, ..summary("laptop", Some(100), None) };
+        let stalled = CostSummary { late_ms: 5_000, ..summary("vm", Some(300), None) };
+        let summaries = Arc::new(vec![summary("server", Some(200), None), slept, stalled]);
+        let choice = TableChoice { sort: SortBy::Time, ..TableChoice::default() };
+        let table = CostTable::build(&summaries, &choice, None, NOW);
+        let order: Vec<&str> = table.rows.iter().map(|row| row.machine_id.as_str()).collect();
+        assert_eq!(order, ["laptop", "vm", "server"], "most asleep first, then most late");
+        assert_eq!(table.rows[0].time.short(), "asleep 8h 0m, late 1m 30s, 2 steps");
+        assert!(table.rows[2].time.is_clear());
     }
 }

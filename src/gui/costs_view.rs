@@ -46,8 +46,10 @@ pub struct DrawnCostChart {
     pub bars: Vec<[f64; 2]>,
 }
 
-/// Widths of the columns, in points, in [`SortBy::ALL`] order.
-const WIDTHS: [f32; 6] = [200.0, 110.0, 130.0, 200.0, 180.0, 50.0];
+/// Widths of the columns, in points, in [`SortBy::ALL`] order. With the spacing and this machine's
+/// mark they fill the window's default 1100 points: each fits its header and its usual cells
+/// (money to millionths, an instant, `asleep 8h 0m, late 1m 30s, 2 steps`).
+const WIDTHS: [f32; 7] = [165.0, 100.0, 115.0, 140.0, 165.0, 45.0, 220.0];
 const ROW_HEIGHT: f32 = 22.0;
 
 /// The Costs tab's own state.
@@ -203,6 +205,13 @@ impl CostsView {
             ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new(money(row.projected))).on_hover_text(band);
             ui.add_sized([WIDTHS[4], ROW_HEIGHT], egui::Label::new(format::instant(row.last_seen)));
             ui.add_sized([WIDTHS[5], ROW_HEIGHT], egui::Label::new(row.gaps.to_string()));
+            // A rare long one (a day asleep, hours late, a dozen steps) is cut short; the hover has it whole.
+            let time = if row.time.is_clear() { "–".to_owned() } else { row.time.short() };
+            let explained = format!(
+                "{time}\nAll time: asleep (suspended; priced as the rate card says), usage observed late (the agent \
+                 stalled; billed) and wall-clock steps its agent saw"
+            );
+            ui.add_sized([WIDTHS[6], ROW_HEIGHT], egui::Label::new(time).truncate()).on_hover_text(explained);
             if own {
                 ui.label(egui::RichText::new("this machine").italics());
             }

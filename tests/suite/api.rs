@@ -107,7 +107,7 @@ fn decimal(value: &serde_json::Value) -> Decimal {
 }
 
 /// Produces `payloads` (key, bytes) to `topic`, waiting for every delivery.
-fn produce(bootstrap: &str, topic: &str, payloads: &[(&str, Vec<u8>)]) {
+pub fn produce(bootstrap: &str, topic: &str, payloads: &[(&str, Vec<u8>)]) {
     use rdkafka::ClientConfig;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -116,6 +116,22 @@ fn produce(bootstrap: &str, topic: &str, payloads: &[(&str, Vec<u8>)]) {
         producer.send(BaseRecord::to(topic).key(*key).payload(payload)).map_err(|(error, _)| error).expect("queueing a message");
     }
     producer.flush(Duration::from_secs(10)).expect("delivering the test messages");
+}
+
+/// A two-hour window as a version-1 agent wrote it (the v1 type; no kind, late time or steps).
+fn version_1_night() -> Vec<u8> {
+    let record = UsageRecord::steady("old-agent", 1, new_year(), 2 * 3_600_000);
+    let mut event: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+    event["type"] = usagebill::record::EVENT_TYPE_V1.into();
+    let data = event["data"].as_object_mut().unwrap();
+    for field in ["kind", "late_millis", "clock_steps"] {
+        data.remove(field);
+    }
+    serde_json::to_vec(&event).unwrap()
+}
+
+fn new_year() -> UnixMillis {
+    UnixMillis::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
 }
 
 /// A record of `gappy`, a machine whose seq 2 never arrives.
@@ -142,6 +158,24 @@ fn gappy_record(seq: u64) -> UsageRecord {
     }
 }
 
+/// `sleepy`'s three windows from `start`: an hour of use, 30 s of it observed late, that saw a
+/// clock step; an hour asleep holding its memory; and an hour the wall clock skipped.
+pub fn sleepy_records(start: UnixMillis) -> [UsageRecord; 3] {
+    let hour = |seq: u64| UsageRecord::steady("sleepy", seq, start, 3_600_000);
+    let not_lived = |kind: RecordKind, seq: u64| UsageRecord {
+        kind,
+        cpu_pct: 0.0,
+        mem_used_bytes: if kind == RecordKind::Asleep { 1 << 30 } else { 0 },
+        disk_read_bytes: 0,
+        disk_write_bytes: 0,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        samples: 0,
+        ..hour(seq)
+    };
+    [UsageRecord { late_millis: 30_000, clock_steps: 1, ..hour(1) }, not_lived(RecordKind::Asleep, 2), not_lived(RecordKind::ClockStep, 3)]
+}
+
 #[test]
 fn the_api_serves_what_the_ledger_holds() {
     let broker = Broker::start();
@@ -156,17 +190,21 @@ fn the_api_serves_what_the_ledger_holds() {
         &[
             ("gappy", gappy_record(1).to_json()),
             ("gappy", gappy_record(3).to_json()),
+            ("sleepy", sleepy_records(new_year())[0].to_json()),
+            ("sleepy", sleepy_records(new_year())[1].to_json()),
+            ("sleepy", sleepy_records(new_year())[2].to_json()),
             ("junk", b"{not json".to_vec()),
             ("junk", Vec::new()),
+            ("old-agent", version_1_night()),
         ],
     );
     let worker = ServingWorker::start(data.path(), &kafka, "127.0.0.1:0", &["--group", &group]);
-    let metrics = worker.wait_until_billed(402, None);
-    assert_eq!(metrics["usagebill_records_billed_total"], 402.0);
+    let metrics = worker.wait_until_billed(405, None);
+    assert_eq!(metrics["usagebill_records_billed_total"], 405.0);
     let address = worker.address.as_str();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while parse_prometheus(&get(address, "/metrics")).get("usagebill_records_quarantined_total") != Some(&2.0) {
-        assert!(Instant::now() < deadline, "the two junk messages were not quarantined");
+    while parse_prometheus(&get(address, "/metrics")).get("usagebill_records_quarantined_total") != Some(&3.0) {
+        assert!(Instant::now() < deadline, "the two junk messages and the v1 night were not quarantined");
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -184,7 +222,7 @@ fn the_api_serves_what_the_ledger_holds() {
         let costs = get(address, &format!("/api/v1/costs?group_by={group_by}")).json();
         assert_eq!(costs["totals"].as_array().unwrap().len(), 1, "one currency");
         assert_eq!(decimal(&costs["totals"][0]["cost"]), report_total, "group_by={group_by}");
-        assert_eq!(costs["totals"][0]["records"], 402);
+        assert_eq!(costs["totals"][0]["records"], 405);
         let groups: Decimal = costs["groups"].as_array().unwrap().iter().map(|group| decimal(&group["cost"])).sum();
         assert_eq!(groups, report_total, "group_by={group_by}");
     }
@@ -192,7 +230,26 @@ fn the_api_serves_what_the_ledger_holds() {
     assert_eq!(by_day.body.lines().next(), Some("group,currency,records,cost"));
     assert_eq!(by_day.body.lines().count(), 1 + 3, "100 half-hour windows per machine span Jan 1 to Jan 3:\n{}", by_day.body);
 
-    let first = report.iter().find(|machine| machine["machine_id"] != "gappy").unwrap();
+    // Time health next to gaps: in the report's JSON (which /machines equals, above), its table,
+    // and its CSV (which /machines?format=csv equals); the asleep and skipped hours cost nothing.
+    let sleepy = report.iter().find(|machine| machine["machine_id"] == "sleepy").unwrap();
+    let figures = |row: &serde_json::Value| (row["asleep_ms"].as_u64(), row["late_ms"].as_u64(), row["clock_steps"].as_u64());
+    assert_eq!(figures(sleepy), (Some(3_600_000), Some(30_000), Some(1)), "{sleepy}");
+    assert!(
+        report.iter().filter(|machine| machine["machine_id"] != "sleepy").all(|machine| figures(machine) == (Some(0), Some(0), Some(0)))
+    );
+    let lived = &sleepy_records(new_year())[0];
+    let card = usagebill::billing::rate_card::RateCard::built_in();
+    assert_eq!(decimal(&sleepy["cost"]), usagebill::billing::price::price(lived, card.version_at(lived.start)).unwrap().total);
+    assert!(machines_csv.body.starts_with("machine_id,records,first_seq,last_seq,gaps,asleep_ms,late_ms,clock_steps,cost,"));
+    assert!(machines_csv.body.lines().any(|line| line.starts_with("sleepy,3,1,3,0,3600000,30000,1,")), "{}", machines_csv.body);
+    let table = String::from_utf8(run_ok(usagebill(data.path()).arg("report")).stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("gaps") && header.contains("asleep") && header.contains("late") && header.contains("steps"), "{table}");
+    let row = table.lines().find(|line| line.starts_with("sleepy ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("1h 0m") && row.contains("30s"), "{table}");
+
+    let first = report.iter().find(|machine| !["gappy", "sleepy"].contains(&machine["machine_id"].as_str().unwrap())).unwrap();
     let machine_id = first["machine_id"].as_str().unwrap();
     let usage = get(address, &format!("/api/v1/machines/{machine_id}/usage?step=6h")).json();
     let buckets = usage["buckets"].as_array().unwrap();
@@ -209,8 +266,9 @@ fn the_api_serves_what_the_ledger_holds() {
     assert_eq!(report_gaps, 1);
     let quarantine = get(address, "/api/v1/quarantine").json();
     let reasons: Vec<&str> = quarantine["quarantine"].as_array().unwrap().iter().map(|entry| entry["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons.len(), 2, "{quarantine}");
+    assert_eq!(reasons.len(), 3, "{quarantine}");
     assert!(reasons.iter().any(|reason| reason.contains("not a usage record")), "{reasons:?}");
+    assert!(reasons.iter().any(|reason| reason.contains("version-1 window longer than 1 h")), "{reasons:?}");
 
     let bad = get(address, "/api/v1/costs?group_by=week");
     assert_eq!((bad.status, bad.json()["parameter"].as_str(), bad.json()["value"].as_str()), (400, Some("group_by"), Some("week")));

@@ -550,6 +550,9 @@ fn fleet_summary(machine: &str, records: u64, period: Decimal, last: Option<Deci
         period,
         period_records: records,
         gaps: 0,
+        asleep_ms: 0,
+        late_ms: 0,
+        clock_steps: 0,
         last_seen: now,
         burn_per_hour: Decimal::new(1, 3),
         burn_low_per_hour: Decimal::new(5, 4),
@@ -578,7 +581,14 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
             fleet_summary(&format!("fleet-{n:05}"), 10, period, (n % 2 == 0).then(|| Decimal::new(5, 1)), now)
         })
         .collect();
-    summaries.push(fleet_summary("desk-1", 3, Decimal::new(7, 3), None, now));
+    // This desktop slept 8 hours, stalled for 90 s and saw its clock stepped twice.
+    let slept = CostSummary {
+        asleep_ms: 8 * 3_600_000,
+        late_ms: 90_000,
+        clock_steps: 2,
+        ..fleet_summary("desk-1", 3, Decimal::new(7, 3), None, now)
+    };
+    summaries.push(slept);
     expected_period += Decimal::new(7, 3);
     // An older summary of a machine comes after its newer one: it must not replace it.
     summaries.push(fleet_summary("fleet-00001", 1, Decimal::new(99, 0), None, now));
@@ -604,6 +614,10 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
     // This machine is pinned at the top and marked, above the most expensive of the others.
     assert_eq!(table.own.as_ref().map(|row| row.machine_id.as_str()), Some("desk-1"));
     harness.get_by_label("this machine");
+    // Its time health sits next to the gaps, and the row, mark included, fits the window.
+    let time = harness.get_by_label("asleep 8h 0m, late 1m 30s, 2 steps").rect();
+    assert!(time.min.x > harness.get_by_label("Gaps").rect().max.x, "{time:?}");
+    assert!(harness.get_by_label("this machine").rect().max.x <= 1100.0, "the row runs past the window");
     let first_other = table.rows[0].machine_id.clone();
     assert!(harness.get_by_label("desk-1").rect().min.y < harness.get_by_label(&first_other).rect().min.y);
     assert_eq!(table.rows.iter().find(|row| row.machine_id == "fleet-00001").unwrap().period, Decimal::new(2, 2), "not the older 99");

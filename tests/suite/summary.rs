@@ -9,29 +9,32 @@ use std::time::{Duration, Instant};
 use crate::billing::worker;
 use crate::util::{Broker, run_ok, signal, unique, usagebill};
 
-/// `machine → (period cost, records, gaps)` as `report --from-summary` prints them for `period`.
-fn from_summary(dir: &Path, broker: &Broker, topic: &str, period: &str) -> BTreeMap<String, (String, u64, u64)> {
-    let output = run_ok(usagebill(dir).args(broker.args(topic)).args(["report", "--from-summary", "--period", period, "--format", "json"]));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("JSON rows");
+/// A machine's row: cost, records, gaps, and time asleep, observed late and clock steps.
+type Row = (String, u64, u64, (u64, u64, u64));
+
+fn rows_of(output: &[u8], cost: &str) -> BTreeMap<String, Row> {
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(output).expect("JSON rows");
+    let count = |row: &serde_json::Value, field: &str| row[field].as_u64().unwrap_or_else(|| panic!("{field} in {row}"));
     rows.iter()
         .map(|row| {
+            let time = (count(row, "asleep_ms"), count(row, "late_ms"), count(row, "clock_steps"));
             let key = row["machine_id"].as_str().unwrap().to_owned();
-            (key, (row["period"].as_str().unwrap().to_owned(), row["records"].as_u64().unwrap(), row["gaps"].as_u64().unwrap()))
+            (key, (row[cost].as_str().unwrap().to_owned(), count(row, "records"), count(row, "gaps"), time))
         })
         .collect()
 }
 
+/// `machine → row` as `report --from-summary` prints them for `period`.
+fn from_summary(dir: &Path, broker: &Broker, topic: &str, period: &str) -> BTreeMap<String, Row> {
+    let output = run_ok(usagebill(dir).args(broker.args(topic)).args(["report", "--from-summary", "--period", period, "--format", "json"]));
+    rows_of(&output.stdout, "period")
+}
+
 /// The same from the deduplicated cost feed over `[from, to)`.
-fn from_feed(dir: &Path, broker: &Broker, topic: &str, from: &str, to: &str) -> BTreeMap<String, (String, u64, u64)> {
+fn from_feed(dir: &Path, broker: &Broker, topic: &str, from: &str, to: &str) -> BTreeMap<String, Row> {
     let args = ["report", "--from-feed", "--from", from, "--to", to, "--format", "json"];
     let output = run_ok(usagebill(dir).args(broker.args(topic)).args(args));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("JSON totals");
-    rows.iter()
-        .map(|row| {
-            let key = row["machine_id"].as_str().unwrap().to_owned();
-            (key, (row["cost"].as_str().unwrap().to_owned(), row["records"].as_u64().unwrap(), row["gaps"].as_u64().unwrap()))
-        })
-        .collect()
+    rows_of(&output.stdout, "cost")
 }
 
 fn leader_terms(logs: &[std::path::PathBuf]) -> Vec<usize> {
@@ -76,6 +79,10 @@ fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_parti
     std::thread::sleep(Duration::from_secs(2));
     workers.push(start(3));
     assert!(producer.wait().unwrap().success(), "simulate failed");
+    // Besides the simulated fleet, a machine that slept an hour, stalled and saw its clock stepped,
+    // in the period's first three hours (all past: `begin` is three hours ago, in the period).
+    let sleepy = crate::api::sleepy_records(period_start).map(|record| ("sleepy", record.to_json()));
+    crate::api::produce(&broker.bootstrap, &topic, &sleepy);
 
     let checker = tempfile::tempdir().unwrap();
     let (from, to, period) = (period_start.to_string(), period_end.to_string(), period_start.to_string());
@@ -84,8 +91,8 @@ fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_parti
     loop {
         feed = from_feed(checker.path(), &broker, &topic, &from, &to);
         summary = from_summary(checker.path(), &broker, &topic, &period);
-        let records: u64 = feed.values().map(|(_, records, _)| records).sum();
-        if records == 8000 && summary == feed {
+        let records: u64 = feed.values().map(|(_, records, _, _)| records).sum();
+        if records == 8003 && summary == feed {
             break;
         }
         assert!(
@@ -94,7 +101,9 @@ fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_parti
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    assert_eq!(summary.len(), 40);
+    assert_eq!(summary.len(), 41);
+    assert_eq!(summary["sleepy"].3, (3_600_000, 30_000, 1), "time asleep, observed late and clock steps, next to gaps");
+    assert!(summary.iter().filter(|(machine, _)| *machine != "sleepy").all(|(_, row)| row.3 == (0, 0, 0)));
     let terms = leader_terms(&logs);
     eprintln!("leader terms per worker: {terms:?}");
     assert!(terms.iter().sum::<usize>() >= 2, "another worker took over as leader: {terms:?}");

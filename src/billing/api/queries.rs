@@ -34,7 +34,8 @@ pub struct UsageBucket {
     pub records: u64,
     /// CPU used, in core-hours (busy fraction × cores × hours).
     pub cpu_core_hours: f64,
-    /// Memory held, in GB-hours (10^9 bytes × hours).
+    /// Memory held, in GB-hours (10^9 bytes × hours), while the machine ran: an asleep window's
+    /// memory is priced apart (`asleep_memory_gb_hour`) and is not usage.
     pub memory_gb_hours: f64,
     /// Bytes read from disks.
     pub disk_read_bytes: i64,
@@ -105,7 +106,7 @@ pub fn usage(ledger: &Ledger, machine_id: &str, range: TimeRange, step_millis: i
     let mut statement = ledger.connection().prepare_cached(
         "SELECT ?4 + ((r.start_ms - ?4) / ?5) * ?5 AS bucket, r.currency, count(*),
                 sum(r.cpu_pct * r.cpu_cores * (r.end_ms - r.start_ms)) / 360000000.0,
-                sum(1.0 * r.mem_used_bytes * (r.end_ms - r.start_ms)) / 3600000000000000.0,
+                sum(CASE WHEN r.kind = 'usage' THEN 1.0 * r.mem_used_bytes * (r.end_ms - r.start_ms) ELSE 0 END) / 3600000000000000.0,
                 sum(r.disk_read_bytes), sum(r.disk_write_bytes), sum(r.net_rx_bytes), sum(r.net_tx_bytes),
                 decimal_sum(r.total)
          FROM records r JOIN machines m ON m.id = r.machine

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::billing::api::tests::{body, fixture, fixture_priced_by, get};
+use crate::billing::api::tests::{body, fixture, fixture_priced_by, get, window};
 use crate::billing::rate_card::cpu_tiered_version;
 use crate::billing::report::TimeRange;
 use crate::billing::{report, tiers};
@@ -75,6 +75,43 @@ fn usage_steps_add_up_to_the_machine_total() {
     assert_eq!(long["buckets"][0]["end"], "2200-01-01T00:00:00.000Z");
     let bounded = body(&get(&fixture.api, "/api/v1/machines/beta/usage?step=9999999d&to=2026-01-03T00:00:00Z"));
     assert_eq!(bounded["buckets"][0]["end"], "2026-01-03T00:00:00.000Z");
+}
+
+#[test]
+fn machine_rows_show_time_asleep_late_and_clock_steps_and_usage_leaves_out_memory_held_asleep() {
+    use crate::billing::biller::{Biller, RawMessage};
+    use crate::billing::time_health::not_lived;
+    use crate::record::{RecordKind, UsageRecord};
+    let fixture = fixture();
+    // gamma: 20 minutes of use, 30 s of it observed late, with a clock step; 20 minutes asleep
+    // holding its 2 GB; then 20 minutes the clock skipped.
+    let records = [
+        UsageRecord { late_millis: 30_000, clock_steps: 1, ..window("gamma", 1) },
+        not_lived(RecordKind::Asleep, window("gamma", 2)),
+        not_lived(RecordKind::ClockStep, window("gamma", 3)),
+    ];
+    let mut biller = Biller::new(Ledger::open(&fixture.api.ledger_path).unwrap(), RateCard::built_in());
+    let messages: Vec<RawMessage> = (100..)
+        .zip(&records)
+        .map(|(offset, record)| RawMessage { topic: "usage".into(), partition: 0, offset, payload: Some(record.to_json()) })
+        .collect();
+    assert_eq!(biller.bill(&messages).unwrap().outcome.billed, 3);
+    let machines = body(&get(&fixture.api, "/api/v1/machines"));
+    let rows = machines["machines"].as_array().unwrap();
+    let figures = |row: &serde_json::Value| (row["asleep_ms"].as_u64(), row["late_ms"].as_u64(), row["clock_steps"].as_u64());
+    assert_eq!(figures(&rows[2]), (Some(1_200_000), Some(30_000), Some(1)), "{}", rows[2]);
+    assert_eq!(figures(&rows[0]), (Some(0), Some(0), Some(0)), "alpha");
+    let csv = get(&fixture.api, "/api/v1/machines?format=csv").text().into_owned();
+    assert!(csv.starts_with("machine_id,records,first_seq,last_seq,gaps,asleep_ms,late_ms,clock_steps,cost,"), "{csv}");
+    assert!(csv.lines().any(|line| line.starts_with("gamma,3,1,3,0,1200000,30000,1,")), "{csv}");
+    // Only the lived 20 minutes held memory as usage (2 GB for a third of an hour), and the
+    // steps' cost is gamma's whole cost: the asleep and skipped windows cost nothing.
+    let usage = body(&get(&fixture.api, "/api/v1/machines/gamma/usage?step=1d"));
+    let bucket = &usage["buckets"][0];
+    assert!((bucket["memory_gb_hours"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12, "{bucket}");
+    assert_eq!(decimal(&bucket["cost"]), decimal(&rows[2]["cost"]));
+    let lived = crate::billing::price::price(&records[0], RateCard::built_in().version_at(records[0].start)).unwrap();
+    assert_eq!(decimal(&rows[2]["cost"]), lived.total);
 }
 
 #[test]

@@ -329,9 +329,9 @@ fn insert_priced(
         "INSERT OR IGNORE INTO records (machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes,
             mem_total_bytes, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger,
             source_partition, source_offset, billed_ms,
-            card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total)
+            card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total, kind, late_ms, clock_steps)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
     )?;
     let mut amounts = LineTexts::default();
     for index in order {
@@ -365,12 +365,15 @@ fn insert_priced(
             amounts.get(4),
             amounts.get(5),
             amounts.get(6),
+            record.kind.as_str(),
+            record.late_millis as i64,
+            record.clock_steps,
         ])?;
         if inserted == 0 {
             outcome.duplicates += 1;
             continue;
         }
-        rollup.add(machine, record.seq, record.start, record.end, line.total, &line.currency);
+        rollup.add(machine, record, line.total, &line.currency);
         outcome.new_rows.push((transaction.last_insert_rowid(), index));
         outcome.billed += 1;
     }

@@ -1,6 +1,7 @@
 //! Hourly rollups: per machine and hour of window start, the record count, exact cost, seq and time
-//! bounds. Kept in the batch's transaction, so reports over millions of records read thousands of
-//! rows; only the partial hours at a range's edges are read from the records themselves.
+//! bounds, and the time health (asleep, late, clock steps). Kept in the batch's transaction, so
+//! reports over millions of records read thousands of rows; only the partial hours at a range's
+//! edges are read from the records themselves.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,7 @@ use rusqlite::{Connection, Transaction, params};
 use rust_decimal::Decimal;
 
 use super::LedgerError;
-use crate::record::UnixMillis;
+use crate::record::{RecordKind, UnixMillis, UsageRecord};
 
 /// Length of a rollup bucket.
 pub const HOUR_MILLIS: i64 = 3_600_000;
@@ -54,10 +55,35 @@ pub struct Aggregate {
     pub max_end: UnixMillis,
     /// Sum of window lengths.
     pub covered_millis: i64,
+    /// Sum of the lengths of `asleep` windows (the machine was suspended).
+    pub asleep_millis: i64,
+    /// Sum of the records' `late_millis` (time observed by readings that came late).
+    pub late_millis: i64,
+    /// Sum of the records' `clock_steps`.
+    pub clock_steps: u64,
 }
 
 impl Aggregate {
-    fn merge(&mut self, other: &Aggregate) {
+    /// One record's contribution, costing `cost` in `currency`.
+    pub fn of_record(record: &UsageRecord, cost: Decimal, currency: String) -> Aggregate {
+        let covered_millis = record.end.millis_since(record.start);
+        Aggregate {
+            records: 1,
+            cost,
+            currency,
+            min_seq: record.seq,
+            max_seq: record.seq,
+            min_start: record.start,
+            max_end: record.end,
+            covered_millis,
+            asleep_millis: if record.kind == RecordKind::Asleep { covered_millis } else { 0 },
+            late_millis: record.late_millis as i64,
+            clock_steps: u64::from(record.clock_steps),
+        }
+    }
+
+    /// Adds `other`'s windows (the currency stays this one's).
+    pub fn merge(&mut self, other: &Aggregate) {
         self.records += other.records;
         self.cost += other.cost;
         self.min_seq = self.min_seq.min(other.min_seq);
@@ -65,6 +91,9 @@ impl Aggregate {
         self.min_start = self.min_start.min(other.min_start);
         self.max_end = self.max_end.max(other.max_end);
         self.covered_millis += other.covered_millis;
+        self.asleep_millis += other.asleep_millis;
+        self.late_millis += other.late_millis;
+        self.clock_steps += other.clock_steps;
     }
 }
 
@@ -77,20 +106,11 @@ pub struct BatchRollup {
 
 impl BatchRollup {
     /// Adds a record of `machine` (dictionary id).
-    pub fn add(&mut self, machine: i64, seq: u64, start: UnixMillis, end: UnixMillis, cost: Decimal, currency: &str) {
+    pub fn add(&mut self, machine: i64, record: &UsageRecord, cost: Decimal, currency: &str) {
         // Merging keeps the bucket's currency, so the record's is copied only for a new bucket (an
         // empty String does not allocate): most records join one of the batch's buckets.
-        let single = Aggregate {
-            records: 1,
-            cost,
-            currency: String::new(),
-            min_seq: seq,
-            max_seq: seq,
-            min_start: start,
-            max_end: end,
-            covered_millis: end.millis_since(start),
-        };
-        let hour = start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        let single = Aggregate::of_record(record, cost, String::new());
+        let hour = record.start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
         match self.buckets.entry((machine, hour)) {
             Entry::Occupied(mut bucket) => bucket.get_mut().merge(&single),
             Entry::Vacant(bucket) => {
@@ -103,8 +123,9 @@ impl BatchRollup {
     /// bucket, merged in place the way [`Aggregate::merge`] merges (the first currency stays).
     pub fn write(self, transaction: &Transaction<'_>) -> Result<(), LedgerError> {
         let mut upsert = transaction.prepare_cached(
-            "INSERT INTO hourly (machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO hourly (machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms,
+                asleep_ms, late_ms, clock_steps)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (machine, hour_ms) DO UPDATE SET
                 records = records + excluded.records,
                 cost = decimal_add(cost, excluded.cost),
@@ -112,7 +133,10 @@ impl BatchRollup {
                 max_seq = max(max_seq, excluded.max_seq),
                 min_start_ms = min(min_start_ms, excluded.min_start_ms),
                 max_end_ms = max(max_end_ms, excluded.max_end_ms),
-                covered_ms = covered_ms + excluded.covered_ms",
+                covered_ms = covered_ms + excluded.covered_ms,
+                asleep_ms = asleep_ms + excluded.asleep_ms,
+                late_ms = late_ms + excluded.late_ms,
+                clock_steps = clock_steps + excluded.clock_steps",
         )?;
         for ((machine, hour), bucket) in self.buckets {
             upsert.execute(params![
@@ -126,6 +150,9 @@ impl BatchRollup {
                 bucket.min_start.0,
                 bucket.max_end.0,
                 bucket.covered_millis,
+                bucket.asleep_millis,
+                bucket.late_millis,
+                bucket.clock_steps as i64,
             ])?;
         }
         Ok(())
@@ -136,7 +163,7 @@ fn aggregate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Aggregate> {
     aggregate_at(row, 0)
 }
 
-/// Reads the eight aggregate columns starting at column `first`.
+/// Reads the eleven aggregate columns starting at column `first`.
 fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggregate> {
     Ok(Aggregate {
         records: row.get::<_, i64>(first)? as u64,
@@ -147,13 +174,17 @@ fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggre
         min_start: UnixMillis(row.get(first + 5)?),
         max_end: UnixMillis(row.get(first + 6)?),
         covered_millis: row.get(first + 7)?,
+        asleep_millis: row.get(first + 8)?,
+        late_millis: row.get(first + 9)?,
+        clock_steps: row.get::<_, i64>(first + 10)? as u64,
     })
 }
 
 /// Calls `each` with every hourly rollup: machine name, hour, aggregate; by machine, then hour.
 pub fn each_hour(connection: &Connection, mut each: impl FnMut(&str, i64, &Aggregate)) -> Result<(), LedgerError> {
     let mut statement = connection.prepare_cached(
-        "SELECT m.name, h.hour_ms, h.records, h.cost, h.currency, h.min_seq, h.max_seq, h.min_start_ms, h.max_end_ms, h.covered_ms
+        "SELECT m.name, h.hour_ms, h.records, h.cost, h.currency, h.min_seq, h.max_seq, h.min_start_ms, h.max_end_ms, h.covered_ms,
+                h.asleep_ms, h.late_ms, h.clock_steps
          FROM hourly h JOIN machines m ON m.id = h.machine ORDER BY h.machine, h.hour_ms",
     )?;
     let mut rows = statement.query([])?;
@@ -190,7 +221,7 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
     };
     let mut whole = connection.prepare_cached(
         "SELECT m.name, sum(h.records), decimal_sum(h.cost), min(h.currency), min(h.min_seq), max(h.max_seq),
-                min(h.min_start_ms), max(h.max_end_ms), sum(h.covered_ms)
+                min(h.min_start_ms), max(h.max_end_ms), sum(h.covered_ms), sum(h.asleep_ms), sum(h.late_ms), sum(h.clock_steps)
          FROM hourly h JOIN machines m ON m.id = h.machine
          WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2 GROUP BY h.machine",
     )?;
@@ -207,7 +238,9 @@ pub fn aggregate_by_machine(connection: &Connection, from: i64, to: i64) -> Resu
     )?;
     let mut edge_records = connection.prepare_cached(
         "SELECT count(*), coalesce(decimal_sum(r.total), '0'), coalesce(min(r.currency), ''), min(r.seq), max(r.seq),
-                min(r.start_ms), max(r.end_ms), coalesce(sum(r.end_ms - r.start_ms), 0)
+                min(r.start_ms), max(r.end_ms), coalesce(sum(r.end_ms - r.start_ms), 0),
+                coalesce(sum(CASE WHEN r.kind = 'asleep' THEN r.end_ms - r.start_ms ELSE 0 END), 0),
+                coalesce(sum(r.late_ms), 0), coalesce(sum(r.clock_steps), 0)
          FROM records r
          WHERE r.machine = ?1 AND r.seq BETWEEN ?2 AND ?3 AND r.start_ms >= ?4 AND r.start_ms < ?5",
     )?;

@@ -115,6 +115,17 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE lines;
     DROP TABLE records;
     ALTER TABLE billed RENAME TO records;",
+    // 5: what each record says of time (usage, or a span the machine did not live; time observed
+    // late; clock steps seen), and their sums in the hourly rollups, which report them next to gaps.
+    // Adding a column with a default rewrites nothing. Every record billed before is a usage window
+    // with no late time or step (schema 4 kept none), so the defaults are what a backfill of the
+    // rollups from the records would compute.
+    "ALTER TABLE records ADD COLUMN kind TEXT NOT NULL DEFAULT 'usage';
+    ALTER TABLE records ADD COLUMN late_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE records ADD COLUMN clock_steps INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE hourly ADD COLUMN asleep_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE hourly ADD COLUMN late_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE hourly ADD COLUMN clock_steps INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this code writes.

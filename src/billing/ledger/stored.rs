@@ -38,7 +38,8 @@ impl Ledger {
             "SELECT r.id, m.name, r.seq, r.start_ms, r.end_ms, r.cpu_pct, r.cpu_cores, r.mem_used_bytes, r.mem_total_bytes,
                     r.disk_read_bytes, r.disk_write_bytes, r.net_rx_bytes, r.net_tx_bytes, r.samples, r.trigger,
                     r.source_partition, r.source_offset,
-                    r.card_version, r.currency, r.cpu, r.memory, r.net_rx, r.net_tx, r.disk_read, r.disk_write, r.total
+                    r.card_version, r.currency, r.cpu, r.memory, r.net_rx, r.net_tx, r.disk_read, r.disk_write, r.total,
+                    r.kind, r.late_ms, r.clock_steps
              FROM records r JOIN machines m ON m.id = r.machine
              WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id LIMIT ?3",
         )?;
@@ -97,6 +98,10 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLine, String>> {
     let Some(trigger) = Trigger::parse(&trigger_text) else {
         return Ok(Err(format!("record row {row_id}: trigger {trigger_text:?} is not a trigger")));
     };
+    let kind_text: String = row.get(26)?;
+    let Some(kind) = RecordKind::parse(&kind_text) else {
+        return Ok(Err(format!("record row {row_id}: kind {kind_text:?} is not a record kind")));
+    };
     let mut amounts = [Decimal::ZERO; 7];
     for (slot, index) in amounts.iter_mut().zip(19..26) {
         let text: String = row.get(index)?;
@@ -121,9 +126,9 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredLine, String>> {
         net_tx_bytes: row.get::<_, i64>(12)? as u64,
         samples: row.get(13)?,
         trigger,
-        kind: RecordKind::Usage,
-        late_millis: 0,
-        clock_steps: 0,
+        kind,
+        late_millis: row.get::<_, i64>(27)? as u64,
+        clock_steps: row.get(28)?,
     };
     Ok(Ok(StoredLine {
         row_id,

@@ -2,9 +2,19 @@ use super::*;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{TimeRange, machine_totals};
+use crate::record::RecordKind;
 
 fn record(machine: &str, seq: u64) -> UsageRecord {
     UsageRecord::steady(machine, seq, UnixMillis(1_767_225_600_000), 10_000)
+}
+
+/// Every 7th window asleep; every 5th (lived) one partly late and seeing a clock step.
+fn with_time_health(record: UsageRecord) -> UsageRecord {
+    match record.seq {
+        seq if seq % 7 == 0 => crate::billing::time_health::not_lived(RecordKind::Asleep, record),
+        seq if seq % 5 == 0 => UsageRecord { late_millis: 3_000, clock_steps: 1, ..record },
+        _ => record,
+    }
 }
 
 fn batch(records: &[UsageRecord], next_offset: i64) -> Batch {
@@ -173,31 +183,37 @@ fn rollups_merged_batch_by_batch_equal_rollups_computed_from_all_records() {
     let directory = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
     // Three machines interleaved, in uneven batches that cut hours apart, with redeliveries.
-    let records: Vec<_> = (1..=800).flat_map(|seq| [record("c", seq), record("a", seq), record("b", seq)]).collect();
+    let records: Vec<_> = (1..=800).flat_map(|seq| [record("c", seq), record("a", seq), record("b", seq)]).map(with_time_health).collect();
     for (index, chunk) in records.chunks(317).enumerate() {
         ledger.write_batch(&batch(chunk, index as i64)).unwrap();
         ledger.write_batch(&batch(&chunk[..chunk.len() / 3], index as i64)).unwrap();
     }
-    // machine, hour, records, cost, min seq, max seq, min start, max end, covered.
-    type HourRow = (i64, i64, i64, String, i64, i64, i64, i64, i64);
+    // machine, hour, records, cost, min seq, max seq, min start, max end, covered, asleep, late, steps.
+    type HourRow = (i64, i64, i64, String, i64, i64, i64, i64, i64, i64, i64, i64);
     let rows = |sql: &str| -> Vec<HourRow> {
         let mut statement = ledger.connection().prepare(sql).unwrap();
         let rows = statement.query_map([], |row| {
             let cost: String = row.get(3)?;
             let cost = read_amount(row, 3).map(|amount| amount.normalize().to_string()).unwrap_or(cost);
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, cost, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?))
+            let (machine, hour, records) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            let bounds = (row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?);
+            let times = (row.get(8)?, row.get(9)?, row.get(10)?, row.get(11)?);
+            Ok((machine, hour, records, cost, bounds.0, bounds.1, bounds.2, bounds.3, times.0, times.1, times.2, times.3))
         });
         rows.unwrap().collect::<Result<_, _>>().unwrap()
     };
     let merged = rows(
-        "SELECT machine, hour_ms, records, cost, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms FROM hourly ORDER BY machine, hour_ms",
+        "SELECT machine, hour_ms, records, cost, min_seq, max_seq, min_start_ms, max_end_ms, covered_ms, asleep_ms, late_ms, clock_steps
+         FROM hourly ORDER BY machine, hour_ms",
     );
     let computed = rows(
         "SELECT r.machine, (r.start_ms / 3600000) * 3600000 AS hour, count(*), decimal_sum(r.total), min(r.seq), max(r.seq),
-                min(r.start_ms), max(r.end_ms), sum(r.end_ms - r.start_ms)
+                min(r.start_ms), max(r.end_ms), sum(r.end_ms - r.start_ms),
+                sum(CASE WHEN r.kind = 'asleep' THEN r.end_ms - r.start_ms ELSE 0 END), sum(r.late_ms), sum(r.clock_steps)
          FROM records r GROUP BY r.machine, hour ORDER BY r.machine, hour",
     );
     assert_eq!(merged.len(), 3 * 3, "three machines over about two and a quarter hours");
+    assert!(merged.iter().all(|row| row.9 > 0 && row.10 > 0 && row.11 > 0), "every hour has some of each");
     assert_eq!(merged, computed);
 }
 
@@ -220,7 +236,8 @@ fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_int
                  billed_ms FROM current.records;
              INSERT INTO lines SELECT id, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total
                  FROM current.records;
-             INSERT INTO hourly SELECT * FROM current.hourly;
+             INSERT INTO hourly SELECT machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms,
+                 covered_ms FROM current.hourly;
              DETACH DATABASE current;",
         )
         .unwrap();
@@ -242,4 +259,57 @@ fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_int
     let again = ledger.write_batch(&batch(&[record("a", 2), record("a", 3)], 4)).unwrap();
     assert_eq!((again.billed, again.duplicates), (1, 1), "the unique key survived the move");
     assert_eq!(again.new_rows[0].0, 4, "row ids go on from the old ones");
+}
+
+#[test]
+fn a_version_4_ledger_gains_kinds_late_time_and_clock_steps_and_keeps_its_bills() {
+    let directory = tempfile::tempdir().unwrap();
+    // Bills written by this code, copied into a ledger of version 4 (records and rollups as it kept them).
+    let current = directory.path().join("current.db");
+    let records = [record("a", 1), record("a", 2), record("b", 1)];
+    Ledger::open(&current).unwrap().write_batch(&batch(&records, 3)).unwrap();
+    let path = directory.path().join("ledger.db");
+    let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..4], decimal_sum::register).unwrap();
+    older.execute("ATTACH DATABASE ?1 AS current", [current.to_str().unwrap()]).unwrap();
+    older
+        .execute_batch(
+            "INSERT INTO machines SELECT * FROM current.machines;
+             INSERT INTO records SELECT id, machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes, mem_total_bytes,
+                 disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger, source_partition, source_offset,
+                 billed_ms, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total FROM current.records;
+             INSERT INTO hourly SELECT machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms,
+                 covered_ms FROM current.hourly;
+             DETACH DATABASE current;",
+        )
+        .unwrap();
+    drop(older);
+
+    let mut ledger = Ledger::open(&path).unwrap();
+    let found: i64 = ledger.connection().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(found, 5);
+    let stored: Vec<UsageRecord> = ledger.lines_after(0, 10).unwrap().into_iter().map(|line| line.record).collect();
+    assert_eq!(stored, records, "each old record reads as a usage window with no late time or step");
+    let before = machine_totals(&Ledger::open(&current).unwrap(), TimeRange::default()).unwrap();
+    assert_eq!(machine_totals(&ledger, TimeRange::default()).unwrap(), before);
+    assert!(before.iter().all(|total| total.time.is_clear()));
+    // It bills what the new columns hold, into the rollup hours the old records are in.
+    let asleep = crate::billing::time_health::not_lived(RecordKind::Asleep, record("a", 3));
+    let late = UsageRecord { late_millis: 2_500, clock_steps: 3, ..record("a", 4) };
+    assert_eq!(ledger.write_batch(&batch(&[asleep.clone(), late.clone()], 4)).unwrap().billed, 2);
+    let a = &machine_totals(&ledger, TimeRange::default()).unwrap()[0];
+    assert_eq!((a.records, a.time.asleep_ms, a.time.late_ms, a.time.clock_steps), (4, 10_000, 2_500, 3));
+    let again: Vec<UsageRecord> = ledger.lines_after(3, 10).unwrap().into_iter().map(|line| line.record).collect();
+    assert_eq!(again, [asleep, late]);
+}
+
+#[test]
+fn a_stored_kind_that_is_not_a_kind_is_reported_as_damage() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path).unwrap();
+    ledger.write_batch(&batch(&[record("a", 1), record("a", 2)], 2)).unwrap();
+    ledger.connection().execute("UPDATE records SET kind = 'dozing' WHERE seq = 2", []).unwrap();
+    let error = ledger.lines_after(0, 10).unwrap_err();
+    assert!(matches!(error, LedgerError::Damaged { .. }), "{error}");
+    assert!(error.to_string().contains("kind \"dozing\" is not a record kind"), "{error}");
 }

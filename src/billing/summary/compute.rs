@@ -17,6 +17,7 @@ use crate::billing::period_tiers::{PeriodTiers, TierAdjustment};
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::TimeRange;
 use crate::billing::tiers;
+use crate::billing::time_health::TimeHealth;
 use crate::record::UnixMillis;
 
 const DAY_MILLIS: i64 = 86_400_000;
@@ -128,6 +129,7 @@ pub fn summarise(
     let this_hour = now.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
     let hourly_from = this_hour - (HOURLY_SPAN as i64 - 1) * HOUR_MILLIS;
     let all = &history.all;
+    let time = TimeHealth::of(all);
     CostSummary {
         schema: SUMMARY_SCHEMA.to_owned(),
         machine_id: machine.to_owned(),
@@ -141,6 +143,9 @@ pub fn summarise(
         period: costs::tiered(period, tiers.period),
         period_records,
         gaps: (all.max_seq + 1).saturating_sub(all.min_seq).saturating_sub(all.records),
+        asleep_ms: time.asleep_ms,
+        late_ms: time.late_ms,
+        clock_steps: time.clock_steps,
         last_seen: all.max_end,
         burn_per_hour,
         burn_low_per_hour,

@@ -16,10 +16,17 @@ use crate::record::UnixMillis;
 /// Hours kept per hour besides the current period's: the last day's chart and burn band need 25.
 const RECENT_HOURS: i64 = 26;
 
+/// The start of a machine's all-time counts: `first`'s bounds and currency, no windows counted yet
+/// ([`MachineHistory::add_hour`] counts `first` itself).
+fn no_windows_like(first: &Aggregate) -> Aggregate {
+    Aggregate { cost: Decimal::ZERO, records: 0, covered_millis: 0, asleep_millis: 0, late_millis: 0, clock_steps: 0, ..first.clone() }
+}
+
 /// One machine's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineHistory {
-    /// All-time counts: records, seq bounds, the latest window end, the currency.
+    /// All-time counts: records, seq bounds, the latest window end, the currency, and the time
+    /// asleep, observed late and the clock steps.
     pub all: Aggregate,
     /// Seq and card version of the latest line.
     pub latest: (u64, String),
@@ -55,7 +62,7 @@ impl FleetHistory {
         rollup::each_hour(ledger.connection(), |machine, hour, aggregate| {
             let Some(latest) = versions.get(machine) else { return };
             let history = fleet.machines.entry(machine.to_owned()).or_insert_with(|| MachineHistory {
-                all: Aggregate { cost: Decimal::ZERO, records: 0, ..aggregate.clone() },
+                all: no_windows_like(aggregate),
                 latest: latest.clone(),
                 hours: BTreeMap::new(),
                 periods: BTreeMap::new(),
@@ -96,20 +103,11 @@ impl FleetHistory {
     /// Adds one line new to the file (which has dropped duplicates already).
     fn add(&mut self, stored: &StoredLine) {
         let record = &stored.record;
-        let single = Aggregate {
-            records: 1,
-            cost: stored.line.total,
-            currency: stored.line.currency.clone(),
-            min_seq: record.seq,
-            max_seq: record.seq,
-            min_start: record.start,
-            max_end: record.end,
-            covered_millis: record.end.millis_since(record.start),
-        };
+        let single = Aggregate::of_record(record, stored.line.total, stored.line.currency.clone());
         let hour = record.start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
         let cut_off = self.cut_off;
         let history = self.machines.entry(record.machine_id.clone()).or_insert_with(|| MachineHistory {
-            all: Aggregate { cost: Decimal::ZERO, records: 0, ..single.clone() },
+            all: no_windows_like(&single),
             latest: (record.seq, stored.line.card_version.clone()),
             hours: BTreeMap::new(),
             periods: BTreeMap::new(),
@@ -153,16 +151,15 @@ impl MachineHistory {
         self.all.max_seq = self.all.max_seq.max(aggregate.max_seq);
         self.all.min_start = self.all.min_start.min(aggregate.min_start);
         self.all.max_end = self.all.max_end.max(aggregate.max_end);
+        self.all.asleep_millis += aggregate.asleep_millis;
+        self.all.late_millis += aggregate.late_millis;
+        self.all.clock_steps += aggregate.clock_steps;
         if hour < cut_off {
             self.fold_into_period(hour, aggregate);
             return;
         }
         match self.hours.get_mut(&hour) {
-            Some(bucket) => {
-                bucket.records += aggregate.records;
-                bucket.cost += aggregate.cost;
-                bucket.covered_millis += aggregate.covered_millis;
-            }
+            Some(bucket) => bucket.merge(aggregate),
             None => drop(self.hours.insert(hour, aggregate.clone())),
         }
     }

@@ -24,6 +24,7 @@ pub use self::compute::Summariser;
 pub use self::publish::{COALESCE, PublisherOptions, PublisherTotals, options_for, spawn_publisher, view_path_for};
 pub use self::reader::{SummaryFeed, read_until_caught_up};
 pub use self::table::{SummaryRow, render, rows};
+use crate::billing::time_health::TimeHealth;
 use crate::record::{UnixMillis, validate_machine_id};
 
 /// The `schema` of every summary message; the suffix versions the layout.
@@ -86,6 +87,18 @@ pub struct CostSummary {
     pub period_records: u64,
     /// Missing seqs, all time.
     pub gaps: u64,
+    /// Milliseconds asleep, all time. This and the next two are left out when zero and read as
+    /// zero when absent, so summaries of earlier workers still read, and a desktop of before them
+    /// (which refuses fields it does not know) still reads every machine that never slept, stalled
+    /// or saw its clock stepped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub asleep_ms: u64,
+    /// Milliseconds of usage observed late, all time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_ms: u64,
+    /// Wall-clock steps its agent saw, all time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_steps: u64,
     /// End of its latest window.
     pub last_seen: UnixMillis,
     /// Cost per hour at the recent rate (windows since the start of the previous hour).
@@ -103,6 +116,10 @@ pub struct CostSummary {
     pub daily: Series,
     /// Earlier periods with usage, oldest first.
     pub periods: Vec<PeriodTotal>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// A projection to a period's end: the estimate and its band.
@@ -145,6 +162,11 @@ impl CostSummary {
             return Err(SummaryError(format!("{}: a negative amount", summary.machine_id)));
         }
         Ok(summary)
+    }
+
+    /// Time asleep, observed late, and clock steps, all time.
+    pub fn time_health(&self) -> TimeHealth {
+        TimeHealth { asleep_ms: self.asleep_ms, late_ms: self.late_ms, clock_steps: self.clock_steps }
     }
 
     /// Cost today as of `now`: nothing once the summary's day is over.

@@ -8,6 +8,7 @@ use super::{CostSummary, SummaryBook};
 use crate::billing::period::month_of;
 use crate::billing::price::round_for_display;
 use crate::billing::tables::{CsvRow, ReportFormat};
+use crate::billing::time_health::{TimeHealth, span};
 use crate::record::UnixMillis;
 
 /// One machine's row for a period.
@@ -34,6 +35,9 @@ pub struct SummaryRow {
     pub records: u64,
     /// Missing seqs, all time.
     pub gaps: u64,
+    /// Time asleep, observed late, and clock steps, all time (as `gaps`).
+    #[serde(flatten)]
+    pub time: TimeHealth,
     /// End of its latest window.
     pub last_seen: UnixMillis,
     /// Currency.
@@ -67,6 +71,7 @@ impl SummaryRow {
             projected_high,
             records,
             gaps: summary.gaps,
+            time: summary.time_health(),
             last_seen: summary.last_seen,
             currency: summary.currency.clone(),
             card_version: summary.card_version.clone(),
@@ -91,6 +96,9 @@ impl CsvRow for SummaryRow {
         "projected_high",
         "records",
         "gaps",
+        "asleep_ms",
+        "late_ms",
+        "clock_steps",
         "last_seen",
         "currency",
         "card_version",
@@ -105,6 +113,9 @@ impl CsvRow for SummaryRow {
             self.projected_high.to_string(),
             self.records.to_string(),
             self.gaps.to_string(),
+            self.time.asleep_ms.to_string(),
+            self.time.late_ms.to_string(),
+            self.time.clock_steps.to_string(),
             self.last_seen.to_string(),
             self.currency.clone(),
             self.card_version.clone(),
@@ -120,8 +131,8 @@ pub fn render(rows: &[SummaryRow], format: ReportFormat) -> String {
 fn render_table(rows: &[SummaryRow]) -> String {
     let width = rows.iter().map(|row| row.machine_id.len()).max().unwrap_or(0).max("machine".len());
     let mut out = format!(
-        "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}\n",
-        "machine", "today", "period", "projected (low–high)", "records", "gaps"
+        "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}  {:>8}  {:>8}  {:>5}\n",
+        "machine", "today", "period", "projected (low–high)", "records", "gaps", "asleep", "late", "steps"
     );
     let (mut today, mut period, mut projected, mut records) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, 0);
     let cents = |amount: Decimal| round_for_display(amount, 2);
@@ -132,13 +143,16 @@ fn render_table(rows: &[SummaryRow]) -> String {
         records += row.records;
         let band = format!("{} ({}–{})", cents(row.projected), cents(row.projected_low), cents(row.projected_high));
         out += &format!(
-            "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}\n",
+            "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}  {:>8}  {:>8}  {:>5}\n",
             row.machine_id,
             cents(row.today),
             cents(row.period),
             band,
             row.records,
-            row.gaps
+            row.gaps,
+            span(row.time.asleep_ms),
+            span(row.time.late_ms),
+            row.time.clock_steps
         );
     }
     let currency = rows.first().map_or("", |row| row.currency.as_str());
