@@ -50,7 +50,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     let finished = AtomicBool::new(false);
     let feed_caught_up = std::thread::scope(|scope| -> anyhow::Result<Option<i64>> {
         let watcher = scope.spawn(|| feed_acknowledged_at(&path, fleet.records as i64, &finished));
-        let billed = worker::run(&kafka, biller, &worker_options(), &AtomicBool::new(false));
+        let billed = worker::run(&kafka, biller, &worker_options(), &worker::FeedOptions::default(), &AtomicBool::new(false));
         finished.store(true, Ordering::SeqCst);
         billed?;
         watcher.join().expect("the feed watcher does not panic")
@@ -168,7 +168,7 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
     let worker = std::thread::spawn(move || {
         // Idle counts from the assignment: it must outlast the wait below and the first window.
         let options = WorkerOptions { exit_when_idle: Some(Duration::from_secs(6)), ..worker_options() };
-        worker::run(&worker_kafka, biller, &options, &AtomicBool::new(false))
+        worker::run(&worker_kafka, biller, &options, &worker::FeedOptions::default(), &AtomicBool::new(false))
     });
     // Let the worker join its group before the clock starts (about a second on Apache Kafka).
     std::thread::sleep(Duration::from_secs(3));

@@ -51,7 +51,7 @@ pub fn measure(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) ->
     let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
     let worker = std::thread::spawn(move || {
         let options = WorkerOptions { batch_size: 10_000, batch_linger: Duration::from_millis(5), exit_when_idle: None, metrics: None };
-        worker::run_with_feed(&worker_kafka, biller, &options, &FeedOptions::default(), &worker_stop)
+        worker::run(&worker_kafka, biller, &options, &FeedOptions::default(), &worker_stop)
     });
     let outcome = measure_views(&kafka, size, history);
     stop.store(true, Ordering::SeqCst);

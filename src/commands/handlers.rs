@@ -9,7 +9,6 @@ use anyhow::Context;
 
 use super::{init_logging, parse_time, resolve_settings};
 use crate::billing::api::{self, ApiServer, ApiSettings, ApiToken, WorkerMetrics};
-use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
@@ -17,7 +16,7 @@ use crate::billing::worker::{self, WorkerOptions};
 use crate::billing::{costs, feed, inspect, summary, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
-use crate::runtime::{AgentOverrides, ReadingSource, Settings, start_agent};
+use crate::runtime::{AgentOverrides, ReadingSource, Settings, run_worker, start_agent};
 use crate::simulate::{self, Fleet};
 use crate::transmit::agent::{Command, Input, Update};
 use crate::transmit::rule::ThresholdRule;
@@ -124,7 +123,6 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         "the worker reads from Kafka: pass --brokers HOST:PORT (in embedded mode the app bills by itself)"
     );
     let card = RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()))?;
-    let ledger = Ledger::open(&settings.ledger_path())?;
     let metrics = Arc::new(WorkerMetrics::default());
     let api = start_api(args.http.as_deref(), args.api_token_file.as_deref(), &settings, &card, &metrics)?;
     let options = WorkerOptions {
@@ -133,22 +131,8 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         exit_when_idle: args.exit_when_idle.map(|idle| idle.0),
         metrics: api.as_ref().map(|_| metrics),
     };
-    let feed = worker::FeedOptions { publish_feed: !args.no_feed, budgets: settings.budgets().clone() };
     let stop = worker::stop_on_signal();
-    // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
-    let summaries_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let summaries = feed.publish_feed.then(|| {
-        let options = summary::options_for(&settings.ledger_path(), card.clone());
-        summary::spawn_publisher(&settings.config.kafka, options, Arc::clone(&summaries_stop))
-    });
-    let billed = worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &stop);
-    summaries_stop.store(true, Ordering::SeqCst);
-    if let Some(publisher) = summaries
-        && let Ok(totals) = publisher.join()
-    {
-        tracing::info!("summary publisher stopped: {} summaries published over {} term(s) as leader", totals.published, totals.terms);
-    }
-    billed?;
+    run_worker(&settings, card, &options, !args.no_feed, &stop)?;
     Ok(ExitCode::SUCCESS)
 }
 

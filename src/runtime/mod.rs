@@ -8,10 +8,12 @@ pub mod costs;
 mod embedded;
 mod settings;
 pub mod supervisor;
+mod worker;
 
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
 pub use self::embedded::{EMBEDDED_TOPIC, EmbeddedTransport};
 pub use self::settings::Settings;
+pub use self::worker::run_worker;
 
 /// The error and its causes, as the CLI prints them and the app shows them, skipping a cause whose
 /// words are already there (a typed error that prints its source and also returns it from

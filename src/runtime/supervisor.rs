@@ -11,12 +11,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::costs::CostSnapshot;
-use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, start_agent};
-use crate::billing::biller::Biller;
-use crate::billing::ledger::Ledger;
+use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
-use crate::billing::summary;
-use crate::billing::worker::{self, FeedOptions, WorkerOptions};
+use crate::billing::worker::WorkerOptions;
 use crate::transmit::agent::{Command, Input, Update};
 
 /// What the UI asks of the supervisor.
@@ -206,7 +203,6 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
         .spawn(move || {
             let run = || -> anyhow::Result<()> {
                 let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
-                let ledger = Ledger::open(&settings.ledger_path())?;
                 let options = WorkerOptions {
                     batch_size: settings.config.worker.batch_size.max(1),
                     batch_linger: Duration::from_millis(10),
@@ -215,15 +211,7 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, Jo
                 };
                 // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
                 // place in the election of the summary publisher.
-                let feed = FeedOptions { publish_feed: true, budgets: settings.budgets().clone() };
-                let publisher_stop = Arc::new(AtomicBool::new(false));
-                let options_for_summaries = summary::options_for(&settings.ledger_path(), card.clone());
-                let publisher = summary::spawn_publisher(&settings.config.kafka, options_for_summaries, Arc::clone(&publisher_stop));
-                let billed = worker::run_with_feed(&settings.config.kafka, Biller::new(ledger, card), &options, &feed, &flag);
-                publisher_stop.store(true, Ordering::SeqCst);
-                let _ = publisher.join();
-                billed?;
-                Ok(())
+                run_worker(&settings, card, &options, true, &flag)
             };
             if let Err(error) = run() {
                 notifier.send(Event::BackgroundFailed(format!("billing worker: {}", describe_error(&error))));

@@ -96,25 +96,19 @@ impl Default for FeedOptions {
     }
 }
 
-/// Consumes `kafka.topic` in `kafka.group_id` and bills into `biller` until `stop` is set or the
-/// worker has been idle for `exit_when_idle`; publishes the cost feed, without budgets.
-pub fn run(kafka: &KafkaConfig, biller: Biller, options: &WorkerOptions, stop: &AtomicBool) -> Result<BillerTotals, WorkerError> {
-    run_with_feed(kafka, biller, options, &FeedOptions::default(), stop)
-}
-
 /// Batches of new lines waiting for the feed thread; past this the ledger thread leaves the lines
 /// in the ledger, where the feed thread reads them when it gets there.
 const FEED_QUEUE: usize = 4;
 /// How often the feed thread catches up with the ledger and takes delivery reports while no batch comes.
 const FEED_SETTLE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// [`run`], with the cost feed and budgets as `feed` says.
+/// Bills the usage topic into `biller`'s ledger until `stop` is set, with the cost feed and budgets as `feed` says.
 ///
 /// Three threads share the work, so each batch's steps overlap the next batch's: this one polls
 /// Kafka and prepares batches (parse, validate, price), the ledger thread writes them and commits,
 /// and the feed thread publishes the new lines and checks budgets. The feed thread runs at a lower
 /// priority and never holds billing back: it catches up from its cursor in the ledger.
-pub fn run_with_feed(
+pub fn run(
     kafka: &KafkaConfig,
     biller: Biller,
     options: &WorkerOptions,

@@ -1,0 +1,43 @@
+//! Starting a billing worker, the one way both `usagebill worker` and the app's in-process worker
+//! do it: the ledger, the cost feed with the configured budgets, and a place in the election of
+//! the summary publisher, until `stop` is set.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::Settings;
+use crate::billing::biller::Biller;
+use crate::billing::ledger::Ledger;
+use crate::billing::rate_card::RateCard;
+use crate::billing::summary;
+use crate::billing::worker::{self, FeedOptions, WorkerOptions};
+
+/// Bills the usage topic of `settings` into its ledger with `card` until `stop` is set (or the
+/// worker stops by itself, as `options.exit_when_idle` says). With `publish_feed`, every billed
+/// line goes to the cost feed and the workers elect one of them to publish the per-machine
+/// summaries.
+pub fn run_worker(
+    settings: &Settings,
+    card: RateCard,
+    options: &WorkerOptions,
+    publish_feed: bool,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let ledger = Ledger::open(&settings.ledger_path())?;
+    let feed = FeedOptions { publish_feed, budgets: settings.budgets().clone() };
+    // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
+    let summaries_stop = Arc::new(AtomicBool::new(false));
+    let summaries = publish_feed.then(|| {
+        let summary_options = summary::options_for(&settings.ledger_path(), card.clone());
+        summary::spawn_publisher(&settings.config.kafka, summary_options, Arc::clone(&summaries_stop))
+    });
+    let billed = worker::run(&settings.config.kafka, Biller::new(ledger, card), options, &feed, stop);
+    summaries_stop.store(true, Ordering::SeqCst);
+    if let Some(publisher) = summaries
+        && let Ok(totals) = publisher.join()
+    {
+        tracing::info!("summary publisher stopped: {} summaries published over {} term(s) as leader", totals.published, totals.terms);
+    }
+    billed?;
+    Ok(())
+}
