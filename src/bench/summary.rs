@@ -46,7 +46,7 @@ pub fn measure(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) ->
     let scratch = tempfile::tempdir_in(&options.scratch)?;
     let ledger_path = scratch.path().join("ledger.db");
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in()), Arc::clone(&stop));
+    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in()), Arc::clone(&stop))?;
     let biller = Biller::new(Ledger::open(&ledger_path)?, RateCard::built_in());
     let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
     let worker = std::thread::spawn(move || {

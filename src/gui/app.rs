@@ -66,10 +66,11 @@ pub struct UsageApp {
 impl UsageApp {
     /// Starts the agent, the cost reader and (when configured) the billing worker behind a new app
     /// that repaints `ctx` when they have news.
-    pub fn new(settings: Settings, overrides: AgentOverrides, source: ReadingSource, ctx: egui::Context) -> UsageApp {
+    /// An error only when the system will not start the background threads.
+    pub fn new(settings: Settings, overrides: AgentOverrides, source: ReadingSource, ctx: egui::Context) -> std::io::Result<UsageApp> {
         let settings_form = SettingsForm::new(&settings, &overrides);
-        let background = Background::start(&settings, overrides, source, Arc::new(move || ctx.request_repaint_after(REPAINT_DELAY)));
-        UsageApp {
+        let background = Background::start(&settings, overrides, source, Arc::new(move || ctx.request_repaint_after(REPAINT_DELAY)))?;
+        Ok(UsageApp {
             settings,
             pending_settings: None,
             background,
@@ -79,7 +80,7 @@ impl UsageApp {
             send: SendView::default(),
             costs: CostsView::default(),
             settings_form,
-        }
+        })
     }
 
     /// Draws one frame into `ui` (the whole window).

@@ -39,7 +39,7 @@ pub fn run(settings: Settings, overrides: AgentOverrides) -> anyhow::Result<()> 
     eframe::run_native(
         "usagebill",
         options,
-        Box::new(move |creation| Ok(Box::new(UsageApp::new(settings, overrides, ReadingSource::Machine, creation.egui_ctx.clone())))),
+        Box::new(move |creation| Ok(Box::new(UsageApp::new(settings, overrides, ReadingSource::Machine, creation.egui_ctx.clone())?))),
     )
     .map_err(|error| anyhow::anyhow!("opening the window: {error}"))
 }

@@ -25,17 +25,18 @@ pub struct Background {
 
 impl Background {
     /// Starts the agent and the cost reader for `settings`; `wake` is called when there is news.
-    pub fn start(settings: &Settings, overrides: AgentOverrides, source: ReadingSource, wake: Waker) -> Background {
+    /// An error only when the system will not start a thread.
+    pub fn start(settings: &Settings, overrides: AgentOverrides, source: ReadingSource, wake: Waker) -> std::io::Result<Background> {
         let (event_sender, events) = mpsc::channel();
         let readings_shown = Arc::new(AtomicBool::new(true));
         let notifier = Notifier::new(event_sender, wake, Arc::clone(&readings_shown));
         let (cost_wake, wake_receiver) = mpsc::channel();
         let (controls, control_receiver) = mpsc::channel();
         let supervisor =
-            supervisor::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone(), cost_wake.clone());
+            supervisor::spawn_supervisor(settings.clone(), overrides, source, control_receiver, notifier.clone(), cost_wake.clone())?;
         let cost_query = Arc::new(Mutex::new(CostQuery::for_settings(settings)));
-        let cost_thread = costs::spawn(Arc::clone(&cost_query), wake_receiver, move |snapshot| notifier.send(Event::Costs(snapshot)));
-        Background {
+        let cost_thread = costs::spawn(Arc::clone(&cost_query), wake_receiver, move |snapshot| notifier.send(Event::Costs(snapshot)))?;
+        Ok(Background {
             controls,
             events,
             supervisor: Some(supervisor),
@@ -43,7 +44,7 @@ impl Background {
             cost_query,
             cost_wake: Some(cost_wake),
             cost_thread: Some(cost_thread),
-        }
+        })
     }
 
     /// The events that arrived since the last call.

@@ -85,37 +85,34 @@ pub fn spawn(
     query: Arc<Mutex<CostQuery>>,
     wake: Receiver<()>,
     send: impl Fn(CostSnapshot) -> bool + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("app-costs".into())
-        .spawn(move || {
-            let mut reader: Option<(CostQuery, Reader)> = None;
-            let mut sent_at = Instant::now() - REFRESH_ANYWAY;
-            let mut pending = false;
-            loop {
-                let wanted = query.lock().map(|query| query.clone()).expect("the cost query lock");
-                if reader.as_ref().is_none_or(|(query, _)| *query != wanted) {
-                    reader = Some((wanted.clone(), Reader::new(&wanted)));
-                    pending = true;
-                }
-                let (_, current) = reader.as_mut().expect("made above");
-                let (changed, idle) = current.read();
-                pending |= changed || sent_at.elapsed() >= REFRESH_ANYWAY;
-                if pending && sent_at.elapsed() >= SEND_EVERY {
-                    if !send(current.snapshot()) {
-                        return;
-                    }
-                    sent_at = Instant::now();
-                    pending = false;
-                }
-                let wait = if pending { SEND_EVERY.min(idle) } else { idle };
-                match wake.recv_timeout(wait) {
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("app-costs".into()).spawn(move || {
+        let mut reader: Option<(CostQuery, Reader)> = None;
+        let mut sent_at = Instant::now() - REFRESH_ANYWAY;
+        let mut pending = false;
+        loop {
+            let wanted = query.lock().map(|query| query.clone()).expect("the cost query lock");
+            if reader.as_ref().is_none_or(|(query, _)| *query != wanted) {
+                reader = Some((wanted.clone(), Reader::new(&wanted)));
+                pending = true;
             }
-        })
-        .expect("spawning the cost reader thread")
+            let (_, current) = reader.as_mut().expect("made above");
+            let (changed, idle) = current.read();
+            pending |= changed || sent_at.elapsed() >= REFRESH_ANYWAY;
+            if pending && sent_at.elapsed() >= SEND_EVERY {
+                if !send(current.snapshot()) {
+                    return;
+                }
+                sent_at = Instant::now();
+                pending = false;
+            }
+            let wait = if pending { SEND_EVERY.min(idle) } else { idle };
+            match wake.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    })
 }
 
 /// The summaries of one source and how they are kept current.

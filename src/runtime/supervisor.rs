@@ -98,29 +98,26 @@ pub fn spawn_supervisor(
     controls: Receiver<Control>,
     notifier: Notifier,
     billed: Sender<()>,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("app-supervisor".into())
-        .spawn(move || {
-            let mut current = Running::start(&settings, &overrides, &source, &notifier, &billed);
-            while let Ok(control) = controls.recv() {
-                match control {
-                    Control::Command(command) => current.command(command),
-                    Control::Apply(settings, overrides) => {
-                        if let Err(error) = save(&settings) {
-                            notifier.send(Event::Saved(Err(error)));
-                            continue;
-                        }
-                        current.stop();
-                        current = Running::start(&settings, &overrides, &source, &notifier, &billed);
-                        notifier.send(Event::Saved(Ok(settings.config_path.clone())));
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("app-supervisor".into()).spawn(move || {
+        let mut current = Running::start(&settings, &overrides, &source, &notifier, &billed);
+        while let Ok(control) = controls.recv() {
+            match control {
+                Control::Command(command) => current.command(command),
+                Control::Apply(settings, overrides) => {
+                    if let Err(error) = save(&settings) {
+                        notifier.send(Event::Saved(Err(error)));
+                        continue;
                     }
-                    Control::Shutdown => break,
+                    current.stop();
+                    current = Running::start(&settings, &overrides, &source, &notifier, &billed);
+                    notifier.send(Event::Saved(Ok(settings.config_path.clone())));
                 }
+                Control::Shutdown => break,
             }
-            current.stop();
-        })
-        .expect("spawning the app supervisor thread")
+        }
+        current.stop();
+    })
 }
 
 /// Checks what only the disk can tell (the rate card parses), then writes the config file.
@@ -166,7 +163,10 @@ impl Running {
         };
         let mut helpers = Vec::new();
         if !settings.embedded() && settings.config.worker.embedded {
-            helpers.push(spawn_worker(settings, notifier.clone()));
+            match spawn_worker(settings, notifier.clone()) {
+                Ok(helper) => helpers.push(helper),
+                Err(error) => drop(notifier.send(Event::BackgroundFailed(format!("cannot start the billing worker's thread: {error}")))),
+            }
         }
         Running { agent, helpers, notifier: notifier.clone() }
     }
@@ -194,29 +194,26 @@ impl Running {
 }
 
 /// The billing worker inside the app (`worker.embedded = true` with brokers): bills the topic into the local ledger.
-fn spawn_worker(settings: &Settings, notifier: Notifier) -> (Arc<AtomicBool>, JoinHandle<()>) {
+fn spawn_worker(settings: &Settings, notifier: Notifier) -> std::io::Result<(Arc<AtomicBool>, JoinHandle<()>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let settings = settings.clone();
-    let handle = std::thread::Builder::new()
-        .name("app-worker".into())
-        .spawn(move || {
-            let run = || -> anyhow::Result<()> {
-                let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
-                let options = WorkerOptions {
-                    batch_size: settings.config.worker.batch_size.max(1),
-                    batch_linger: Duration::from_millis(10),
-                    exit_when_idle: None,
-                    metrics: None,
-                };
-                // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
-                // place in the election of the summary publisher.
-                run_worker(&settings, card, &options, true, &flag)
+    let handle = std::thread::Builder::new().name("app-worker".into()).spawn(move || {
+        let run = || -> anyhow::Result<()> {
+            let card = RateCard::load(settings.config.worker.rate_card.as_deref())?;
+            let options = WorkerOptions {
+                batch_size: settings.config.worker.batch_size.max(1),
+                batch_linger: Duration::from_millis(10),
+                exit_when_idle: None,
+                metrics: None,
             };
-            if let Err(error) = run() {
-                notifier.send(Event::BackgroundFailed(format!("billing worker: {}", describe_error(&error))));
-            }
-        })
-        .expect("spawning the app's billing worker thread");
-    (stop, handle)
+            // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
+            // place in the election of the summary publisher.
+            run_worker(&settings, card, &options, true, &flag)
+        };
+        if let Err(error) = run() {
+            notifier.send(Event::BackgroundFailed(format!("billing worker: {}", describe_error(&error))));
+        }
+    })?;
+    Ok((stop, handle))
 }

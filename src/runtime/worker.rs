@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
+
 use super::Settings;
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
@@ -27,10 +29,13 @@ pub fn run_worker(
     let feed = FeedOptions { publish_feed, budgets: settings.budgets().clone() };
     // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
     let summaries_stop = Arc::new(AtomicBool::new(false));
-    let summaries = publish_feed.then(|| {
+    let summaries = if publish_feed {
         let summary_options = summary::options_for(&settings.ledger_path(), card.clone());
-        summary::spawn_publisher(&settings.config.kafka, summary_options, Arc::clone(&summaries_stop))
-    });
+        let publisher = summary::spawn_publisher(&settings.config.kafka, summary_options, Arc::clone(&summaries_stop));
+        Some(publisher.context("starting the summary publisher's thread")?)
+    } else {
+        None
+    };
     let billed = worker::run(&settings.config.kafka, Biller::new(ledger, card), options, &feed, stop);
     summaries_stop.store(true, Ordering::SeqCst);
     if let Some(publisher) = summaries

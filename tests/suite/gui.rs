@@ -34,7 +34,7 @@ type AppHarness = Harness<'static, Slot>;
 
 fn open_app(settings: Settings, overrides: AgentOverrides, script: PathBuf) -> AppHarness {
     let make: Box<dyn FnOnce(egui::Context) -> UsageApp> =
-        Box::new(move |ctx| UsageApp::new(settings, overrides, ReadingSource::Script(script), ctx));
+        Box::new(move |ctx| UsageApp::new(settings, overrides, ReadingSource::Script(script), ctx).expect("starting the app"));
     let mut harness = Harness::builder().with_size(egui::vec2(1100.0, 780.0)).build_ui_state(
         |ui, slot: &mut Slot| {
             if let Some(make) = slot.make.take() {

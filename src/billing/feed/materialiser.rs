@@ -49,17 +49,14 @@ pub fn spawn_materialiser(
     kafka: &KafkaConfig,
     view_path: &Path,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<Result<MaterialiserTotals, FeedError>> {
+) -> std::io::Result<JoinHandle<Result<MaterialiserTotals, FeedError>>> {
     let kafka = kafka.clone();
     let view_path = view_path.to_owned();
-    std::thread::Builder::new()
-        .name("cost-feed-view".into())
-        .spawn(move || {
-            // A view catches up from its stored offsets, so it can wait while billing has work.
-            crate::priority::yield_to_billing();
-            Materialiser::open(&kafka, &view_path)?.run(&stop, false)
-        })
-        .expect("spawning the cost-feed view thread")
+    std::thread::Builder::new().name("cost-feed-view".into()).spawn(move || {
+        // A view catches up from its stored offsets, so it can wait while billing has work.
+        crate::priority::yield_to_billing();
+        Materialiser::open(&kafka, &view_path)?.run(&stop, false)
+    })
 }
 
 /// Materialises everything the cost topic held when called into the view at `view_path`, then

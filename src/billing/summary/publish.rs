@@ -69,41 +69,54 @@ const RETRY: Duration = Duration::from_secs(5);
 
 /// Starts the materialiser of the feed and the publisher, restarted after a failure (the broker
 /// away, the summary topic refused) until `stop` is set; returns what they did.
-pub fn spawn_publisher(kafka: &KafkaConfig, options: PublisherOptions, stop: Arc<AtomicBool>) -> JoinHandle<PublisherTotals> {
+pub fn spawn_publisher(
+    kafka: &KafkaConfig,
+    options: PublisherOptions,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<PublisherTotals>> {
     let kafka = kafka.clone();
-    std::thread::Builder::new()
-        .name("summary-publisher".into())
-        .spawn(move || {
-            // Summaries follow the view, which follows billing: neither should slow billing down.
-            crate::priority::yield_to_billing();
-            let mut totals = PublisherTotals::default();
-            while !stop.load(Ordering::SeqCst) {
-                let round = Arc::new(AtomicBool::new(false));
-                let materialiser = feed::spawn_materialiser(&kafka, &options.view_path, Arc::clone(&round));
-                let outcome = Publisher::new(&kafka, options.clone()).and_then(|mut publisher| {
-                    let outcome = publisher.run(&stop, &materialiser);
-                    totals.published += publisher.totals.published;
-                    totals.terms += publisher.totals.terms;
-                    outcome
-                });
-                round.store(true, Ordering::SeqCst);
-                let viewed = materialiser.join();
-                if stop.load(Ordering::SeqCst) {
-                    break;
+    std::thread::Builder::new().name("summary-publisher".into()).spawn(move || {
+        // Summaries follow the view, which follows billing: neither should slow billing down.
+        crate::priority::yield_to_billing();
+        let mut totals = PublisherTotals::default();
+        while !stop.load(Ordering::SeqCst) {
+            let round = Arc::new(AtomicBool::new(false));
+            let materialiser = match feed::spawn_materialiser(&kafka, &options.view_path, Arc::clone(&round)) {
+                Ok(materialiser) => materialiser,
+                Err(error) => {
+                    tracing::warn!("summary publisher: cannot start the feed view's thread: {error}; trying again in {}s", RETRY.as_secs());
+                    wait_or_stop(&stop, RETRY);
+                    continue;
                 }
-                let reason = match (outcome, viewed) {
-                    (Err(error), _) | (_, Ok(Err(error))) => error.to_string(),
-                    _ => "the feed view stopped".to_owned(),
-                };
-                tracing::warn!("summary publisher: {reason}; starting again in {}s", RETRY.as_secs());
-                let resume_at = Instant::now() + RETRY;
-                while Instant::now() < resume_at && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+            };
+            let outcome = Publisher::new(&kafka, options.clone()).and_then(|mut publisher| {
+                let outcome = publisher.run(&stop, &materialiser);
+                totals.published += publisher.totals.published;
+                totals.terms += publisher.totals.terms;
+                outcome
+            });
+            round.store(true, Ordering::SeqCst);
+            let viewed = materialiser.join();
+            if stop.load(Ordering::SeqCst) {
+                break;
             }
-            totals
-        })
-        .expect("spawning the summary publisher thread")
+            let reason = match (outcome, viewed) {
+                (Err(error), _) | (_, Ok(Err(error))) => error.to_string(),
+                _ => "the feed view stopped".to_owned(),
+            };
+            tracing::warn!("summary publisher: {reason}; starting again in {}s", RETRY.as_secs());
+            wait_or_stop(&stop, RETRY);
+        }
+        totals
+    })
+}
+
+/// Sleeps `wait`, or less if `stop` is set meanwhile.
+fn wait_or_stop(stop: &AtomicBool, wait: Duration) {
+    let resume_at = Instant::now() + wait;
+    while Instant::now() < resume_at && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 struct Publisher {
