@@ -43,6 +43,7 @@ pub fn link_state_to(state: LinkState) -> u8 {
     state as u8
 }
 
+/// The [`LinkState`] stored as `value` by [`link_state_to`].
 pub fn link_state_from(value: u8) -> LinkState {
     match value {
         1 => LinkState::Up,

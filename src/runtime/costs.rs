@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Settings;
-use crate::billing::feed::FeedError;
+use crate::feed::FeedError;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
-use crate::billing::summary::{CostSummary, Summariser, SummaryBook, SummaryFeed};
+use crate::feed::summary::{CostSummary, Summariser, SummaryBook, SummaryFeed};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 

@@ -11,7 +11,7 @@ use super::Settings;
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
-use crate::billing::summary;
+use crate::feed::summary;
 use crate::billing::worker::{self, FeedOptions, WorkerOptions};
 
 /// Bills the usage topic of `settings` into its ledger with `card` until `stop` is set (or the
