@@ -6,6 +6,7 @@
 //! commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one function per command);
 //! `main.rs` only parses arguments.
 
+pub mod api;
 pub mod bench;
 pub mod billing;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod feed;
 pub mod gui;
 pub mod kafka;
 pub mod priority;
@@ -22,3 +24,4 @@ pub mod runtime;
 pub mod simulate;
 pub mod sqlite;
 pub mod transmit;
+pub mod worker;

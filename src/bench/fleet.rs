@@ -7,11 +7,11 @@ use super::{BenchBroker, BenchOptions, Figure, thousands};
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
-use crate::billing::worker::{self, WorkerOptions};
 use crate::kafka::KafkaConfig;
 use crate::kafka::ensure_topic;
 use crate::record::UnixMillis;
 use crate::simulate::{self, Fleet, Profile, Variations};
+use crate::worker::{self, WorkerOptions};
 
 pub(super) fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
     let mut kafka = KafkaConfig { brokers: vec![broker.bootstrap.clone()], ..KafkaConfig::default() };

@@ -12,11 +12,11 @@ use super::{BenchBroker, BenchOptions, Figure, thousands};
 use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
-use crate::billing::summary::{self, SummaryBook, SummaryFeed};
-use crate::billing::worker::{self, FeedOptions, WorkerOptions};
+use crate::feed::summary::{self, SummaryBook, SummaryFeed};
 use crate::kafka::{KafkaConfig, ReportingProducer};
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 use crate::simulate::{self, Fleet, Profile};
+use crate::worker::{self, FeedOptions, WorkerOptions};
 
 /// What the fleet run measures.
 #[derive(Debug, Clone, Copy)]

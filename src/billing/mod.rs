@@ -1,12 +1,9 @@
 //! Billing: the rate card, exact pricing, the ledger, the worker that fills it and reports over it.
 
-pub mod after_commit;
 pub mod amount_text;
-pub mod api;
 pub mod biller;
 pub mod budget;
 pub mod costs;
-pub mod feed;
 pub mod inspect;
 pub mod ledger;
 pub mod period;
@@ -14,9 +11,7 @@ pub mod period_tiers;
 pub mod price;
 pub mod rate_card;
 pub mod report;
-pub mod summary;
 pub mod tables;
 pub mod tiers;
 pub mod time_health;
 pub mod verify;
-pub mod worker;

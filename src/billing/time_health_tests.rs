@@ -11,8 +11,8 @@ use crate::billing::ledger::Ledger;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{ReportFormat, TimeRange, render};
-use crate::billing::summary::{Summariser, SummaryRow};
 use crate::billing::{costs, tiers, verify};
+use crate::feed::summary::{Summariser, SummaryRow};
 use crate::record::{RecordKind, UnixMillis, UsageRecord};
 
 /// 2026-01-01T00:00:00Z.
@@ -112,13 +112,13 @@ fn the_summary_carries_the_figures_and_reads_without_them() {
     assert_eq!(summary.time_health(), TimeHealth { asleep_ms: 8 * HOUR as u64, late_ms: 90_000, clock_steps: 2 });
     let row = SummaryRow::of(&summary, UnixMillis(NEW_YEAR), now).unwrap();
     assert_eq!(row.time.short(), "asleep 8h 0m, late 1m 30s, 2 steps");
-    assert_eq!(crate::billing::summary::CostSummary::parse(&summary.encode()).unwrap(), summary);
+    assert_eq!(crate::feed::summary::CostSummary::parse(&summary.encode()).unwrap(), summary);
     // A summary of a worker from before the figures has none of the fields, and reads as zero;
     // one whose machine never slept leaves them out, so a desktop from before still reads it.
-    let quiet = crate::billing::summary::CostSummary { asleep_ms: 0, late_ms: 0, clock_steps: 0, ..summary };
+    let quiet = crate::feed::summary::CostSummary { asleep_ms: 0, late_ms: 0, clock_steps: 0, ..summary };
     let text = String::from_utf8(quiet.encode()).unwrap();
     assert!(!text.contains("asleep_ms") && !text.contains("late_ms") && !text.contains("clock_steps"), "{text}");
-    assert!(crate::billing::summary::CostSummary::parse(text.as_bytes()).unwrap().time_health().is_clear());
+    assert!(crate::feed::summary::CostSummary::parse(text.as_bytes()).unwrap().time_health().is_clear());
 }
 
 #[test]

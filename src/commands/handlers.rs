@@ -8,18 +8,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::{init_logging, parse_time, resolve_settings};
-use crate::billing::api::{self, ApiServer, ApiSettings, ApiToken, WorkerMetrics};
+use crate::api::{self, ApiServer, ApiSettings, ApiToken};
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
-use crate::billing::worker::{self, WorkerOptions};
-use crate::billing::{costs, feed, inspect, summary, verify};
+use crate::billing::{costs, inspect, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
+use crate::feed::{self, summary};
 use crate::runtime::{AgentOverrides, ReadingSource, Settings, run_worker, start_agent};
 use crate::simulate::{self, Fleet};
 use crate::transmit::agent::{Command, Input, Update};
 use crate::transmit::rule::ThresholdRule;
+use crate::worker::{self, WorkerMetrics, WorkerOptions};
 
 /// The desktop app.
 pub fn desktop(common: &CommonArgs, args: Option<AgentArgs>) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@
 
 mod materialiser;
 mod publisher;
+pub mod summary;
 
 use std::str::FromStr;
 
@@ -17,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 pub use self::materialiser::{MaterialiserTotals, materialise_until_caught_up, spawn_materialiser};
 pub use self::publisher::FeedPublisher;
-use super::amount_text::LineTexts;
-use super::budget::BudgetAlert;
-use super::ledger::{LedgerError, Origin};
-use super::price::PricedLine;
+use crate::billing::amount_text::LineTexts;
+use crate::billing::budget::BudgetAlert;
+use crate::billing::ledger::{LedgerError, Origin};
+use crate::billing::price::PricedLine;
 use crate::kafka::KafkaSetupError;
 use crate::record::{RecordError, UsageRecord};
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::billing::period::month_of;
-use crate::billing::summary::{CostSummary, SummaryRow};
+use crate::feed::summary::{CostSummary, SummaryRow};
 use crate::record::UnixMillis;
 
 /// A column of the table.
@@ -179,7 +179,7 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::billing::summary::{PeriodTotal, SUMMARY_SCHEMA, Series};
+    use crate::feed::summary::{PeriodTotal, SUMMARY_SCHEMA, Series};
 
     /// 2026-12-15T12:00:00Z.
     const NOW: UnixMillis = UnixMillis(1_797_336_000_000);

@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use super::costs_table::{CostTable, SortBy, TableChoice};
 use super::format;
 use super::live::Live;
-use crate::billing::summary::{CostSummary, SummaryRow};
+use crate::feed::summary::{CostSummary, SummaryRow};
 use crate::record::UnixMillis;
 use crate::runtime::costs::CostState;
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Settings;
-use crate::feed::FeedError;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
+use crate::feed::FeedError;
 use crate::feed::summary::{CostSummary, Summariser, SummaryBook, SummaryFeed};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;

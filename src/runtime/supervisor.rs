@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::costs::CostSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
-use crate::billing::worker::WorkerOptions;
 use crate::transmit::agent::{Command, Input, Update};
+use crate::worker::WorkerOptions;
 
 /// What the UI asks of the supervisor.
 #[derive(Debug)]

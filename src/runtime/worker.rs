@@ -12,7 +12,7 @@ use crate::billing::biller::Biller;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::feed::summary;
-use crate::billing::worker::{self, FeedOptions, WorkerOptions};
+use crate::worker::{self, FeedOptions, WorkerOptions};
 
 /// Bills the usage topic of `settings` into its ledger with `card` until `stop` is set (or the
 /// worker stops by itself, as `options.exit_when_idle` says). With `publish_feed`, every billed

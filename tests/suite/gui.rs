@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
-use usagebill::billing::summary::{CostSummary, PeriodTotal, Series};
 use usagebill::config::Config;
+use usagebill::feed::summary::{CostSummary, PeriodTotal, Series};
 use usagebill::gui::UsageApp;
 use usagebill::gui::format;
 use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
@@ -538,7 +538,7 @@ fn fleet_summary(machine: &str, records: u64, period: Decimal, last: Option<Deci
     let last_start = usagebill::billing::period::month_of(period_start.plus_millis(-1)).0;
     let hour = now.0 / 3_600_000 * 3_600_000;
     CostSummary {
-        schema: usagebill::billing::summary::SUMMARY_SCHEMA.into(),
+        schema: usagebill::feed::summary::SUMMARY_SCHEMA.into(),
         machine_id: machine.into(),
         revision: records + last.map_or(0, |_| 100),
         computed_at: now,

@@ -159,7 +159,7 @@ fn a_corrupt_stored_amount_is_an_error_that_names_it_in_every_reader() {
     };
     named(machine_totals(&ledger, TimeRange::default()).unwrap_err(), "twelve");
     let range = TimeRange::default();
-    named(crate::billing::api::queries::costs(&ledger, range, crate::billing::api::params::GroupBy::Machine).unwrap_err(), "lots");
+    named(crate::api::queries::costs(&ledger, range, crate::api::params::GroupBy::Machine).unwrap_err(), "lots");
     named(ledger.budget_alerts().unwrap_err(), "much");
 }
 

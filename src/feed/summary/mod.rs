@@ -176,7 +176,7 @@ impl CostSummary {
 
     /// Cost of the period holding `now`: nothing once the summary's period is over.
     pub fn period_at(&self, now: UnixMillis) -> Decimal {
-        if super::period::month_of(now).0 == self.period_start { self.period } else { Decimal::ZERO }
+        if crate::billing::period::month_of(now).0 == self.period_start { self.period } else { Decimal::ZERO }
     }
 
     /// Cost of the period starting at `start`: the current one, or an earlier one.
@@ -189,7 +189,7 @@ impl CostSummary {
 
     /// The period's cost carried to its end at the recent rate, with the low–high band.
     pub fn projection_at(&self, now: UnixMillis) -> Projection {
-        let (_, end) = super::period::month_of(now);
+        let (_, end) = crate::billing::period::month_of(now);
         let period = self.period_at(now);
         let hours_left = Decimal::from((end.0 - now.0).max(0)) / Decimal::from(3_600_000);
         let at = |rate: Decimal| (period + rate * hours_left).normalize();

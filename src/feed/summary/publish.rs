@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::compute::Summariser;
-use crate::billing::feed::{self, FeedError};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
+use crate::feed::{self, FeedError};
 use crate::kafka::{ClientRole, Delivery, KafkaConfig, KafkaSetupError, ReportingProducer, client_config, ensure_compacted_topic};
 use crate::record::UnixMillis;
 

@@ -10,8 +10,8 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::book::{SummaryBook, SummaryOffer};
-use crate::billing::feed::FeedError;
 use crate::billing::rate_card::RateCard;
+use crate::feed::FeedError;
 use crate::kafka::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
 
 /// A reader of the summary topic.

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::auth::ApiToken;
-use super::metrics::WorkerMetrics;
 use super::openapi::OPENAPI_DOCUMENT;
 use super::params::{Format, ParamError, Query, percent_decode, split_target};
 use super::queries;
@@ -16,6 +15,7 @@ use super::render::{self, ApiResponse, CsvRow, csv_table};
 use crate::billing::costs;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
+use crate::worker::WorkerMetrics;
 
 /// Header saying whether the data came from the ledger: `ok`, `missing` or `unavailable`.
 pub const LEDGER_HEADER: &str = "X-Usagebill-Ledger";

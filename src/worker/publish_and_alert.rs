@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::biller::FreshLine;
-use super::budget::{AlertTracker, Budgets};
-use super::feed::{FeedError, FeedPublisher};
-use super::ledger::{Batch, Ledger};
-use super::rate_card::RateCard;
+use crate::billing::biller::FreshLine;
+use crate::billing::budget::{AlertTracker, Budgets};
+use crate::billing::ledger::{Batch, Ledger};
+use crate::billing::rate_card::RateCard;
+use crate::feed::{FeedError, FeedPublisher};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 

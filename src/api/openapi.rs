@@ -3,14 +3,14 @@
 //! handlers produce fits the schema documented for it.
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
-pub const OPENAPI_DOCUMENT: &str = include_str!("../../../assets/openapi.json");
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../assets/openapi.json");
 
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
 
     use super::OPENAPI_DOCUMENT;
-    use crate::billing::api::tests::{body, fixture, get};
+    use crate::api::tests::{body, fixture, get};
 
     fn document() -> Value {
         serde_json::from_str(OPENAPI_DOCUMENT).expect("assets/openapi.json is JSON")

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::ApiError;
-use super::metrics::{PartitionPosition, WorkerMetrics};
 use crate::billing::ledger::Ledger;
 use crate::kafka::KafkaConfig;
 use crate::kafka::{ClientRole, KafkaSetupError, client_config};
+use crate::worker::metrics::{PartitionPosition, WorkerMetrics};
 
 /// Time between two lag measurements.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);

@@ -3,6 +3,8 @@
 
 mod batcher;
 mod consumer;
+pub mod metrics;
+mod publish_and_alert;
 mod retry;
 mod step;
 mod writer;
@@ -15,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 
+pub use self::metrics::WorkerMetrics;
+use self::publish_and_alert::AfterCommit;
 use self::step::{Flow, Worker};
 use self::writer::Pipeline;
-use super::after_commit::AfterCommit;
-use super::api::WorkerMetrics;
-use super::biller::{Biller, BillerTotals, FreshLine};
-use super::budget::Budgets;
-use super::feed::FeedError;
-use super::ledger::{Ledger, LedgerError};
+use crate::billing::biller::{Biller, BillerTotals, FreshLine};
+use crate::billing::budget::Budgets;
+use crate::billing::ledger::{Ledger, LedgerError};
+use crate::feed::FeedError;
 use crate::kafka::{KafkaConfig, KafkaSetupError};
 
 /// Why the worker stopped with an error.

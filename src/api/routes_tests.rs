@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::billing::api::tests::{body, fixture, fixture_priced_by, get, window};
+use crate::api::tests::{body, fixture, fixture_priced_by, get, window};
 use crate::billing::rate_card::cpu_tiered_version;
 use crate::billing::report::TimeRange;
 use crate::billing::{report, tiers};

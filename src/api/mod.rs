@@ -7,7 +7,6 @@
 
 pub mod auth;
 pub mod lag;
-pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod queries;
@@ -23,12 +22,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use self::auth::ApiToken;
-pub use self::metrics::WorkerMetrics;
 use self::render::ApiResponse;
 use self::routes::{Api, ApiRequest, LedgerCache};
 use crate::billing::rate_card::RateCard;
 use crate::kafka::KafkaConfig;
 use crate::kafka::KafkaSetupError;
+use crate::worker::WorkerMetrics;
 
 /// Threads answering requests; two let a slow query not hold up `/metrics` or `/healthz`.
 const HANDLER_THREADS: usize = 2;
