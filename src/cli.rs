@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::billing::tables::ReportFormat;
+use crate::billing::table_format::ReportFormat;
 use crate::config::HumanDuration;
 use crate::simulate::Profile;
 

@@ -1,4 +1,4 @@
-//! Responses: JSON bodies, CSV tables (the rows of the API's own queries; see `billing::tables`) and
+//! Responses: JSON bodies, CSV tables (the rows of the API's own queries; see `billing::table_format`) and
 //! the error bodies every refusal uses.
 
 use std::borrow::Cow;
@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::params::ParamError;
 use super::queries::{CostGroup, QuarantineEntry, UsageBucket};
-pub use crate::billing::tables::{CsvRow, csv_table};
+pub use crate::billing::table_format::{CsvRow, csv_table};
 
 /// Content type of JSON bodies.
 pub const JSON: &str = "application/json";

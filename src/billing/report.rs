@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::ledger::{Ledger, LedgerError, rollup};
 use super::price::round_for_display;
-use super::tables::CsvRow;
-pub use super::tables::ReportFormat;
+use super::table_format::CsvRow;
+pub use super::table_format::ReportFormat;
 use super::time_health::{TimeHealth, span};
 pub use crate::record::TimeRange;
 
@@ -95,7 +95,7 @@ impl CsvRow for MachineTotal {
 
 /// Renders totals; amounts in the table are rounded to cents (the exact value is in CSV and JSON).
 pub fn render(totals: &[MachineTotal], format: ReportFormat) -> String {
-    super::tables::render(totals, format, render_table)
+    super::table_format::render(totals, format, render_table)
 }
 
 fn render_table(totals: &[MachineTotal]) -> String {

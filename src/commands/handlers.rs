@@ -12,7 +12,7 @@ use crate::api::{self, ApiServer, ApiSettings, ApiToken};
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
-use crate::billing::{costs, inspect, verify};
+use crate::billing::{costs, listings, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::feed::{self, summary};
@@ -182,11 +182,11 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
         return Ok(if verification.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     if args.quarantine {
-        print!("{}", inspect::render_quarantine(&inspect::quarantined(&ledger)?, args.format));
+        print!("{}", listings::render_quarantine(&listings::quarantined(&ledger)?, args.format));
         return Ok(ExitCode::SUCCESS);
     }
     if args.gaps {
-        print!("{}", inspect::render_gaps(&crate::billing::ledger::gaps(&ledger, None)?, args.format));
+        print!("{}", listings::render_gaps(&crate::billing::ledger::gaps(&ledger, None)?, args.format));
         return Ok(ExitCode::SUCCESS);
     }
     let range = TimeRange {

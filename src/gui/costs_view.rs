@@ -12,7 +12,7 @@ use super::format;
 use super::live::Live;
 use crate::feed::summary::{CostSummary, SummaryRow};
 use crate::record::UnixMillis;
-use crate::runtime::costs::CostState;
+use crate::runtime::cost_reader::CostState;
 
 /// The span of the cost chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 
 use super::history::History;
 use crate::runtime::Settings;
-use crate::runtime::costs::CostSnapshot;
+use crate::runtime::cost_reader::CostSnapshot;
 use crate::transmit::agent::{AgentStatus, Command};
 
 /// What the background threads told the UI, as the views read it.

@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryIter};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::costs::{self, CostQuery};
+use super::cost_reader::{self as costs, CostQuery};
 use super::supervisor::{self, Control, Event, Notifier, Waker};
 use super::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::Command;

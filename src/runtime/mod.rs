@@ -4,7 +4,7 @@
 
 mod agent;
 pub mod background;
-pub mod costs;
+pub mod cost_reader;
 mod embedded;
 mod settings;
 pub mod supervisor;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::costs::CostSnapshot;
+use super::cost_reader::CostSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
 use crate::transmit::agent::{Command, Input, Update};

@@ -19,7 +19,7 @@ use usagebill::gui::UsageApp;
 use usagebill::gui::format;
 use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
 use usagebill::record::{Trigger, UnixMillis, UsageRecord};
-use usagebill::runtime::costs::CostState;
+use usagebill::runtime::cost_reader::CostState;
 use usagebill::runtime::{AgentOverrides, ReadingSource, Settings};
 
 use crate::util::{Broker, read_topic, unique};

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{CostSummary, SummaryBook};
 use crate::billing::period::month_of;
 use crate::billing::price::round_for_display;
-use crate::billing::tables::{CsvRow, ReportFormat};
+use crate::billing::table_format::{CsvRow, ReportFormat};
 use crate::billing::time_health::{TimeHealth, span};
 use crate::record::UnixMillis;
 
@@ -125,7 +125,7 @@ impl CsvRow for SummaryRow {
 
 /// Renders rows as `report` renders totals: amounts in the table rounded to cents, exact in CSV and JSON.
 pub fn render(rows: &[SummaryRow], format: ReportFormat) -> String {
-    crate::billing::tables::render(rows, format, render_table)
+    crate::billing::table_format::render(rows, format, render_table)
 }
 
 fn render_table(rows: &[SummaryRow]) -> String {

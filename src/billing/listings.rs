@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::ledger::{Gap, Ledger, LedgerError};
-use super::tables::ReportFormat;
-use super::tables::{CsvRow, csv_cell};
+use super::table_format::ReportFormat;
+use super::table_format::{CsvRow, csv_cell};
 use crate::record::UnixMillis;
 
 /// A quarantined message as listed.
@@ -105,7 +105,7 @@ impl CsvRow for Gap {
 
 /// Renders gaps.
 pub fn render_gaps(gaps: &[Gap], format: ReportFormat) -> String {
-    super::tables::render(gaps, format, |gaps| {
+    super::table_format::render(gaps, format, |gaps| {
         let width = gaps.iter().map(|gap| gap.machine_id.len()).max().unwrap_or(0).max("machine".len());
         let mut out = format!("{:<width$}  {:>10}  {:>10}  {:<24}  {:<24}\n", "machine", "first_seq", "last_seq", "unmetered from", "to");
         for gap in gaps {
