@@ -247,5 +247,4 @@ fn table<Row: CsvRow>(format: Format, state: LedgerState, rows: &[Row], envelope
 }
 
 #[cfg(test)]
-#[path = "routes_tests.rs"]
 mod tests;

@@ -118,5 +118,4 @@ impl PeriodTiers {
 }
 
 #[cfg(test)]
-#[path = "period_tiers_tests.rs"]
 mod tests;

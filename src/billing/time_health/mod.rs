@@ -96,5 +96,4 @@ pub(crate) fn not_lived(kind: crate::record::RecordKind, record: crate::record::
 }
 
 #[cfg(test)]
-#[path = "time_health_tests.rs"]
 mod tests;
