@@ -2,9 +2,10 @@
 //!
 //! Layers, lowest first, each importing only lower ones (a test in `tests/suite/layers.rs` keeps
 //! them): [`record`] and [`duration`] → [`collect`] → [`kafka`] → [`transmit`] and [`billing`] →
-//! [`config`] and the [`simulate`] tool → [`bench`] → [`runtime`] (what the app and the headless
-//! commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one function per command);
-//! `main.rs` only parses arguments.
+//! [`feed`] (the cost feed and the cost summaries) → [`worker`] (the consumer runtime) → [`api`]
+//! (the HTTP API) → [`config`] and the [`simulate`] tool → [`bench`] → [`runtime`] (what the app
+//! and the headless commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one
+//! function per command); `main.rs` only parses arguments.
 
 pub mod api;
 pub mod bench;

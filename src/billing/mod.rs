@@ -1,4 +1,6 @@
-//! Billing: the rate card, exact pricing, the ledger, the worker that fills it and reports over it.
+//! Billing: the rate card, exact pricing, the ledger, the biller that fills it, budgets, and the
+//! costs, reports and checks computed over it. The worker that runs the biller is [`crate::worker`];
+//! the cost feed and summaries are [`crate::feed`]; the HTTP API is [`crate::api`].
 
 pub mod amount_text;
 pub mod biller;

@@ -6,6 +6,9 @@
 //! and where the worker read it; `budget_alert` carries a [`BudgetAlert`]. Delivery is at least once
 //! (a worker republishes from its ledger's feed cursor after a crash, and a partition that moves is
 //! billed again by its new owner), so views deduplicate by record id (machine + seq).
+//!
+//! `publisher` sends it from a worker, `materialiser` reads it into a view, and [`summary`]
+//! holds the per-machine cost summaries computed from that view and published beside it.
 
 mod materialiser;
 mod publisher;

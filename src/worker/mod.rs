@@ -1,5 +1,8 @@
 //! The Kafka billing worker: a consumer-group member that bills in batches and resumes from the
 //! offsets its own ledger stored, not from the group's committed offsets.
+//!
+//! After each committed batch `publish_and_alert` sends the new lines to the cost feed
+//! ([`crate::feed`]) and checks budgets; [`metrics`] is what the worker tells the API's `/metrics`.
 
 mod batcher;
 mod consumer;
