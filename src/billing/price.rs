@@ -182,17 +182,7 @@ mod tests {
 
     /// An hour asleep holding 4 GiB (4.294967296 GB), or an hour of a clock step, as an agent writes them.
     fn unlived_hour(kind: RecordKind) -> UsageRecord {
-        let mem_used_bytes = if kind == RecordKind::Asleep { 4 << 30 } else { 0 };
-        let idle = UsageRecord {
-            cpu_pct: 0.0,
-            disk_read_bytes: 0,
-            disk_write_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
-            samples: 0,
-            ..steady(3_600_000, 1)
-        };
-        UsageRecord { kind, mem_used_bytes, ..idle }
+        steady(3_600_000, 1).unlived(kind)
     }
 
     fn card_with_asleep_memory_at(price: &str) -> RateCard {

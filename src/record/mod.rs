@@ -217,6 +217,25 @@ impl UsageRecord {
         }
     }
 
+    /// This window as a span the machine did not live, of `kind`: no CPU, counts, readings or late
+    /// time. An asleep span keeps the memory in use (a rate card may price reserved memory); a
+    /// clock step keeps none, since no time passed.
+    pub fn unlived(self, kind: RecordKind) -> UsageRecord {
+        let mem_used_bytes = if kind == RecordKind::Asleep { self.mem_used_bytes } else { 0 };
+        UsageRecord {
+            kind,
+            cpu_pct: 0.0,
+            mem_used_bytes,
+            disk_read_bytes: 0,
+            disk_write_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            samples: 0,
+            late_millis: 0,
+            ..self
+        }
+    }
+
     /// Window length in milliseconds.
     pub fn window_millis(&self) -> i64 {
         self.end.millis_since(self.start)

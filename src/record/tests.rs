@@ -78,16 +78,7 @@ fn a_version_1_window_longer_than_an_hour_is_refused_as_possibly_spanning_a_slee
 
 #[test]
 fn an_asleep_span_round_trips_and_may_hold_no_usage() {
-    let asleep = UsageRecord {
-        kind: RecordKind::Asleep,
-        cpu_pct: 0.0,
-        disk_read_bytes: 0,
-        disk_write_bytes: 0,
-        net_rx_bytes: 0,
-        net_tx_bytes: 0,
-        samples: 0,
-        ..sample()
-    };
+    let asleep = sample().unlived(RecordKind::Asleep);
     assert_eq!(UsageRecord::parse(&asleep.to_json()).unwrap(), asleep);
     let busy_asleep = UsageRecord { cpu_pct: 5.0, ..asleep.clone() };
     assert_eq!(UsageRecord::parse(&busy_asleep.to_json()).unwrap_err().field(), Some("data.kind"));

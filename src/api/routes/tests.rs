@@ -80,15 +80,14 @@ fn usage_steps_add_up_to_the_machine_total() {
 #[test]
 fn machine_rows_show_time_asleep_late_and_clock_steps_and_usage_leaves_out_memory_held_asleep() {
     use crate::billing::biller::{Biller, RawMessage};
-    use crate::billing::time_health::not_lived;
     use crate::record::{RecordKind, UsageRecord};
     let fixture = fixture();
     // gamma: 20 minutes of use, 30 s of it observed late, with a clock step; 20 minutes asleep
     // holding its 2 GB; then 20 minutes the clock skipped.
     let records = [
         UsageRecord { late_millis: 30_000, clock_steps: 1, ..window("gamma", 1) },
-        not_lived(RecordKind::Asleep, window("gamma", 2)),
-        not_lived(RecordKind::ClockStep, window("gamma", 3)),
+        window("gamma", 2).unlived(RecordKind::Asleep),
+        window("gamma", 3).unlived(RecordKind::ClockStep),
     ];
     let mut biller = Biller::new(Ledger::open(&fixture.api.ledger_path).unwrap(), RateCard::built_in());
     let messages: Vec<RawMessage> = (100..)

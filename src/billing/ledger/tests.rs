@@ -11,7 +11,7 @@ fn record(machine: &str, seq: u64) -> UsageRecord {
 /// Every 7th window asleep; every 5th (lived) one partly late and seeing a clock step.
 fn with_time_health(record: UsageRecord) -> UsageRecord {
     match record.seq {
-        seq if seq % 7 == 0 => crate::billing::time_health::not_lived(RecordKind::Asleep, record),
+        seq if seq % 7 == 0 => record.unlived(RecordKind::Asleep),
         seq if seq % 5 == 0 => UsageRecord { late_millis: 3_000, clock_steps: 1, ..record },
         _ => record,
     }
@@ -293,7 +293,7 @@ fn a_version_4_ledger_gains_kinds_late_time_and_clock_steps_and_keeps_its_bills(
     assert_eq!(machine_totals(&ledger, TimeRange::default()).unwrap(), before);
     assert!(before.iter().all(|total| total.time.is_clear()));
     // It bills what the new columns hold, into the rollup hours the old records are in.
-    let asleep = crate::billing::time_health::not_lived(RecordKind::Asleep, record("a", 3));
+    let asleep = record("a", 3).unlived(RecordKind::Asleep);
     let late = UsageRecord { late_millis: 2_500, clock_steps: 3, ..record("a", 4) };
     assert_eq!(ledger.write_batch(&batch(&[asleep.clone(), late.clone()], 4)).unwrap().billed, 2);
     let a = &machine_totals(&ledger, TimeRange::default()).unwrap()[0];

@@ -75,25 +75,5 @@ pub fn span(millis: u64) -> String {
     unreachable!("a span of at least a second has a unit")
 }
 
-/// `record` made a window the machine did not live, as an agent writes one: no CPU, counters,
-/// samples or late time; a clock step holds no memory either (an asleep window keeps it).
-#[cfg(test)]
-pub(crate) fn not_lived(kind: crate::record::RecordKind, record: crate::record::UsageRecord) -> crate::record::UsageRecord {
-    use crate::record::{RecordKind, UsageRecord};
-    let mem_used_bytes = if kind == RecordKind::Asleep { record.mem_used_bytes } else { 0 };
-    UsageRecord {
-        kind,
-        cpu_pct: 0.0,
-        mem_used_bytes,
-        disk_read_bytes: 0,
-        disk_write_bytes: 0,
-        net_rx_bytes: 0,
-        net_tx_bytes: 0,
-        samples: 0,
-        late_millis: 0,
-        ..record
-    }
-}
-
 #[cfg(test)]
 mod tests;

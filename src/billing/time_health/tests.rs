@@ -48,8 +48,8 @@ fn the_short_form_names_only_what_is_not_zero() {
 fn morning() -> Vec<UsageRecord> {
     let hour = |seq: u64| UsageRecord::steady("lap", seq, UnixMillis(NEW_YEAR), HOUR);
     let mut records = vec![UsageRecord { late_millis: 90_000, clock_steps: 1, ..hour(1) }];
-    records.push(not_lived(RecordKind::ClockStep, hour(2)));
-    records.extend((3..=10).map(|seq| not_lived(RecordKind::Asleep, hour(seq))));
+    records.push(hour(2).unlived(RecordKind::ClockStep));
+    records.extend((3..=10).map(|seq| hour(seq).unlived(RecordKind::Asleep)));
     let woke = hour(11);
     records.push(UsageRecord { end: woke.start.plus_millis(HOUR / 2), clock_steps: 1, ..woke });
     records

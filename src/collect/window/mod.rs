@@ -130,20 +130,19 @@ impl OpenWindow {
     /// An asleep span keeps the memory in use when the machine went to sleep (a rate card may price
     /// it); a clock step keeps nothing, since no time passed.
     pub fn unlived_records(&mut self, span: UnlivedSpan, first_seq: u64, facts: &MachineFacts) -> Vec<UsageRecord> {
-        let mem_used_bytes = if span.kind == RecordKind::Asleep { self.last_mem_used_bytes.min(facts.mem_total_bytes) } else { 0 };
         let mut records = Vec::new();
         let mut start = span.start;
         while start < span.end {
             let next_hour = UnixMillis(start.0 - start.0.rem_euclid(HOUR_MILLIS) + HOUR_MILLIS);
             let end = next_hour.min(span.end);
-            records.push(UsageRecord {
+            let held = UsageRecord {
                 machine_id: facts.machine_id.clone(),
                 seq: first_seq + records.len() as u64,
                 start,
                 end,
                 cpu_pct: 0.0,
                 cpu_cores: facts.cpu_cores,
-                mem_used_bytes,
+                mem_used_bytes: self.last_mem_used_bytes.min(facts.mem_total_bytes),
                 mem_total_bytes: facts.mem_total_bytes,
                 disk_read_bytes: 0,
                 disk_write_bytes: 0,
@@ -151,10 +150,11 @@ impl OpenWindow {
                 net_tx_bytes: 0,
                 samples: 0,
                 trigger: Trigger::Interval,
-                kind: span.kind,
+                kind: RecordKind::Usage,
                 late_millis: 0,
                 clock_steps: 0,
-            });
+            };
+            records.push(held.unlived(span.kind));
             start = end;
         }
         self.restart_at(self.end.max(span.end));

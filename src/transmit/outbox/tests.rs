@@ -127,16 +127,7 @@ fn an_asleep_span_never_merges_into_usage() {
     let mut outbox = Outbox::open(&directory.path().join("outbox.db")).unwrap();
     let mut records: Vec<_> = (1..=4).map(record).collect();
     for record in &mut records[1..3] {
-        *record = UsageRecord {
-            kind: RecordKind::Asleep,
-            cpu_pct: 0.0,
-            disk_read_bytes: 0,
-            disk_write_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
-            samples: 0,
-            ..record.clone()
-        };
+        *record = record.clone().unlived(RecordKind::Asleep);
     }
     outbox.append(&records).unwrap();
     assert_eq!(outbox.merge_oldest(3).unwrap(), 1, "only the two asleep spans are alike");
