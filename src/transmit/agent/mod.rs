@@ -6,14 +6,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 mod messages;
+mod placing;
+mod storing;
 
 pub use self::messages::{AgentStatus, Command, DeliverySummary, Input, Problem, Update};
 use super::outbox::{Outbox, OutboxError};
 use super::policy::SendPolicy;
 use super::transport::Transport;
 use crate::collect::Reading;
-use crate::collect::clock::ClockReading;
-use crate::collect::timeline::{Placement, Timeline};
+use crate::collect::timeline::Timeline;
 use crate::collect::window::{MachineFacts, OpenWindow};
 use crate::kafka::LinkState;
 use crate::record::{Trigger, UnixMillis, UsageRecord};
@@ -36,9 +37,6 @@ pub struct AgentSettings {
 const MAX_IN_FLIGHT: usize = 5_000;
 /// Records held in memory while the outbox cannot be written (full disk); past this the oldest merge.
 const MAX_HELD_IN_MEMORY: usize = 10_000;
-/// A window may run past the longest window by this much before a long (late) reading is cut in
-/// two at the limit: an ordinary one-second reading just closes the window after it.
-const SPLIT_SLACK_MILLIS: i64 = 5_000;
 /// The longest wait between tries of the broker (1 s, 2 s, 4 s, then 8 s).
 const LONGEST_BACKOFF_MILLIS: i64 = 8_000;
 
@@ -140,114 +138,6 @@ impl<T: Transport> Agent<T> {
         self.status
     }
 
-    /// Places a reading on the record timeline and adds its lived time to the open window; a span
-    /// the machine did not live before it becomes records of its own. A rule that has held long
-    /// enough, the auto-send interval or the longest window closes the window. Returns the reading
-    /// as placed (`at` where its lived time ends), which is what the charts draw.
-    pub fn on_reading(&mut self, reading: &Reading) -> Reading {
-        let placed = self.place(reading);
-        self.last_reading = Some(*reading);
-        if let Some(trigger) = self.settings.policy.observe(&placed) {
-            self.close_window(trigger);
-        }
-        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end()) {
-            self.close_window(trigger);
-        }
-        placed
-    }
-
-    /// Places a reading on the timeline and adds it to the window; returns it as placed.
-    fn place(&mut self, reading: &Reading) -> Reading {
-        let placement = self.timeline.place(reading.clocks, reading.elapsed_millis);
-        self.record_unlived(&placement);
-        if placement.clock_step {
-            tracing::warn!(
-                "the wall clock was stepped (it reads {}, the record timeline is at {}); windows keep the length this machine ran and never overlap",
-                reading.clocks.wall,
-                placement.to
-            );
-            self.window.note_clock_step();
-        }
-        if placement.late_millis > 0 {
-            tracing::warn!(
-                "a reading came {:.1} s late (the agent was stopped or starved); that time is billed and marked late",
-                placement.late_millis as f64 / 1000.0
-            );
-        }
-        let placed = Reading { at: placement.to, ..*reading };
-        self.add_lived(&placed, placement.to, placement.late_millis);
-        placed
-    }
-
-    /// Stopping: the moments since the last reading (under one sample interval) were lived but not
-    /// read; they join the window at the last reading's levels, with no counter growth measured.
-    fn add_tail(&mut self) {
-        let Some(last) = self.last_reading else { return };
-        let clocks = ClockReading::now();
-        let elapsed_millis = (clocks.monotonic_millis - last.clocks.monotonic_millis).max(0) as u64;
-        let tail = Reading {
-            at: clocks.wall,
-            clocks,
-            elapsed_millis,
-            disk_read_bytes: 0,
-            disk_write_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
-            ..last
-        };
-        self.place(&tail);
-    }
-
-    /// Closes the open window where the agent last saw the machine and records each unlived span.
-    fn record_unlived(&mut self, placement: &Placement) {
-        if placement.unlived.is_empty() {
-            return;
-        }
-        self.close_window(Trigger::Interval);
-        for span in &placement.unlived {
-            tracing::warn!(
-                "{} from {} to {} ({:.1} min): recorded with zero usage",
-                match span.kind {
-                    crate::record::RecordKind::Asleep => "this machine was asleep",
-                    _ => "the wall clock was stepped forward",
-                },
-                span.start,
-                span.end,
-                span.end.millis_since(span.start) as f64 / 60_000.0
-            );
-            let records = self.window.unlived_records(*span, self.next_seq, &self.settings.facts);
-            self.next_seq += records.len() as u64;
-            self.held.extend(records);
-        }
-        self.store_held();
-    }
-
-    /// Adds a reading's lived time, ending at `to`, to the open window. A long reading (the first
-    /// after a stall) that would carry the window well past the longest window is cut at the limit,
-    /// its counts shared by time, so no window is much longer than the longest window.
-    fn add_lived(&mut self, reading: &Reading, to: UnixMillis, late_millis: u64) {
-        let longest = self.settings.policy.max_window().as_millis() as i64;
-        let (mut rest, mut late_rest) = (*reading, late_millis);
-        loop {
-            let from = self.window.end();
-            let limit = self.window.start().plus_millis(longest);
-            if limit <= from {
-                self.close_window(Trigger::Interval);
-                continue;
-            }
-            if to.millis_since(limit) <= SPLIT_SLACK_MILLIS {
-                self.window.add(&rest, to, late_rest);
-                return;
-            }
-            let share = limit.millis_since(from) as f64 / to.millis_since(from) as f64;
-            let (first, second) = rest.split(share);
-            let late_first = ((late_rest as f64 * share).round() as u64).min(late_rest);
-            self.window.add(&Reading { at: limit, ..first }, limit, late_first);
-            self.close_window(Trigger::Interval);
-            (rest, late_rest) = (second, late_rest - late_first);
-        }
-    }
-
     /// Applies a command.
     pub fn on_command(&mut self, command: Command) {
         match command {
@@ -284,50 +174,6 @@ impl<T: Transport> Agent<T> {
             self.next_seq += 1;
             self.held.push_back(record);
             self.store_held();
-        }
-    }
-
-    /// Moves closed windows from memory into the outbox; on a full disk they wait in memory.
-    fn store_held(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
-        let records: Vec<UsageRecord> = self.held.iter().cloned().collect();
-        match self.outbox.append(&records) {
-            Ok(()) => {
-                self.held.clear();
-                self.clear_problem(|problem| matches!(problem, Problem::OutboxWrite { .. }));
-                self.enforce_bound();
-            }
-            Err(error) => {
-                let held = self.held.len();
-                self.report(Problem::OutboxWrite { error: error.to_string(), disk_full: error.is_disk_full(), held });
-                while self.held.len() > MAX_HELD_IN_MEMORY {
-                    merge_front(&mut self.held);
-                }
-                if let Some(front) = self.held.front() {
-                    self.next_seq = front.seq + self.held.len() as u64;
-                }
-            }
-        }
-    }
-
-    fn enforce_bound(&mut self) {
-        if self.outbox.waiting_bytes() <= self.settings.outbox_max_bytes {
-            return;
-        }
-        let depth = self.outbox.depth() as usize;
-        match self.outbox.merge_oldest((depth / 4).max(1)) {
-            Ok(merged) if merged > 0 => {
-                self.next_seq = self.outbox.next_seq().unwrap_or(self.next_seq);
-                self.status.merged_windows += merged as u64;
-                tracing::warn!(
-                    "outbox over its {}-byte bound: merged {merged} pair(s) of the oldest waiting windows (no usage dropped)",
-                    self.settings.outbox_max_bytes
-                );
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!("merging outbox windows: {error}"),
         }
     }
 
@@ -502,20 +348,6 @@ impl<T: Transport> Agent<T> {
             self.status.delivered_total,
             self.status.outbox_depth
         );
-    }
-}
-
-/// Merges the oldest two adjacent records of one kind held in memory into one (used only when the
-/// disk is full); an asleep span never merges into usage.
-fn merge_front(held: &mut VecDeque<UsageRecord>) {
-    let Some(first_seq) = held.front().map(|record| record.seq) else { return };
-    let Some(index) = (1..held.len()).find(|&index| held[index - 1].kind == held[index].kind) else { return };
-    let merged = super::outbox::merge_pair(&held[index - 1], &held[index]);
-    held[index - 1] = merged;
-    held.remove(index);
-    // Renumber so the held seqs stay without holes.
-    for (offset, record) in held.iter_mut().enumerate() {
-        record.seq = first_seq + offset as u64;
     }
 }
 

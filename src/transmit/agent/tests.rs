@@ -270,7 +270,7 @@ fn an_agent_stopped_for_ninety_seconds_bills_the_stall_marked_late_in_windows_no
     assert_eq!(lived(&records).0, 110_000, "the machine lived the stall");
     let written: u64 = records.iter().map(|record| record.disk_write_bytes).sum();
     assert_eq!(written, 110_000, "counts cut at window limits add up exactly");
-    assert!(records.iter().all(|record| record.window_millis() <= 10_000 + SPLIT_SLACK_MILLIS), "{records:?}");
+    assert!(records.iter().all(|record| record.window_millis() <= 10_000 + placing::SPLIT_SLACK_MILLIS), "{records:?}");
     assert!(records.iter().all(|record| i64::from(record.samples) <= record.window_millis() / 1_000 + 1));
     assert_eq!(records.iter().map(|record| record.late_millis).sum::<u64>(), 89_000);
 }

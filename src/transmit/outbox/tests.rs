@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::{RecordKind, UnixMillis};
+use crate::record::{RecordKind, Trigger, UnixMillis};
 
 fn record(seq: u64) -> UsageRecord {
     let start = UnixMillis(1_767_225_600_000 + (seq as i64 - 1) * 1_000);
