@@ -115,10 +115,14 @@ impl SendPolicy {
         fired.then_some(Trigger::Threshold)
     }
 
-    /// Whether the window open since `window_start` is due to close at `now`, and why.
-    pub fn due(&self, window_start: UnixMillis, now: UnixMillis) -> Option<Trigger> {
+    /// Whether the window open since `window_start`, covered to `now` by readings that come every
+    /// `reading_millis`, is due to close, and why. Windows close at a reading, so the auto-send
+    /// interval closes at the reading nearest it (a window of 4.99 s does not wait a whole second
+    /// for the 5 s mark); the longest window is a limit and closes at the first reading past it.
+    pub fn due(&self, window_start: UnixMillis, now: UnixMillis, reading_millis: i64) -> Option<Trigger> {
         let open_for = now.millis_since(window_start);
-        let interval_due = self.interval.is_some_and(|interval| open_for >= interval.as_millis() as i64);
+        let nearest = open_for + reading_millis.max(0) / 2;
+        let interval_due = self.interval.is_some_and(|interval| nearest >= interval.as_millis() as i64);
         let max_due = open_for >= self.max_window.as_millis() as i64;
         (interval_due || max_due).then_some(Trigger::Interval)
     }
@@ -145,16 +149,19 @@ mod tests {
     #[test]
     fn the_interval_closes_windows() {
         let policy = SendPolicy::new(settings());
-        assert_eq!(policy.due(UnixMillis(0), UnixMillis(9_999)), None);
-        assert_eq!(policy.due(UnixMillis(0), UnixMillis(10_000)), Some(Trigger::Interval));
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(9_999), 0), None);
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(10_000), 0), Some(Trigger::Interval));
+        // Readings a second apart: 9.6 s is nearer the 10 s mark than the reading after it.
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(9_400), 1_000), None);
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(9_600), 1_000), Some(Trigger::Interval));
     }
 
     #[test]
     fn without_an_interval_the_max_window_still_closes() {
         let mut policy = SendPolicy::new(settings());
         policy.set_interval(None);
-        assert_eq!(policy.due(UnixMillis(0), UnixMillis(59_999)), None);
-        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000)), Some(Trigger::Interval));
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(59_999), 1_000), None, "the longest window is a limit, not a mark");
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000), 1_000), Some(Trigger::Interval));
     }
 
     #[test]
@@ -162,7 +169,7 @@ mod tests {
         let mut policy = SendPolicy::new(settings());
         policy.set_paused(true);
         assert!(!policy.may_send());
-        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000)), Some(Trigger::Interval));
+        assert_eq!(policy.due(UnixMillis(0), UnixMillis(60_000), 0), Some(Trigger::Interval));
         policy.set_paused(false);
         assert!(policy.may_send());
     }

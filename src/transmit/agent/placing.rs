@@ -24,7 +24,8 @@ impl<T: Transport> Agent<T> {
         if let Some(trigger) = self.settings.policy.observe(&placed) {
             self.close_window(trigger);
         }
-        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end()) {
+        let reading_millis = self.settings.sample_interval.as_millis() as i64;
+        if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end(), reading_millis) {
             self.close_window(trigger);
         }
         placed
