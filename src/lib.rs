@@ -1,11 +1,12 @@
 //! usagebill: meters what each machine uses and bills it, live, over Apache Kafka.
 //!
 //! Layers, lowest first, each importing only lower ones (a test in `tests/suite/layers.rs` keeps
-//! them): [`record`] and [`duration`] → [`collect`] → [`kafka`] → [`transmit`] and [`billing`] →
-//! [`feed`] (the cost feed and the cost summaries) → [`worker`] (the consumer runtime) → [`api`]
-//! (the HTTP API) → [`config`] and the [`simulate`] tool → [`bench`] → [`runtime`] (what the app
-//! and the headless commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one
-//! function per command); `main.rs` only parses arguments.
+//! them): [`record`] and [`duration`] → [`collect`] → [`kafka`] → [`transmit`], [`billing`] and
+//! [`config`] (the file's schema) → [`feed`] (the cost feed and the cost summaries) → [`worker`]
+//! (the consumer runtime) → [`api`] (the HTTP API) → the [`simulate`] tool → [`bench`] →
+//! [`runtime`] (settings built once, and what the app and the headless commands run) → [`gui`]
+//! (views) → [`cli`] → [`commands`] (the edge: one function per command); `main.rs` only parses
+//! arguments.
 
 pub mod api;
 pub mod bench;

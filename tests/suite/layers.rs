@@ -19,15 +19,17 @@ const LAYERS: &[&[&str]] = &[
     &["record", "duration", "progress", "priority", "sqlite"],
     &["collect"],
     &["kafka"],
-    &["transmit", "billing"],
+    // config is the file's schema and range checks alone: in this row, it cannot import billing or
+    // transmit (runtime::Settings parses rules and budgets once).
+    &["transmit", "billing", "config"],
     // The cost feed and the cost summaries, published from and read back beside the ledger.
     &["feed"],
     // The consumer runtime: bills from the topic into the ledger, feeds the feed, keeps its metrics.
     &["worker"],
     // The HTTP API over the ledger and the worker's metrics.
     &["api"],
-    // The config schema validates with transmit's rules and billing's budgets; the tools use both.
-    &["config", "simulate"],
+    // The record simulator.
+    &["simulate"],
     &["bench"],
     // What the app and the headless commands run.
     &["runtime"],
