@@ -217,20 +217,33 @@ fn rollups_merged_batch_by_batch_equal_rollups_computed_from_all_records() {
     assert_eq!(merged, computed);
 }
 
+/// Three records billed by this code into `current.db`, then copied by `copy` (SQL reading the
+/// attached `current`) into `ledger.db` at schema `version`: a ledger as an older version kept
+/// the same bills. Returns both paths and the records.
+fn bills_in_an_older_ledger(
+    directory: &std::path::Path,
+    version: usize,
+    copy: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, [UsageRecord; 3]) {
+    let current = directory.join("current.db");
+    let records = [record("a", 1), record("a", 2), record("b", 1)];
+    Ledger::open(&current).unwrap().write_batch(&batch(&records, 3)).unwrap();
+    let path = directory.join("ledger.db");
+    let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..version], decimal_sum::register).unwrap();
+    older.execute("ATTACH DATABASE ?1 AS current", [current.to_str().unwrap()]).unwrap();
+    older.execute_batch(copy).unwrap();
+    (current, path, records)
+}
+
 #[test]
 fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_into_one_row() {
     let directory = tempfile::tempdir().unwrap();
     // The bills, written by this code, then split the way version 3 kept them: a record row and a
     // line row per record, and the rollups as its migration computed them.
-    let current = directory.path().join("current.db");
-    let records = [record("a", 1), record("a", 2), record("b", 1)];
-    Ledger::open(&current).unwrap().write_batch(&batch(&records, 3)).unwrap();
-    let path = directory.path().join("ledger.db");
-    let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..3], decimal_sum::register).unwrap();
-    older.execute("ATTACH DATABASE ?1 AS current", [current.to_str().unwrap()]).unwrap();
-    older
-        .execute_batch(
-            "INSERT INTO machines SELECT * FROM current.machines;
+    let (current, path, records) = bills_in_an_older_ledger(
+        directory.path(),
+        3,
+        "INSERT INTO machines SELECT * FROM current.machines;
              INSERT INTO records SELECT id, machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes, mem_total_bytes,
                  disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger, source_partition, source_offset,
                  billed_ms FROM current.records;
@@ -239,9 +252,7 @@ fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_int
              INSERT INTO hourly SELECT machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms,
                  covered_ms FROM current.hourly;
              DETACH DATABASE current;",
-        )
-        .unwrap();
-    drop(older);
+    );
 
     let mut ledger = Ledger::open(&path).unwrap();
     let card = RateCard::built_in();
@@ -265,24 +276,17 @@ fn a_version_3_ledger_with_bills_keeps_every_record_and_line_when_they_merge_int
 fn a_version_4_ledger_gains_kinds_late_time_and_clock_steps_and_keeps_its_bills() {
     let directory = tempfile::tempdir().unwrap();
     // Bills written by this code, copied into a ledger of version 4 (records and rollups as it kept them).
-    let current = directory.path().join("current.db");
-    let records = [record("a", 1), record("a", 2), record("b", 1)];
-    Ledger::open(&current).unwrap().write_batch(&batch(&records, 3)).unwrap();
-    let path = directory.path().join("ledger.db");
-    let older = crate::sqlite::open_for_writing(&path, &schema::MIGRATIONS[..4], decimal_sum::register).unwrap();
-    older.execute("ATTACH DATABASE ?1 AS current", [current.to_str().unwrap()]).unwrap();
-    older
-        .execute_batch(
-            "INSERT INTO machines SELECT * FROM current.machines;
+    let (current, path, records) = bills_in_an_older_ledger(
+        directory.path(),
+        4,
+        "INSERT INTO machines SELECT * FROM current.machines;
              INSERT INTO records SELECT id, machine, seq, start_ms, end_ms, cpu_pct, cpu_cores, mem_used_bytes, mem_total_bytes,
                  disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, samples, trigger, source_partition, source_offset,
                  billed_ms, card_version, currency, cpu, memory, net_rx, net_tx, disk_read, disk_write, total FROM current.records;
              INSERT INTO hourly SELECT machine, hour_ms, records, cost, currency, min_seq, max_seq, min_start_ms, max_end_ms,
                  covered_ms FROM current.hourly;
              DETACH DATABASE current;",
-        )
-        .unwrap();
-    drop(older);
+    );
 
     let mut ledger = Ledger::open(&path).unwrap();
     let found: i64 = ledger.connection().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
