@@ -1,18 +1,17 @@
 //! Per-machine budgets: a machine whose projected cost for the period crosses its budget raises an
-//! alert. The worker logs it, stores it in its ledger and publishes it on the cost feed; views store
-//! it too, and [`budget_statuses`] is what an API serves.
+//! alert. The projection is the cost engine's, the one the Costs tab shows. The worker logs the
+//! alert, stores it in its ledger and publishes it on the costs topic; views store it too.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use globset::{Glob, GlobMatcher};
 use rust_decimal::Decimal;
-use serde::Serialize;
 
-use super::costs::PeriodCosts;
+use super::cost_engine::CostEngine;
+use super::cost_engine::calendar::month_of;
 pub use super::ledger::BudgetAlert;
 use super::ledger::{Ledger, LedgerError};
-use super::period::{self, MachineCost};
 use super::rate_card::RateCard;
 use crate::record::UnixMillis;
 
@@ -88,69 +87,46 @@ fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '[', '{'])
 }
 
-/// One machine's standing against its budget, for an API or a view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BudgetStatus {
-    /// The machine's costs this period.
-    #[serde(flatten)]
-    pub cost: MachineCost,
-    /// Its budget, if one applies.
-    #[serde(with = "rust_decimal::serde::str_option")]
-    pub budget: Option<Decimal>,
-    /// The pattern the budget came from.
-    pub budget_pattern: Option<String>,
-    /// The projection is above the budget.
-    pub over_budget: bool,
-}
-
-/// Each machine's period costs (tier adjustments included: see [`PeriodCosts`]) with its budget.
-pub fn budget_statuses(costs: Vec<MachineCost>, budgets: &Budgets) -> Vec<BudgetStatus> {
-    costs
-        .into_iter()
-        .map(|cost| {
-            let budget = budgets.for_machine(&cost.machine_id);
-            BudgetStatus {
-                over_budget: budget.is_some_and(|budget| cost.projected > budget.amount),
-                budget: budget.map(|budget| budget.amount),
-                budget_pattern: budget.map(|budget| budget.pattern.clone()),
-                cost,
-            }
-        })
-        .collect()
-}
-
-/// Raises each alert once per machine and period: remembers what was raised (seeded from the ledger).
-#[derive(Debug, Default)]
+/// Raises each alert once per machine and period: remembers what was raised (seeded from the
+/// ledger), and follows the ledger's costs with a cost engine of its own.
+#[derive(Debug)]
 pub struct AlertTracker {
-    raised: HashMap<(String, i64), ()>,
-    costs: PeriodCosts,
+    raised: HashSet<(String, i64)>,
+    card: RateCard,
+    engine: Option<CostEngine>,
 }
 
 impl AlertTracker {
-    /// A tracker that knows the alerts already stored in `ledger`.
-    pub fn from_ledger(ledger: &Ledger) -> Result<AlertTracker, LedgerError> {
-        let raised = ledger.budget_alerts()?.into_iter().map(|alert| ((alert.machine_id, alert.period_start.0), ())).collect();
-        Ok(AlertTracker { raised, costs: PeriodCosts::new() })
+    /// A tracker that knows the alerts already stored in `ledger` and projects with `card`.
+    pub fn from_ledger(ledger: &Ledger, card: RateCard) -> Result<AlertTracker, LedgerError> {
+        let raised = ledger.budget_alerts()?.into_iter().map(|alert| (alert.machine_id, alert.period_start.0)).collect();
+        Ok(AlertTracker { raised, card, engine: None })
     }
 
-    /// New alerts for machines of `ledger` whose projection under `card` crossed their budget at `now`.
-    pub fn check(&mut self, ledger: &Ledger, card: &RateCard, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetAlert>, LedgerError> {
+    /// New alerts for machines of `ledger` whose projection crossed their budget at `now`.
+    pub fn check(&mut self, ledger: &Ledger, budgets: &Budgets, now: UnixMillis) -> Result<Vec<BudgetAlert>, LedgerError> {
         if budgets.is_empty() {
             return Ok(Vec::new());
         }
-        let (period_start, _) = period::month_of(now);
-        let costs = self.costs.current(ledger, card, now)?;
+        // Loaded at the first check, not at start, so a worker without budgets never follows costs.
+        let engine = match &mut self.engine {
+            Some(engine) => engine,
+            None => self.engine.insert(CostEngine::load(ledger, self.card.clone(), now)?),
+        };
+        engine.refresh(ledger, now)?;
+        let budgeted: Vec<String> = engine.machines().into_iter().filter(|machine| budgets.for_machine(machine).is_some()).collect();
+        let period_start = month_of(now).0;
         let mut alerts = Vec::new();
-        for status in budget_statuses(costs, budgets) {
-            let (Some(budget), true) = (status.budget, status.over_budget) else { continue };
-            let key = (status.cost.machine_id.clone(), period_start.0);
-            if self.raised.insert(key, ()).is_none() {
+        for summary in engine.summaries(ledger, &budgeted, now)? {
+            let Some(budget) = budgets.for_machine(&summary.machine_id) else { continue };
+            let projected = summary.projection_at(now).estimate;
+            if projected > budget.amount && self.raised.insert((summary.machine_id.clone(), period_start.0)) {
                 alerts.push(BudgetAlert {
-                    machine_id: status.cost.machine_id,
+                    machine_id: summary.machine_id,
                     period_start,
-                    budget,
-                    projected: status.cost.projected,
-                    currency: status.cost.currency,
+                    budget: budget.amount,
+                    projected,
+                    currency: summary.currency,
                     raised: now,
                 });
             }
@@ -176,16 +152,13 @@ mod tests {
         assert_eq!(budgets.for_machine("cpu-1").unwrap().pattern, "*");
     }
 
-    #[test]
-    fn a_projection_is_checked_with_the_cards_graduated_tiers() {
+    /// 2026-01-01, ten hourly windows of 8 busy cores (80 core-hours) of machine `m`, billed under
+    /// `card`; returns the moment the last one ends.
+    fn ten_busy_hours(ledger_path: &std::path::Path, card: &RateCard) -> UnixMillis {
         use crate::billing::biller::{Biller, RawMessage};
-        use crate::billing::rate_card::cpu_tiered_version;
         use crate::record::UsageRecord;
 
-        let tiered = RateCard::parse(&cpu_tiered_version("t", "2026-01-01T00:00:00Z", "10", "0.01"), "test").unwrap();
-        let directory = tempfile::tempdir().unwrap();
-        let mut biller = Biller::new(Ledger::open(&directory.path().join("ledger.db")).unwrap(), tiered.clone());
-        // 2026-01-01, ten hourly windows of 8 busy cores: 80 core-hours, 70 of them past the tier.
+        let mut biller = Biller::new(Ledger::open(ledger_path).unwrap(), card.clone());
         let new_year = 1_767_225_600_000;
         let messages: Vec<RawMessage> = (1..=10u64)
             .map(|seq| {
@@ -194,19 +167,52 @@ mod tests {
             })
             .collect();
         biller.bill(&messages).unwrap();
-        let now = UnixMillis(new_year + 10 * 3_600_000);
-        let flat = budget_statuses(period::machine_costs(biller.ledger(), now).unwrap(), &Budgets::default())[0].cost.clone();
-        let tiered_costs = PeriodCosts::new().current(biller.ledger(), &tiered, now).unwrap();
-        let with_tiers = budget_statuses(tiered_costs, &Budgets::default())[0].cost.clone();
-        assert_eq!(flat.period - with_tiers.period, Decimal::from_str("2.1").unwrap(), "70 core-hours 0.03 cheaper");
+        UnixMillis(new_year + 10 * 3_600_000)
+    }
+
+    /// What the Costs tab shows as the machine's projection: the engine's summary, as the
+    /// summaries topic carries it.
+    fn tab_projection(ledger: &Ledger, card: &RateCard, now: UnixMillis) -> Decimal {
+        let engine = &mut CostEngine::load(ledger, card.clone(), now).unwrap();
+        engine.summaries(ledger, &["m".to_owned()], now).unwrap()[0].projection_at(now).estimate
+    }
+
+    #[test]
+    fn a_projection_is_checked_with_the_cards_graduated_tiers() {
+        use crate::billing::rate_card::cpu_tiered_version;
+
+        let tiered = RateCard::parse(&cpu_tiered_version("t", "2026-01-01T00:00:00Z", "10", "0.01"), "test").unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let now = ten_busy_hours(&directory.path().join("ledger.db"), &tiered);
+        let ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+        let flat = tab_projection(&ledger, &RateCard::built_in(), now);
+        let with_tiers = tab_projection(&ledger, &tiered, now);
+        assert!(with_tiers < flat, "70 core-hours past the tier are cheaper: {with_tiers} < {flat}");
         // A budget between the two projections: over it at the flat price, under it with the tiers.
-        let between = ((flat.projected + with_tiers.projected) / Decimal::TWO).round_dp(2).to_string();
+        let between = ((flat + with_tiers) / Decimal::TWO).round_dp(2).to_string();
         let budgets = budgets(&[("m", between.as_str())]).unwrap();
-        let mut tracker = AlertTracker::from_ledger(biller.ledger()).unwrap();
-        assert!(tracker.check(biller.ledger(), &tiered, &budgets, now).unwrap().is_empty(), "under budget with the tiers");
-        let mut tracker = AlertTracker::from_ledger(biller.ledger()).unwrap();
-        let alerts = tracker.check(biller.ledger(), &RateCard::built_in(), &budgets, now).unwrap();
+        let mut tracker = AlertTracker::from_ledger(&ledger, tiered).unwrap();
+        assert!(tracker.check(&ledger, &budgets, now).unwrap().is_empty(), "under budget with the tiers");
+        let mut tracker = AlertTracker::from_ledger(&ledger, RateCard::built_in()).unwrap();
+        let alerts = tracker.check(&ledger, &budgets, now).unwrap();
         assert_eq!(alerts.len(), 1, "over budget at the flat price");
+        assert!(tracker.check(&ledger, &budgets, now).unwrap().is_empty(), "raised once per machine and period");
+    }
+
+    #[test]
+    fn an_alert_names_the_figure_the_costs_tab_shows() {
+        use crate::billing::rate_card::cpu_tiered_version;
+
+        let card = RateCard::parse(&cpu_tiered_version("t", "2026-01-01T00:00:00Z", "10", "0.01"), "test").unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let now = ten_busy_hours(&directory.path().join("ledger.db"), &card);
+        let ledger = Ledger::open(&directory.path().join("ledger.db")).unwrap();
+        let budgets = budgets(&[("*", "0.01")]).unwrap();
+        let alerts = AlertTracker::from_ledger(&ledger, card.clone()).unwrap().check(&ledger, &budgets, now).unwrap();
+        assert_eq!(alerts.len(), 1);
+        // Exactly equal, not close: one engine, one rounding of the burn rate.
+        assert_eq!(alerts[0].projected, tab_projection(&ledger, &card, now));
+        assert_eq!(alerts[0].period_start.0, 1_767_225_600_000);
     }
 
     #[test]

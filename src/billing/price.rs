@@ -11,11 +11,55 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use super::rate_card::{PricingModel, RateVersion};
+use super::rate_card::{Component, PricingModel, RateVersion};
 use crate::record::{RecordKind, UsageRecord};
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
 const BYTES_PER_GB: i64 = 1_000_000_000;
+
+/// How much of one component a record used, kept as an exact product and the divisors that turn
+/// it into the card's unit (core-hours, GB-hours, GB). Pricing multiplies by the unit price before
+/// dividing, so a line is rounded once; the tiers take the quantity itself. This is the one place
+/// the units are defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measure {
+    amount: Decimal,
+    divisors: &'static [i64],
+}
+
+impl Measure {
+    /// `component`'s usage in `record` (its raw reading, whatever the record's kind); `None` when
+    /// the product overflows exact arithmetic.
+    pub fn of(record: &UsageRecord, component: Component) -> Option<Measure> {
+        const CORE_HOURS: &[i64] = &[100 * MILLIS_PER_HOUR];
+        const GB_HOURS: &[i64] = &[BYTES_PER_GB, MILLIS_PER_HOUR];
+        const GB: &[i64] = &[BYTES_PER_GB];
+        let millis = Decimal::from(record.window_millis());
+        let (amount, divisors) = match component {
+            Component::Cpu => (product(&[exact(record.cpu_pct), Decimal::from(record.cpu_cores), millis])?, CORE_HOURS),
+            Component::Memory => (product(&[Decimal::from(record.mem_used_bytes), millis])?, GB_HOURS),
+            Component::NetRx => (Decimal::from(record.net_rx_bytes), GB),
+            Component::NetTx => (Decimal::from(record.net_tx_bytes), GB),
+            Component::DiskRead => (Decimal::from(record.disk_read_bytes), GB),
+            Component::DiskWrite => (Decimal::from(record.disk_write_bytes), GB),
+        };
+        Some(Measure { amount, divisors })
+    }
+
+    /// The quantity in the card's unit.
+    pub fn quantity(&self) -> Decimal {
+        self.divided(self.amount).unwrap_or_default()
+    }
+
+    /// The quantity at `unit_price`, multiplied before it is divided; `None` on overflow.
+    pub fn priced_at(&self, unit_price: Decimal) -> Option<Decimal> {
+        self.divided(self.amount.checked_mul(unit_price)?)
+    }
+
+    fn divided(&self, numerator: Decimal) -> Option<Decimal> {
+        self.divisors.iter().try_fold(numerator, |value, divisor| value.checked_div(Decimal::from(*divisor)))
+    }
+}
 
 /// The price of one record, per component, exact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,56 +103,42 @@ pub struct PriceError {
 
 /// Prices `record` with `version`.
 pub fn price(record: &UsageRecord, version: &RateVersion) -> Result<PricedLine, PriceError> {
-    let overflow = |component| PriceError { record_id: record.id(), component };
-    let cpu_pct = exact(record.cpu_pct);
-    let millis = Decimal::from(record.window_millis());
-    let zero = Decimal::ZERO;
-    let gb_hours_at = |price: Decimal| {
-        product(&[Decimal::from(record.mem_used_bytes), millis, price])
-            .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
-            .and_then(|per_gb| per_gb.checked_div(Decimal::from(MILLIS_PER_HOUR)))
-            .ok_or_else(|| overflow("memory"))
+    let overflow = |component: Component| PriceError { record_id: record.id(), component: component.price_key() };
+    let at = |component: Component, unit_price: Decimal| {
+        Measure::of(record, component).and_then(|measure| measure.priced_at(unit_price)).ok_or_else(|| overflow(component))
     };
+    let zero = Decimal::ZERO;
     let (cpu, memory, net_rx, net_tx, disk_read, disk_write) = match (record.kind, version.model) {
         // Not lived: the model's terms do not apply (the prototype's would charge a sleep per message).
         (RecordKind::ClockStep, _) => (zero, zero, zero, zero, zero, zero),
         (RecordKind::Asleep, _) => {
-            (zero, gb_hours_at(version.prices_for(&record.machine_id).asleep_memory_gb_hour)?, zero, zero, zero, zero)
+            (zero, at(Component::Memory, version.prices_for(&record.machine_id).asleep_memory_gb_hour)?, zero, zero, zero, zero)
         }
         (RecordKind::Usage, PricingModel::TimeWeighted) => {
             // Graduated tiers are not applied here: a line holds the flat price, and tiers are priced
-            // over a machine's month when a period is computed (see `tiers` and docs/billing.md).
-            let prices = &version.prices_for(&record.machine_id);
-            let cpu = product(&[cpu_pct, Decimal::from(record.cpu_cores), millis, prices.cpu_core_hour])
-                .and_then(|numerator| numerator.checked_div(Decimal::from(100 * MILLIS_PER_HOUR)))
-                .ok_or_else(|| overflow("cpu"))?;
-            let memory = gb_hours_at(prices.memory_gb_hour)?;
-            let volume = |bytes: u64, price: Decimal, component| {
-                product(&[Decimal::from(bytes), price])
-                    .and_then(|numerator| numerator.checked_div(Decimal::from(BYTES_PER_GB)))
-                    .ok_or_else(|| overflow(component))
-            };
+            // over a machine's month by the cost engine (see `cost_engine::tiers` and docs/billing.md).
+            let prices = version.prices_for(&record.machine_id);
             (
-                cpu,
-                memory,
-                volume(record.net_rx_bytes, prices.net_rx_gb, "net_rx")?,
-                volume(record.net_tx_bytes, prices.net_tx_gb, "net_tx")?,
-                volume(record.disk_read_bytes, prices.disk_read_gb, "disk_read")?,
-                volume(record.disk_write_bytes, prices.disk_write_gb, "disk_write")?,
+                at(Component::Cpu, prices.cpu_core_hour)?,
+                at(Component::Memory, prices.memory_gb_hour)?,
+                at(Component::NetRx, prices.net_rx_gb)?,
+                at(Component::NetTx, prices.net_tx_gb)?,
+                at(Component::DiskRead, prices.disk_read_gb)?,
+                at(Component::DiskWrite, prices.disk_write_gb)?,
             )
         }
         (RecordKind::Usage, PricingModel::PrototypePerMessage) => {
-            let cpu = cpu_pct * version.prototype.cpu_pct;
+            let cpu = exact(record.cpu_pct) * version.prototype.cpu_pct;
             let mem_pct = (Decimal::from(record.mem_used_bytes) * Decimal::ONE_HUNDRED)
                 .checked_div(Decimal::from(record.mem_total_bytes))
-                .ok_or_else(|| overflow("memory"))?;
+                .ok_or_else(|| overflow(Component::Memory))?;
             (cpu, mem_pct * version.prototype.mem_pct, zero, zero, zero, zero)
         }
     };
     let total = [cpu, memory, net_rx, net_tx, disk_read, disk_write]
         .into_iter()
         .try_fold(Decimal::ZERO, |sum, part| sum.checked_add(part))
-        .ok_or_else(|| overflow("total"))?;
+        .ok_or(PriceError { record_id: record.id(), component: "total" })?;
     Ok(PricedLine {
         card_version: version.version.clone(),
         currency: version.currency.clone(),

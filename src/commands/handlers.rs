@@ -9,10 +9,11 @@ use anyhow::Context;
 
 use super::{init_logging, parse_time, resolve_settings};
 use crate::api::{self, ApiServer, ApiSettings, ApiToken};
+use crate::billing::cost_engine::{calendar, range};
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{self, TimeRange};
-use crate::billing::{costs, listings, verify};
+use crate::billing::{listings, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::feed::{self, summary};
@@ -193,7 +194,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
         from: args.from.as_deref().map(|text| parse_time("--from", text)).transpose()?,
         to: args.to.as_deref().map(|text| parse_time("--to", text)).transpose()?,
     };
-    let totals = costs::totals(&ledger, &card()?, range)?;
+    let totals = range::totals(&ledger, &card()?, range)?;
     print!("{}", report::render(&totals, args.format));
     Ok(ExitCode::SUCCESS)
 }
@@ -209,8 +210,8 @@ fn report_from_summary(settings: &Settings, args: &ReportArgs) -> anyhow::Result
     }
     let now = crate::record::UnixMillis::now();
     let period = match &args.period {
-        Some(text) => crate::billing::period::month_of(parse_time("--period", text)?).0,
-        None => crate::billing::period::month_of(now).0,
+        Some(text) => calendar::month_of(parse_time("--period", text)?).0,
+        None => calendar::month_of(now).0,
     };
     print!("{}", summary::render(&summary::rows(&book, period, now), args.format));
     Ok(ExitCode::SUCCESS)

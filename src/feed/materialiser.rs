@@ -1,6 +1,6 @@
 //! Materialising the cost feed into a view: a SQLite file with the ledger's schema, written through
 //! [`Ledger::write_batch`], so a record billed twice (by two workers after a partition moved, or
-//! republished after a crash) counts once, and `report`, `period::machine_costs` and an API read the
+//! republished after a crash) counts once, and `report`, the cost engine and an API read the
 //! view exactly as they read a ledger.
 //!
 //! The view assigns itself every partition of the cost topic (no consumer group: each view reads the

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::billing::period::month_of;
-use crate::feed::summary::{CostSummary, SummaryRow};
+use crate::billing::cost_engine::CostSummary;
+use crate::billing::cost_engine::calendar::month_of;
+use crate::feed::summary::SummaryRow;
 use crate::record::UnixMillis;
 
 /// A column of the table.
@@ -179,7 +180,7 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::feed::summary::{PeriodTotal, SUMMARY_SCHEMA, Series};
+    use crate::billing::cost_engine::{PeriodTotal, SUMMARY_SCHEMA, Series};
 
     /// 2026-12-15T12:00:00Z.
     const NOW: UnixMillis = UnixMillis(1_797_336_000_000);

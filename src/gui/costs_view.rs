@@ -10,7 +10,9 @@ use rust_decimal::prelude::ToPrimitive;
 use super::costs_table::{CostTable, SortBy, TableChoice};
 use super::format;
 use super::live::Live;
-use crate::feed::summary::{CostSummary, SummaryRow};
+use crate::billing::cost_engine::CostSummary;
+use crate::billing::cost_engine::calendar::month_of;
+use crate::feed::summary::SummaryRow;
 use crate::record::UnixMillis;
 use crate::runtime::cost_reader::CostState;
 
@@ -132,7 +134,7 @@ impl CostsView {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, table: &CostTable, now: UnixMillis) {
-        let current = crate::billing::period::month_of(now).0;
+        let current = month_of(now).0;
         ui.horizontal_wrapped(|ui| {
             ui.label("Billing period:");
             for start in &table.periods {
@@ -263,7 +265,7 @@ impl CostsView {
 /// `2026-12 (this period)`, `2026-11 (last period)`, `2026-09`.
 fn period_label(start: UnixMillis, current: UnixMillis) -> String {
     let month = start.to_string().get(..7).map_or_else(|| start.to_string(), str::to_owned);
-    let previous = crate::billing::period::month_of(current.plus_millis(-1)).0;
+    let previous = month_of(current.plus_millis(-1)).0;
     match start {
         _ if start == current => format!("{month} (this period)"),
         _ if start == previous => format!("{month} (last period)"),

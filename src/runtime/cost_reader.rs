@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Settings;
+use crate::billing::cost_engine::{CostEngine, CostSummary};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
 use crate::feed::FeedError;
-use crate::feed::summary::{CostSummary, Summariser, SummaryBook, SummaryFeed};
+use crate::feed::summary::{SummaryBook, SummaryFeed};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 
@@ -127,7 +128,7 @@ struct Reader {
 }
 
 enum Source {
-    Ledger { ledger: Ledger, summariser: Box<Summariser> },
+    Ledger { ledger: Ledger, engine: Box<CostEngine> },
     Kafka(SummaryFeed),
 }
 
@@ -170,8 +171,8 @@ impl Reader {
             self.source = match &self.query.source {
                 CostSource::Ledger(path) => match Ledger::open_read_only(path) {
                     Ok(ledger) => {
-                        let summariser = Summariser::load(&ledger, RateCard::clone(card), now).map_err(|error| error.to_string())?;
-                        Some(Source::Ledger { ledger, summariser: Box::new(summariser) })
+                        let engine = CostEngine::load(&ledger, RateCard::clone(card), now).map_err(|error| error.to_string())?;
+                        Some(Source::Ledger { ledger, engine: Box::new(engine) })
                     }
                     // Until the first record is billed there is no file (or no schema yet): no bills.
                     Err(LedgerError::Missing(_)) => None,
@@ -187,11 +188,11 @@ impl Reader {
                 self.state = CostState::Ready;
                 return Ok((was_loading, REFRESH_ANYWAY));
             }
-            Some(Source::Ledger { ledger, summariser }) => {
-                let touched = summariser.refresh(ledger, now).map_err(|error| error.to_string())?;
+            Some(Source::Ledger { ledger, engine }) => {
+                let touched = engine.refresh(ledger, now).map_err(|error| error.to_string())?.machines;
                 let first = self.book.is_empty();
-                let machines = if first { summariser.machines() } else { touched };
-                for summary in summariser.summaries(ledger, &machines, now).map_err(|error| error.to_string())? {
+                let machines = if first { engine.machines() } else { touched };
+                for summary in engine.summaries(ledger, &machines, now).map_err(|error| error.to_string())? {
                     self.book.take(summary);
                 }
                 self.state = CostState::Ready;

@@ -15,7 +15,7 @@ use crate::feed::{FeedError, FeedPublisher};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
 
-/// How often budgets are checked: the projection moves slowly, and the query reads every machine.
+/// How often budgets are checked: the projection moves slowly, and a check computes every budgeted machine's.
 pub const BUDGET_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a stopping worker waits for the broker to acknowledge the rest of the feed.
 pub const FEED_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,7 +23,6 @@ pub const FEED_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The feed publisher and the budget check of one worker.
 pub struct AfterCommit {
     ledger: Ledger,
-    card: RateCard,
     feed: Option<FeedPublisher>,
     budgets: Budgets,
     tracker: AlertTracker,
@@ -47,8 +46,8 @@ impl AfterCommit {
                 tracing::info!("cost feed: sending {resent} line(s) billed before the last stop and not yet acknowledged");
             }
         }
-        let tracker = AlertTracker::from_ledger(&ledger)?;
-        Ok(AfterCommit { ledger, card, feed, budgets, tracker, last_budget_check: None })
+        let tracker = AlertTracker::from_ledger(&ledger, card)?;
+        Ok(AfterCommit { ledger, feed, budgets, tracker, last_budget_check: None })
     }
 
     /// Publishes the lines a batch just committed billed for the first time, and checks budgets when due.
@@ -79,7 +78,7 @@ impl AfterCommit {
 
     fn check_budgets(&mut self) -> Result<(), FeedError> {
         self.last_budget_check = Some(Instant::now());
-        let alerts = self.tracker.check(&self.ledger, &self.card, &self.budgets, UnixMillis::now())?;
+        let alerts = self.tracker.check(&self.ledger, &self.budgets, UnixMillis::now())?;
         if alerts.is_empty() {
             return Ok(());
         }

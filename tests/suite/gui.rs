@@ -11,10 +11,10 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{By, NodeT, Queryable};
 use rust_decimal::Decimal;
 use usagebill::billing::biller::{Biller, RawMessage};
+use usagebill::billing::cost_engine::{CostSummary, PeriodTotal, Series};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
 use usagebill::config::Config;
-use usagebill::feed::summary::{CostSummary, PeriodTotal, Series};
 use usagebill::gui::UsageApp;
 use usagebill::gui::format;
 use usagebill::gui::usage_view::{Chart, FULL_SCALE_HEADROOM};
@@ -534,11 +534,11 @@ fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
 /// A summary of `machine` as a worker would publish it: `period` this month over `records`
 /// windows, and, when `last` is given, that cost in the previous month.
 fn fleet_summary(machine: &str, records: u64, period: Decimal, last: Option<Decimal>, now: UnixMillis) -> CostSummary {
-    let (period_start, _) = usagebill::billing::period::month_of(now);
-    let last_start = usagebill::billing::period::month_of(period_start.plus_millis(-1)).0;
+    let (period_start, _) = usagebill::billing::cost_engine::calendar::month_of(now);
+    let last_start = usagebill::billing::cost_engine::calendar::month_of(period_start.plus_millis(-1)).0;
     let hour = now.0 / 3_600_000 * 3_600_000;
     CostSummary {
-        schema: usagebill::feed::summary::SUMMARY_SCHEMA.into(),
+        schema: usagebill::billing::cost_engine::SUMMARY_SCHEMA.into(),
         machine_id: machine.into(),
         revision: records + last.map_or(0, |_| 100),
         computed_at: now,
@@ -633,7 +633,8 @@ fn the_costs_tab_shows_a_fleet_of_ten_thousand_machines_from_the_summary_topic()
     harness.get_by_label("Filter:").set_text_value_accesskit("");
     harness.run_ok();
     // The period picker: last period holds the 5,000 even-numbered machines at 0.5 USD each.
-    let last_start = usagebill::billing::period::month_of(usagebill::billing::period::month_of(now).0.plus_millis(-1)).0;
+    let last_start =
+        usagebill::billing::cost_engine::calendar::month_of(usagebill::billing::cost_engine::calendar::month_of(now).0.plus_millis(-1)).0;
     let label = format!("{} (last period)", &last_start.to_string()[..7]);
     click(&mut harness, &label);
     let last = app(&harness).costs_view().table().unwrap().clone();

@@ -55,7 +55,7 @@ fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_parti
     let mut workers: Vec<Child> = (0..3).map(start).collect();
     // Three hours ago, so the windows are in the past; the period compared is the one they start in.
     let begin = usagebill::record::UnixMillis::now().plus_millis(-3 * 3_600_000);
-    let (period_start, period_end) = usagebill::billing::period::month_of(begin);
+    let (period_start, period_end) = usagebill::billing::cost_engine::calendar::month_of(begin);
     let producer_dir = tempfile::tempdir().unwrap();
     let mut producer = usagebill(producer_dir.path())
         .args(broker.args(&topic))

@@ -12,7 +12,7 @@ use super::openapi::OPENAPI_DOCUMENT;
 use super::params::{Format, ParamError, Query, percent_decode, split_target};
 use super::queries;
 use super::render::{self, ApiResponse, CsvRow, csv_table};
-use crate::billing::costs;
+use crate::billing::cost_engine::range;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
 use crate::worker::WorkerMetrics;
@@ -139,14 +139,14 @@ impl Api {
     fn machines(&self, raw_query: &str, cache: &mut LedgerCache) -> Result<ApiResponse, ParamError> {
         let query = Query::parse(raw_query, &["from", "to", "format"])?;
         let (range, format) = (query.range()?, query.format()?);
-        let (machines, state) = self.read(cache, |ledger| costs::totals(ledger, &self.card, range));
+        let (machines, state) = self.read(cache, |ledger| range::totals(ledger, &self.card, range));
         Ok(table(format, state, &machines, || json!({ "machines": machines })))
     }
 
     fn costs(&self, raw_query: &str, cache: &mut LedgerCache) -> Result<ApiResponse, ParamError> {
         let query = Query::parse(raw_query, &["from", "to", "group_by", "format"])?;
         let (range, group_by, format) = (query.range()?, query.group_by()?, query.format()?);
-        let (groups, state) = self.read(cache, |ledger| costs::groups(ledger, &self.card, range, group_by));
+        let (groups, state) = self.read(cache, |ledger| range::groups(ledger, &self.card, range, group_by));
         Ok(table(format, state, &groups, || {
             json!({
                 "group_by": group_by.as_str(),

@@ -6,9 +6,10 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::api::tests::{body, fixture, fixture_priced_by, get, window};
+use crate::billing::cost_engine::tiers;
 use crate::billing::rate_card::cpu_tiered_version;
+use crate::billing::report;
 use crate::billing::report::TimeRange;
-use crate::billing::{report, tiers};
 
 fn decimal(value: &serde_json::Value) -> Decimal {
     Decimal::from_str(value.as_str().unwrap_or_else(|| panic!("{value} is not a string"))).unwrap()

@@ -1,5 +1,5 @@
 //! Costs grouped by machine, or by UTC day or hour of window start, per currency: the flat cost
-//! of the lines (the API adds each machine's tier adjustment through `billing::costs`).
+//! of the lines (the API adds each machine's tier adjustment through `billing::cost_engine::range`).
 
 use rusqlite::params;
 use rust_decimal::Decimal;

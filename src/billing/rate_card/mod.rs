@@ -292,6 +292,11 @@ impl RateCard {
     pub fn versions(&self) -> &[RateVersion] {
         &self.versions
     }
+
+    /// Whether any version has graduated tiers (without them, no cost needs a tier walk).
+    pub fn has_tiers(&self) -> bool {
+        self.versions.iter().any(RateVersion::has_tiers)
+    }
 }
 
 /// A card version in TOML for tests: 0.04 per core-hour (every other component free) and a single

@@ -7,12 +7,13 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::cost_engine::{CostEngine, CostSummary, range, tiers};
 use crate::billing::ledger::Ledger;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::{ReportFormat, TimeRange, render};
-use crate::billing::{costs, tiers, verify};
-use crate::feed::summary::{Summariser, SummaryRow};
+use crate::billing::verify;
+use crate::feed::summary::SummaryRow;
 use crate::record::{RecordKind, UnixMillis, UsageRecord};
 
 /// 2026-01-01T00:00:00Z.
@@ -80,14 +81,14 @@ fn a_night_asleep_is_reported_next_to_gaps_and_costs_nothing_under_the_built_in_
     let (_directory, ledger) = billed(&card, &records);
     let stored: Vec<UsageRecord> = ledger.lines_after(0, 100).unwrap().into_iter().map(|line| line.record).collect();
     assert_eq!(stored, records, "kind, late time and clock steps are stored and read back");
-    let totals = costs::totals(&ledger, &card, TimeRange::default()).unwrap();
+    let totals = range::totals(&ledger, &card, TimeRange::default()).unwrap();
     let lap = &totals[0];
     assert_eq!((lap.records, lap.gaps), (11, 0));
     assert_eq!(lap.time, TimeHealth { asleep_ms: 8 * HOUR as u64, late_ms: 90_000, clock_steps: 2 });
     assert_eq!(lap.cost, cost_of_usage(&card, &records), "the asleep hours and the skipped hour cost nothing");
     // A range ending inside the first asleep hour reads that hour's windows from the records.
     let to_half_past_two = TimeRange { from: Some(UnixMillis(NEW_YEAR)), to: Some(UnixMillis(NEW_YEAR + 2 * HOUR + HOUR / 2)) };
-    let early = costs::totals(&ledger, &card, to_half_past_two).unwrap();
+    let early = range::totals(&ledger, &card, to_half_past_two).unwrap();
     assert_eq!(early[0].time, TimeHealth { asleep_ms: HOUR as u64, late_ms: 90_000, clock_steps: 1 });
     let table = render(&totals, ReportFormat::Table);
     let row = table.lines().nth(1).unwrap();
@@ -107,18 +108,18 @@ fn the_summary_carries_the_figures_and_reads_without_them() {
     let card = RateCard::built_in();
     let (_directory, ledger) = billed(&card, &morning());
     let now = UnixMillis(NEW_YEAR + 11 * HOUR);
-    let mut summariser = Summariser::load(&ledger, card, now).unwrap();
-    let summary = summariser.summaries(&ledger, &["lap".to_owned()], now).unwrap().remove(0);
+    let mut engine = CostEngine::load(&ledger, card, now).unwrap();
+    let summary = engine.summaries(&ledger, &["lap".to_owned()], now).unwrap().remove(0);
     assert_eq!(summary.time_health(), TimeHealth { asleep_ms: 8 * HOUR as u64, late_ms: 90_000, clock_steps: 2 });
     let row = SummaryRow::of(&summary, UnixMillis(NEW_YEAR), now).unwrap();
     assert_eq!(row.time.short(), "asleep 8h 0m, late 1m 30s, 2 steps");
-    assert_eq!(crate::feed::summary::CostSummary::parse(&summary.encode()).unwrap(), summary);
+    assert_eq!(CostSummary::parse(&summary.encode()).unwrap(), summary);
     // A summary of a worker from before the figures has none of the fields, and reads as zero;
     // one whose machine never slept leaves them out, so a desktop from before still reads it.
-    let quiet = crate::feed::summary::CostSummary { asleep_ms: 0, late_ms: 0, clock_steps: 0, ..summary };
+    let quiet = CostSummary { asleep_ms: 0, late_ms: 0, clock_steps: 0, ..summary };
     let text = String::from_utf8(quiet.encode()).unwrap();
     assert!(!text.contains("asleep_ms") && !text.contains("late_ms") && !text.contains("clock_steps"), "{text}");
-    assert!(crate::feed::summary::CostSummary::parse(text.as_bytes()).unwrap().time_health().is_clear());
+    assert!(CostSummary::parse(text.as_bytes()).unwrap().time_health().is_clear());
 }
 
 #[test]
@@ -138,8 +139,8 @@ fn memory_held_asleep_is_billed_at_its_own_price_verifies_and_moves_no_memory_ti
     let lived_gb_hours = gb_held * Decimal::from_str("1.5").unwrap();
     let adjustment = (lived_gb_hours - Decimal::from(5)) * Decimal::from_str("-0.004").unwrap();
     assert_eq!(tiers::adjustments(&ledger, &card, TimeRange::default()).unwrap()["lap"], adjustment.normalize());
-    let totals = costs::totals(&ledger, &card, TimeRange::default()).unwrap();
-    assert_eq!(totals[0].cost, costs::tiered(cost_of_usage(&card, &records) + asleep, adjustment));
+    let totals = range::totals(&ledger, &card, TimeRange::default()).unwrap();
+    assert_eq!(totals[0].cost, range::tiered(cost_of_usage(&card, &records) + asleep, adjustment));
     let verification = verify::verify(&ledger, &card).unwrap();
     assert_eq!((verification.lines, verification.differences.len()), (11, 0), "{:?}", verification.differences);
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::CostSummary;
+use crate::billing::cost_engine::CostSummary;
 use crate::billing::rate_card::RateCard;
 
 /// How many skipped messages keep their reason (the count goes on).

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::compute::Summariser;
+use crate::billing::cost_engine::{CostEngine, Refreshed};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
 use crate::feed::{self, FeedError};
@@ -134,7 +134,7 @@ struct Publisher {
 /// The leader's state: the view and what its summaries are computed from.
 struct Term {
     view: Ledger,
-    summariser: Summariser,
+    engine: CostEngine,
     dirty: BTreeSet<String>,
     republished_at: Instant,
     /// When each machine's summary was last sent.
@@ -218,19 +218,19 @@ impl Publisher {
             Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        let summariser = Summariser::load(&view, self.options.card.clone(), UnixMillis::now())?;
-        let dirty = summariser.machines().into_iter().collect();
+        let engine = CostEngine::load(&view, self.options.card.clone(), UnixMillis::now())?;
+        let dirty = engine.machines().into_iter().collect();
         let now = Instant::now();
-        Ok(Some(Term { view, summariser, dirty, republished_at: now, sent_at: HashMap::new(), published_at: now }))
+        Ok(Some(Term { view, engine, dirty, republished_at: now, sent_at: HashMap::new(), published_at: now }))
     }
 
     fn publish_changes(&mut self, term: &mut Term) -> Result<(), FeedError> {
         let now = UnixMillis::now();
-        let (touched, lines) = term.summariser.refresh_counting(&term.view, now)?;
+        let Refreshed { machines: touched, lines } = term.engine.refresh(&term.view, now)?;
         let backlog = lines > touched.len();
         term.dirty.extend(touched);
         if term.republished_at.elapsed() >= REPUBLISH_ALL {
-            term.dirty.extend(term.summariser.machines());
+            term.dirty.extend(term.engine.machines());
             term.republished_at = Instant::now();
         }
         if term.dirty.is_empty() || backlog && term.published_at.elapsed() < BACKLOG_HOLD {
@@ -247,7 +247,7 @@ impl Publisher {
             term.sent_at.insert(machine.clone(), sent);
         }
         term.published_at = sent;
-        for summary in term.summariser.summaries(&term.view, &machines, now)? {
+        for summary in term.engine.summaries(&term.view, &machines, now)? {
             let tag = self.next_tag;
             self.next_tag += 1;
             match self.producer.send(&summary.machine_id, &summary.encode(), tag) {

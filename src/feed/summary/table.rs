@@ -4,8 +4,9 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{CostSummary, SummaryBook};
-use crate::billing::period::month_of;
+use super::SummaryBook;
+use crate::billing::cost_engine::CostSummary;
+use crate::billing::cost_engine::calendar::month_of;
 use crate::billing::price::round_for_display;
 use crate::billing::table_format::{CsvRow, ReportFormat};
 use crate::billing::time_health::{TimeHealth, span};

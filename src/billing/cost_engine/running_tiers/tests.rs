@@ -4,8 +4,9 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::cost_engine::CostEngine;
+use crate::billing::cost_engine::tiers::adjustments;
 use crate::billing::rate_card::cpu_tiered_version;
-use crate::billing::tiers::adjustments;
 use crate::record::UsageRecord;
 
 /// 2026-01-01T00:00:00Z.
@@ -57,6 +58,13 @@ fn bill(ledger_path: &Path, card: &RateCard, records: &[UsageRecord], first_offs
     biller.bill(&messages).unwrap();
 }
 
+/// Feeds `running` the ledger's rows after `after`, as the engine does; returns the last row fed.
+fn follow(running: &mut RunningTiers, ledger: &Ledger, after: i64) -> i64 {
+    let lines = ledger.lines_after(after, usize::MAX).unwrap();
+    lines.iter().for_each(|stored| running.add(stored));
+    lines.last().map_or(after, |last| last.row_id)
+}
+
 /// What the per-record computation gives for the period and for today.
 fn exact(ledger: &Ledger, card: &RateCard, now: UnixMillis) -> BTreeMap<String, TierAdjustment> {
     let period = adjustments(ledger, card, TimeRange { from: Some(month_of(now).0), to: None }).unwrap();
@@ -79,17 +87,17 @@ fn running_sums_refreshed_batch_by_batch_price_the_period_as_the_record_by_recor
     let mut records: Vec<UsageRecord> = (1..=72).flat_map(|seq| [hour("a", seq), hour("b", seq)]).collect();
     records.rotate_left(50);
     let now = UnixMillis(NEW_YEAR + 71 * 3_600_000);
-    let mut running = PeriodTiers::new();
-    let mut offset = 0;
+    let (mut running, mut offset, mut seen) = (None, 0, 0);
     for batch in records.chunks(23) {
         bill(&path, &card, batch, offset);
         offset += batch.len() as i64;
         let ledger = Ledger::open_read_only(&path).unwrap();
-        running.refresh(&ledger, &card, now).unwrap();
+        let running = running.get_or_insert_with(|| RunningTiers::load(&ledger, now, 0).unwrap());
+        seen = follow(running, &ledger, seen);
         assert_eq!(running.adjustments(&ledger, &card, now).unwrap(), exact(&ledger, &card, now), "after {offset} records");
     }
     let ledger = Ledger::open_read_only(&path).unwrap();
-    let adjustments = running.adjustments(&ledger, &card, now).unwrap();
+    let adjustments = running.unwrap().adjustments(&ledger, &card, now).unwrap();
     assert_eq!(adjustments.len(), 2);
     assert!(adjustments["a"].period < adjustments["a"].today && adjustments["a"].today < Decimal::ZERO, "{adjustments:?}");
 }
@@ -107,29 +115,29 @@ fn versions_interleaved_within_a_day_fall_back_to_the_record_by_record_walk() {
     bill(&path, &RateCard::parse(&right, "right").unwrap(), &even, 100);
     let ledger = Ledger::open_read_only(&path).unwrap();
     let now = UnixMillis(NEW_YEAR + 29 * 3_600_000);
-    let mut running = PeriodTiers::new();
-    running.refresh(&ledger, &card, now).unwrap();
+    let running = RunningTiers::load(&ledger, now, i64::MAX).unwrap();
     let adjustments = running.adjustments(&ledger, &card, now).unwrap();
     assert_eq!(adjustments, exact(&ledger, &card, now));
     assert!(adjustments["m"].period < Decimal::ZERO, "{adjustments:?}");
 }
 
 #[test]
-fn a_card_without_tiers_reads_nothing_and_adjusts_nothing() {
+fn a_card_without_tiers_keeps_no_sums_and_adjusts_nothing() {
     let card = RateCard::load(None).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("ledger.db");
     bill(&path, &card, &[hour("m", 1)], 0);
     let ledger = Ledger::open_read_only(&path).unwrap();
-    let mut running = PeriodTiers::new();
-    running.refresh(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap();
-    assert_eq!(running.after_row, 0, "nothing read");
+    let mut engine = CostEngine::load(&ledger, card.clone(), UnixMillis(NEW_YEAR)).unwrap();
+    engine.refresh(&ledger, UnixMillis(NEW_YEAR)).unwrap();
+    assert!(engine.current_tiers.is_none(), "no sums kept");
+    let running = RunningTiers::load(&ledger, UnixMillis(NEW_YEAR), i64::MAX).unwrap();
     assert!(running.adjustments(&ledger, &card, UnixMillis(NEW_YEAR)).unwrap().is_empty());
 }
 
 #[test]
 fn the_record_path_and_the_running_sums_walk_the_same_runs_to_the_identical_adjustment() {
-    use crate::billing::tiers::{ADJUSTMENT_DIGITS, record_runs};
+    use crate::billing::cost_engine::tiers::{ADJUSTMENT_DIGITS, record_runs};
 
     let card = RateCard::parse(TWO_VERSIONS, "test").unwrap();
     let directory = tempfile::tempdir().unwrap();
@@ -142,8 +150,7 @@ fn the_record_path_and_the_running_sums_walk_the_same_runs_to_the_identical_adju
     bill(&path, &card, &records, 0);
     let ledger = Ledger::open_read_only(&path).unwrap();
     let now = UnixMillis(NEW_YEAR + 250 * 1_000_000);
-    let mut running = PeriodTiers::new();
-    running.refresh(&ledger, &card, now).unwrap();
+    let running = RunningTiers::load(&ledger, now, i64::MAX).unwrap();
 
     let mut chunks: Vec<&Chunk> = running.chunks["m"].values().collect();
     chunks.sort_by_key(|chunk| (chunk.first_start, chunk.last_start));

@@ -1,16 +1,16 @@
-//! Each machine's billed history in the form a summary is computed from, kept in memory so a busy
-//! fleet's summaries are recomputed from a few buckets instead of re-reading rollups: per hour for
-//! the current period and the last day, per period before that, and all-time counts. It is loaded
-//! once from a ledger-schema file's hourly rollups, then fed each line new to that file (which has
-//! already dropped duplicates), so it always equals the file.
+//! Each machine's billed history in the form its costs are computed from, kept in memory so a busy
+//! fleet's costs are recomputed from a few buckets instead of re-reading rollups: per hour for the
+//! current period and the last day, per period before that, and all-time counts. The engine loads
+//! it once from a ledger-schema file's hourly rollups, then feeds it each line new to that file
+//! (which has already dropped duplicates), so it always equals the file.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 
-use crate::billing::ledger::rollup::{self, Aggregate, HOUR_MILLIS};
+use super::calendar::{HOUR_MILLIS, hour_of, month_of};
+use crate::billing::ledger::rollup::{self, Aggregate};
 use crate::billing::ledger::{Ledger, LedgerError, StoredLine};
-use crate::billing::period::month_of;
 use crate::record::UnixMillis;
 
 /// Hours kept per hour besides the current period's: the last day's chart and burn band need 25.
@@ -42,22 +42,18 @@ pub struct FleetHistory {
     machines: HashMap<String, MachineHistory>,
     /// Hours before this are folded into periods.
     cut_off: i64,
-    /// Highest row of the file already added.
-    after_row: i64,
 }
 
 fn cut_off_at(now: UnixMillis) -> i64 {
-    let recent = (now.0.div_euclid(HOUR_MILLIS) - RECENT_HOURS) * HOUR_MILLIS;
+    let recent = hour_of(now.0) - RECENT_HOURS * HOUR_MILLIS;
     recent.min(month_of(now).0.0)
 }
 
 impl FleetHistory {
-    /// Loads the history of every machine in `ledger` from its rollups.
+    /// Loads the history of every machine in `ledger` from its rollups (the engine reads them in the
+    /// snapshot its cursor starts from).
     pub fn load(ledger: &Ledger, now: UnixMillis) -> Result<FleetHistory, LedgerError> {
-        // One snapshot: rows billed while this reads are left to the first refresh, never counted twice.
-        let snapshot = ledger.connection().unchecked_transaction()?;
-        let after_row = ledger.last_row_id()?;
-        let mut fleet = FleetHistory { machines: HashMap::new(), cut_off: cut_off_at(now), after_row };
+        let mut fleet = FleetHistory { machines: HashMap::new(), cut_off: cut_off_at(now) };
         let versions = rollup::latest_card_versions(ledger.connection())?;
         rollup::each_hour(ledger.connection(), |machine, hour, aggregate| {
             let Some(latest) = versions.get(machine) else { return };
@@ -69,42 +65,14 @@ impl FleetHistory {
             });
             history.add_hour(hour, aggregate, fleet.cut_off);
         })?;
-        snapshot.finish()?;
         Ok(fleet)
     }
 
-    /// Adds the rows billed into `ledger` since the last call; returns the machines they touched,
-    /// the starts of the closed periods (before the one holding `now`) they fell in, and how many
-    /// rows there were.
-    pub fn refresh(&mut self, ledger: &Ledger, now: UnixMillis) -> Result<(Vec<String>, Vec<i64>, usize), LedgerError> {
-        self.roll(now);
-        let current_period = month_of(now).0;
-        let (mut touched, mut late, mut rows_read) = (Vec::new(), Vec::new(), 0);
-        loop {
-            let rows = ledger.lines_after(self.after_row, 5_000)?;
-            let Some(last) = rows.last() else { break };
-            self.after_row = last.row_id;
-            rows_read += rows.len();
-            for stored in &rows {
-                self.add(stored);
-                touched.push(stored.record.machine_id.clone());
-                if stored.record.start < current_period {
-                    late.push(month_of(stored.record.start).0.0);
-                }
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        late.sort_unstable();
-        late.dedup();
-        Ok((touched, late, rows_read))
-    }
-
     /// Adds one line new to the file (which has dropped duplicates already).
-    fn add(&mut self, stored: &StoredLine) {
+    pub fn add(&mut self, stored: &StoredLine) {
         let record = &stored.record;
         let single = Aggregate::of_record(record, stored.line.total, stored.line.currency.clone());
-        let hour = record.start.0.div_euclid(HOUR_MILLIS) * HOUR_MILLIS;
+        let hour = hour_of(record.start.0);
         let cut_off = self.cut_off;
         let history = self.machines.entry(record.machine_id.clone()).or_insert_with(|| MachineHistory {
             all: no_windows_like(&single),
@@ -119,7 +87,7 @@ impl FleetHistory {
     }
 
     /// Folds the hours that fell before the cut-off at `now` into their periods.
-    fn roll(&mut self, now: UnixMillis) {
+    pub fn roll(&mut self, now: UnixMillis) {
         let cut_off = cut_off_at(now);
         if cut_off <= self.cut_off {
             return;

@@ -12,21 +12,18 @@ use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 
-use super::ledger::{Ledger, LedgerError};
-use super::period::{day_of, month_of};
-use super::rate_card::{Component, PricingModel, RateCard, Tier};
-use super::report::TimeRange;
-use crate::record::{UnixMillis, UsageRecord};
+use super::calendar::{day_of, month_of};
+use crate::billing::ledger::{Ledger, LedgerError};
+use crate::billing::price::Measure;
+use crate::billing::rate_card::{Component, PricingModel, RateCard, Tier};
+use crate::record::{TimeRange, UnixMillis, UsageRecord};
 
 /// Digits after the point a machine's tier adjustment keeps when it is handed out. Quantities divide
 /// by 3,600,000 ms and 100 %, so they repeat in decimal and a sum of them is rounded in its 28th
-/// digit: the record-by-record path and the running sums of [`super::period_tiers`] split a month
+/// digit: the record-by-record path and the running sums of [`super::running_tiers`] split a month
 /// into the same runs, but may add a run's records in a different order (start order, arrival
 /// order). Rounded at the 12th digit, the two agree and no currency notices.
 pub const ADJUSTMENT_DIGITS: u32 = 12;
-
-const MILLIS_PER_HOUR: i64 = 3_600_000;
-const BYTES_PER_GB: i64 = 1_000_000_000;
 
 /// How much of `component` a record used, in the card's unit (core-hours, GB-hours, GB). A window
 /// the machine did not live used nothing: the memory an asleep window held is priced flat at
@@ -35,18 +32,8 @@ pub fn quantity(record: &UsageRecord, component: Component) -> Decimal {
     if !record.kind.is_lived() {
         return Decimal::ZERO;
     }
-    let millis = Decimal::from(record.window_millis());
-    let gigabytes = |bytes: u64| Decimal::from(bytes) / Decimal::from(BYTES_PER_GB);
-    match component {
-        Component::Cpu => {
-            super::price::exact(record.cpu_pct) * Decimal::from(record.cpu_cores) * millis / Decimal::from(100 * MILLIS_PER_HOUR)
-        }
-        Component::Memory => gigabytes(record.mem_used_bytes) * millis / Decimal::from(MILLIS_PER_HOUR),
-        Component::NetRx => gigabytes(record.net_rx_bytes),
-        Component::NetTx => gigabytes(record.net_tx_bytes),
-        Component::DiskRead => gigabytes(record.disk_read_bytes),
-        Component::DiskWrite => gigabytes(record.disk_write_bytes),
-    }
+    // A reading too large to measure could not be priced either: the biller quarantined it.
+    Measure::of(record, component).map_or(Decimal::ZERO, |measure| measure.quantity())
 }
 
 /// What `quantity` units starting at `used_before` units this month cost beyond the flat price.
@@ -175,7 +162,7 @@ pub(super) fn adjustments_with_today(
 /// start of the month of `range.from`, since earlier usage that month sets the position.
 pub(super) fn record_runs(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Vec<Run>>, LedgerError> {
     let mut result = BTreeMap::new();
-    if !card.versions().iter().any(|version| version.has_tiers()) {
+    if !card.has_tiers() {
         return Ok(result);
     }
     let read_from = range.from.map_or(i64::MIN, |from| month_of(from).0.0);
