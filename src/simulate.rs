@@ -174,6 +174,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     let (deliveries_tx, deliveries) = mpsc::channel();
     let mut sender = Sender {
         producer: ReportingProducer::new(kafka, crate::record::CONTENT_TYPE, deliveries_tx)?,
+        topic: kafka.topic.clone(),
         deliveries,
         delivered: 0,
         failures: Vec::new(),
@@ -182,7 +183,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     let fleet = if variations.live {
         // Live windows end from now on: the producer connects first, as a running agent's has, so
         // the first second's records do not wait for it.
-        if let Err(error) = sender.producer.wait_connected(Duration::from_secs(10)) {
+        if let Err(error) = sender.producer.wait_connected(&kafka.topic, Duration::from_secs(10)) {
             tracing::warn!("the producer has not reached the broker yet ({error}); sending anyway");
         }
         live_fleet = Fleet { start: UnixMillis::now().plus_millis(-(fleet.window.as_millis() as i64)), ..fleet.clone() };
@@ -226,7 +227,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
         let _ = sender.producer.flush(Duration::from_millis(100));
         sender.drain();
     }
-    let Sender { producer, deliveries, mut delivered, mut failures } = sender;
+    let Sender { producer, deliveries, mut delivered, mut failures, .. } = sender;
     drop(producer);
     for delivery in deliveries.try_iter() {
         match delivery.outcome {
@@ -243,6 +244,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
 /// The producer with its delivery count.
 struct Sender {
     producer: ReportingProducer,
+    topic: String,
     deliveries: mpsc::Receiver<crate::kafka::Delivery>,
     delivered: u64,
     failures: Vec<String>,
@@ -251,7 +253,7 @@ struct Sender {
 impl Sender {
     fn send(&mut self, key: &str, payload: &[u8], tag: u64) {
         loop {
-            match self.producer.send(key, payload, tag) {
+            match self.producer.send(&self.topic, key, payload, tag) {
                 Ok(()) => return,
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                     std::thread::sleep(Duration::from_millis(5));

@@ -240,7 +240,7 @@ fn send_live(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::
             let name = format!("sim-{:05}", machine + 1);
             let steady = UsageRecord::steady(&name, 1, end.plus_millis(-1_000), 1_000);
             let record = UsageRecord { seq: *seq, trigger: Trigger::Interval, ..steady };
-            producer.send(&name, &record.to_json(), tick)?;
+            producer.send(&kafka.topic, &name, &record.to_json(), tick)?;
             sent.push((name, *seq, end.0));
         }
         std::thread::sleep(Duration::from_millis(100));

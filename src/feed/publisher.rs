@@ -45,10 +45,8 @@ impl FeedPublisher {
     /// Creates the cost topic if missing and starts from the cursor stored in `ledger`.
     pub fn new(kafka: &KafkaConfig, ledger: &Ledger) -> Result<FeedPublisher, FeedError> {
         ensure_topic(kafka, &kafka.cost_topic)?;
-        let mut feed_kafka = kafka.clone();
-        feed_kafka.topic = kafka.cost_topic.clone();
         let (sender, deliveries) = mpsc::channel();
-        let producer = ReportingProducer::new(&feed_kafka, super::CONTENT_TYPE, sender)?;
+        let producer = ReportingProducer::new(kafka, super::CONTENT_TYPE, sender)?;
         let cursor = ledger.feed_published_through()?;
         Ok(FeedPublisher {
             producer,
@@ -108,7 +106,7 @@ impl FeedPublisher {
 
     fn send(&mut self, key: &str, payload: &[u8], tag: u64) -> Result<(), FeedError> {
         loop {
-            match self.producer.send(key, payload, tag) {
+            match self.producer.send(&self.topic, key, payload, tag) {
                 Ok(()) => return Ok(()),
                 // librdkafka's queue is full: let deliveries drain, then try again.
                 Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {

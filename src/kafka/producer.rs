@@ -190,10 +190,9 @@ impl ProducerContext for DeliveryReporter {
     }
 }
 
-/// An idempotent producer whose deliveries arrive on a channel.
+/// An idempotent producer whose deliveries arrive on a channel; each send names its topic.
 pub struct ReportingProducer {
     producer: ThreadedProducer<DeliveryReporter>,
-    topic: String,
     /// The `content-type` header every message carries.
     content_type: &'static str,
 }
@@ -220,14 +219,14 @@ impl ReportingProducer {
             outage_logged: AtomicBool::new(false),
         };
         let producer = config.create_with_context(context).map_err(|source| KafkaSetupError::kafka("creating the producer", source))?;
-        Ok(ReportingProducer { producer, topic: kafka.topic.clone(), content_type })
+        Ok(ReportingProducer { producer, content_type })
     }
 
-    /// Queues one message; the delivery report for `tag` follows on the channel.
+    /// Queues one message to `topic`; the delivery report for `tag` follows on the channel.
     /// Fails at once only when librdkafka's queue is full or the message is refused.
-    pub fn send(&self, key: &str, payload: &[u8], tag: u64) -> Result<(), KafkaError> {
+    pub fn send(&self, topic: &str, key: &str, payload: &[u8], tag: u64) -> Result<(), KafkaError> {
         let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(self.content_type) });
-        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(tag)).key(key).payload(payload).headers(headers);
+        let record = BaseRecord::with_opaque_to(topic, Box::new(tag)).key(key).payload(payload).headers(headers);
         self.producer.send(record).map_err(|(error, _)| error)
     }
 
@@ -245,10 +244,10 @@ impl ReportingProducer {
         self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
     }
 
-    /// Waits until the producer has reached a broker and knows its topic (up to `timeout`), so
-    /// the first send does not wait for the connection.
-    pub fn wait_connected(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.client().fetch_metadata(Some(&self.topic), timeout).map(|_| ())
+    /// Waits until the producer has reached a broker and knows `topic` (up to `timeout`), so the
+    /// first send does not wait for the connection.
+    pub fn wait_connected(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.client().fetch_metadata(Some(topic), timeout).map(|_| ())
     }
 
     /// Messages queued or in flight.

@@ -73,7 +73,7 @@ impl KafkaTransport {
 
 impl Transport for KafkaTransport {
     fn offer(&mut self, key: &str, seq: u64, payload: &[u8]) -> Result<(), OfferError> {
-        match self.producer.send(key, payload, seq) {
+        match self.producer.send(&self.kafka.topic, key, payload, seq) {
             Ok(()) => Ok(()),
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => Err(OfferError::Busy),
             Err(error) => Err(OfferError::Failed(error.to_string())),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 
 pub use self::metrics::WorkerMetrics;
-use self::publish_and_alert::AfterCommit;
+use self::publish_and_alert::PublishAndAlert;
 use self::step::{Flow, Worker};
 use self::writer::Pipeline;
 use crate::billing::biller::{Biller, BillerTotals, FreshLine};
@@ -135,11 +135,11 @@ pub fn run(
             // Publishing catches up from the feed cursor in the ledger, so it can wait while billing
             // has work; its producer, made on this thread, runs its own threads at this priority too.
             crate::priority::yield_to_billing();
-            let mut after_commit = AfterCommit::start(kafka, feed_ledger, card_for_feed, feed.publish_feed, feed.budgets.clone())?;
+            let mut publish_and_alert = PublishAndAlert::start(kafka, feed_ledger, card_for_feed, feed.publish_feed, feed.budgets.clone())?;
             loop {
                 let (done, between_batches) = match lines.recv_timeout(FEED_SETTLE_INTERVAL) {
-                    Ok(batch) => (after_commit.on_commit(&batch), false),
-                    Err(mpsc::RecvTimeoutError::Timeout) => (after_commit.between_batches(), true),
+                    Ok(batch) => (publish_and_alert.on_commit(&batch), false),
+                    Err(mpsc::RecvTimeoutError::Timeout) => (publish_and_alert.between_batches(), true),
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 };
                 match done {
@@ -152,7 +152,7 @@ pub fn run(
                     other => other?,
                 }
             }
-            Ok(after_commit.finish()?)
+            Ok(publish_and_alert.finish()?)
         });
         let feed_thread = feed_thread.map_err(spawned("cost-feed"))?;
         let (consumer, pipeline) = (&consumer, &pipeline);

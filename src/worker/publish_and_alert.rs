@@ -21,7 +21,7 @@ pub const BUDGET_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 pub const FEED_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The feed publisher and the budget check of one worker.
-pub struct AfterCommit {
+pub struct PublishAndAlert {
     ledger: Ledger,
     feed: Option<FeedPublisher>,
     budgets: Budgets,
@@ -29,7 +29,7 @@ pub struct AfterCommit {
     last_budget_check: Option<Instant>,
 }
 
-impl AfterCommit {
+impl PublishAndAlert {
     /// Starts publishing (when `publish_feed`) from the cursor in `ledger`; lines a crash left
     /// unacknowledged are sent again at once. Budgets are projected with `card`.
     pub fn start(
@@ -38,7 +38,7 @@ impl AfterCommit {
         card: RateCard,
         publish_feed: bool,
         budgets: Budgets,
-    ) -> Result<AfterCommit, FeedError> {
+    ) -> Result<PublishAndAlert, FeedError> {
         let mut feed = if publish_feed { Some(FeedPublisher::new(kafka, &ledger)?) } else { None };
         if let Some(feed) = &mut feed {
             let resent = feed.publish_new(&ledger, &[])?;
@@ -47,7 +47,7 @@ impl AfterCommit {
             }
         }
         let tracker = AlertTracker::from_ledger(&ledger, card)?;
-        Ok(AfterCommit { ledger, feed, budgets, tracker, last_budget_check: None })
+        Ok(PublishAndAlert { ledger, feed, budgets, tracker, last_budget_check: None })
     }
 
     /// Publishes the lines a batch just committed billed for the first time, and checks budgets when due.

@@ -152,10 +152,8 @@ impl Publisher {
         let election: BaseConsumer =
             config.create().map_err(|source| KafkaSetupError::kafka("creating the summary election consumer", source))?;
         election.subscribe(&[&topic])?;
-        let mut summary_kafka = kafka.clone();
-        summary_kafka.topic = topic.clone();
         let (sender, deliveries) = mpsc::channel();
-        let producer = ReportingProducer::new(&summary_kafka, feed::CONTENT_TYPE, sender)?;
+        let producer = ReportingProducer::new(kafka, feed::CONTENT_TYPE, sender)?;
         Ok(Publisher {
             options,
             topic,
@@ -250,7 +248,7 @@ impl Publisher {
         for summary in term.engine.summaries(&term.view, &machines, now)? {
             let tag = self.next_tag;
             self.next_tag += 1;
-            match self.producer.send(&summary.machine_id, &summary.encode(), tag) {
+            match self.producer.send(&self.topic, &summary.machine_id, &summary.encode(), tag) {
                 Ok(()) => drop(self.in_flight.insert(tag, summary.machine_id)),
                 // A full queue or a refused message: it goes again with the next pass.
                 Err(error) => {
