@@ -11,6 +11,7 @@ pub mod listings;
 pub mod price;
 pub mod rate_card;
 pub mod report;
+pub mod statement;
 pub mod table_format;
 pub mod time_health;
 pub mod verify;

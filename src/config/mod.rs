@@ -66,19 +66,33 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// The billing worker.
     pub worker: WorkerConfig,
-    /// Billing rules beyond the rate card: budgets.
+    /// Billing rules beyond the rate card: budgets, accounts and statements.
     pub billing: BillingConfig,
 }
 
-/// `[billing]`: rules applied to what is billed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[billing]`: rules applied to what is billed, and how it ends in statements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingConfig {
+    /// The accounts file (TOML): which account each machine bills to; none puts every machine in
+    /// the default account. See docs/billing.md.
+    pub accounts: Option<PathBuf>,
+    /// Who issues the statements (their header; numbers are gapless per issuer).
+    pub issuer: String,
+    /// How long after its end a period closes; records of the period arriving later are billed
+    /// as adjustments on the next statement.
+    pub grace: HumanDuration,
     /// `[billing.budgets]`: machine id or glob → budget per period (a calendar month, UTC) as a
     /// decimal string in the rate card's currency, e.g. `"gpu-*" = "500.00"`. When a machine's
     /// projected cost for the period crosses its budget the worker logs an alert, stores it and
     /// publishes it on the cost feed. The most specific pattern wins (an exact id beats a glob).
     pub budgets: BTreeMap<String, String>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig { accounts: None, issuer: "usagebill".into(), grace: HumanDuration::from_secs(86_400), budgets: BTreeMap::new() }
+    }
 }
 
 /// `[agent]`: what the desktop app and `usagebill agent` do.
@@ -225,6 +239,12 @@ impl Config {
         }
         if self.kafka.message_timeout.at_least_one_second().is_err() {
             return Err(bad("kafka.message_timeout", &self.kafka.message_timeout, "at least 1s"));
+        }
+        if self.billing.issuer.trim().is_empty() {
+            return Err(bad("billing.issuer", &"\"\"", "a non-empty name for the statements' header"));
+        }
+        if self.billing.grace.0 > std::time::Duration::from_secs(90 * 86_400) {
+            return Err(bad("billing.grace", &self.billing.grace, "at most 90d"));
         }
         if !(1..=1_000_000).contains(&self.worker.batch_size) {
             return Err(bad("worker.batch_size", &self.worker.batch_size, "between 1 and 1000000"));

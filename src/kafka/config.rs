@@ -20,6 +20,9 @@ pub struct KafkaConfig {
     /// Compacted topic of per-machine cost summaries the workers publish and desktops read;
     /// empty: `{cost_topic}.summary`.
     pub summary_topic: String,
+    /// Compacted, single-partition topic of final statements, written by the closer's transactional
+    /// producer; empty: `{cost_topic}.statements`.
+    pub statement_topic: String,
     /// Partitions of a topic created by usagebill.
     pub partitions: i32,
     /// Replication factor of a topic created by usagebill; none takes the broker's
@@ -40,6 +43,7 @@ impl Default for KafkaConfig {
             topic: "resource_usage".into(),
             cost_topic: "resource_costs".into(),
             summary_topic: String::new(),
+            statement_topic: String::new(),
             partitions: 6,
             replication_factor: None,
             group_id: "usagebill-billing".into(),
@@ -54,6 +58,11 @@ impl KafkaConfig {
     pub fn summary_topic(&self) -> String {
         if self.summary_topic.is_empty() { format!("{}.summary", self.cost_topic) } else { self.summary_topic.clone() }
     }
+
+    /// The statement topic, its default derived from the cost topic.
+    pub fn statement_topic(&self) -> String {
+        if self.statement_topic.is_empty() { format!("{}.statements", self.cost_topic) } else { self.statement_topic.clone() }
+    }
 }
 
 // By hand rather than derived: `properties` may hold `sasl.password` and the like, and a `{:?}` of
@@ -65,6 +74,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("topic", &self.topic)
             .field("cost_topic", &self.cost_topic)
             .field("summary_topic", &self.summary_topic)
+            .field("statement_topic", &self.statement_topic)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
             .field("group_id", &self.group_id)

@@ -1,11 +1,14 @@
 //! The settings in force for a run, built once: the config file, the environment and the flags
 //! merged (see `commands`), checked, and the values the library needs parsed out of them (the
-//! threshold rules, the budgets). Its methods give the library objects, so nothing downstream
+//! threshold rules, the budgets, the accounts). Its methods give the library objects, so nothing downstream
 //! parses a config string again. (ripgrep's shape: low-level arguments, then one validated value.)
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use crate::billing::budget::{BudgetError, Budgets};
+use crate::billing::statement::{Accounts, AccountsError};
 use crate::config::{Config, ConfigError};
 use crate::transmit::rule::ThresholdRule;
 
@@ -21,6 +24,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     rules: Vec<ThresholdRule>,
     budgets: Budgets,
+    accounts: Accounts,
 }
 
 impl Settings {
@@ -44,7 +48,15 @@ impl Settings {
             };
             invalid("billing.budgets", value, error.to_string())
         })?;
-        Ok(Settings { config, config_path, data_dir, rules, budgets })
+        let accounts = Accounts::load(config.billing.accounts.as_deref()).map_err(|error| {
+            let value = config.billing.accounts.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
+            let reason = match &error {
+                AccountsError::Read { source, .. } => format!("{error}: {source}"),
+                AccountsError::Invalid { .. } => error.to_string(),
+            };
+            invalid("billing.accounts", value, reason)
+        })?;
+        Ok(Settings { config, config_path, data_dir, rules, budgets, accounts })
     }
 
     /// These settings with another config and data dir (the Settings tab's edits), checked again.
@@ -60,6 +72,21 @@ impl Settings {
     /// The configured budgets.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// Which account each machine bills to.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Who issues the statements.
+    pub fn issuer(&self) -> &str {
+        &self.config.billing.issuer
+    }
+
+    /// How long after its end a period closes.
+    pub fn grace(&self) -> Duration {
+        self.config.billing.grace.0
     }
 
     /// No brokers: the whole chain runs in this process.

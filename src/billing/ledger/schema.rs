@@ -126,6 +126,19 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE hourly ADD COLUMN asleep_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE hourly ADD COLUMN late_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE hourly ADD COLUMN clock_steps INTEGER NOT NULL DEFAULT 0;",
+    // 6: final statements, in embedded mode (with a broker they are kept on the statements topic),
+    // as their canonical JSON bytes, and the periods closed. One row per number: the primary key
+    // keeps numbers unique, and the closer numbers inside a write transaction.
+    "CREATE TABLE statements (
+        number INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        period TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        UNIQUE (account, period)
+    );
+    CREATE TABLE closed_periods (
+        period TEXT PRIMARY KEY
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this code writes.

@@ -290,7 +290,7 @@ fn a_version_4_ledger_gains_kinds_late_time_and_clock_steps_and_keeps_its_bills(
 
     let mut ledger = Ledger::open(&path).unwrap();
     let found: i64 = ledger.connection().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(found, 5);
+    assert_eq!(found, CURRENT_VERSION);
     let stored: Vec<UsageRecord> = ledger.lines_after(0, 10).unwrap().into_iter().map(|line| line.record).collect();
     assert_eq!(stored, records, "each old record reads as a usage window with no late time or step");
     let before = machine_totals(&Ledger::open(&current).unwrap(), TimeRange::default()).unwrap();
