@@ -12,6 +12,7 @@
 
 mod materialiser;
 mod publisher;
+pub mod statements;
 pub mod summary;
 
 use std::str::FromStr;

@@ -11,7 +11,7 @@ use super::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
 /// Creates `topic` with the configured partitions unless it exists. Without a configured
 /// replication factor the broker's `default.replication.factor` applies (CreateTopics with −1).
 pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    create_unless_present(kafka, topic, &[])
+    create_unless_present(kafka, topic, kafka.partitions, &[])
 }
 
 /// As [`ensure_topic`], for a topic that keeps the latest message per key (`cleanup.policy =
@@ -20,14 +20,20 @@ pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), Ka
     // Segments roll every minute and are cleaned as soon as any of a segment is stale, so a cold
     // reader gets one message per key plus the last minute or so of updates, not a day's worth.
     let settings = [("cleanup.policy", "compact"), ("segment.ms", "60000"), ("min.cleanable.dirty.ratio", "0.01")];
-    create_unless_present(kafka, topic, &settings)
+    create_unless_present(kafka, topic, kafka.partitions, &settings)
 }
 
-fn create_unless_present(kafka: &KafkaConfig, topic: &str, settings: &[(&str, &str)]) -> Result<(), KafkaSetupError> {
+/// A compacted topic of one partition: one total order, for a log whose readers must see every
+/// message in the order it was written (the statements and their numbers).
+pub fn ensure_ordered_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
+    create_unless_present(kafka, topic, 1, &[("cleanup.policy", "compact")])
+}
+
+fn create_unless_present(kafka: &KafkaConfig, topic: &str, partitions: i32, settings: &[(&str, &str)]) -> Result<(), KafkaSetupError> {
     let failed = |source| KafkaSetupError::kafka(format!("creating topic {topic}"), source);
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, ClientRole::Admin)?.create().map_err(failed)?;
     let replication = TopicReplication::Fixed(kafka.replication_factor.unwrap_or(-1));
-    let mut new_topic = NewTopic::new(topic, kafka.partitions, replication);
+    let mut new_topic = NewTopic::new(topic, partitions, replication);
     for (key, value) in settings {
         new_topic = new_topic.set(key, value);
     }

@@ -1,0 +1,171 @@
+//! Final statements on Kafka: a compacted topic of one partition (`kafka.statement_topic`), keyed
+//! by account and period, written only inside transactions of one fixed `transactional.id` per
+//! issuer. Initialising that id fences every earlier producer of it, so of two closers running at
+//! once only the later can commit; it reads the topic after the fence, so it numbers after every
+//! statement the earlier one committed. Each period's statements and its closed mark are one
+//! transaction: a closer killed mid-close leaves nothing a reader sees (readers read committed).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::billing::statement::{Issued, Period, Statement, StatementStore};
+use crate::kafka::{ClientRole, KafkaConfig, KafkaSetupError, client_config, ensure_ordered_compacted_topic};
+
+/// The `content-type` header of statement messages.
+pub const CONTENT_TYPE: &str = "application/vnd.usagebill.statement+json";
+
+/// How long a transaction step may wait for the broker.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The key prefix of a period's closed mark (':' never appears in an account id).
+const CLOSED_KEY_PREFIX: &str = "period-closed:";
+
+/// A period's closed mark: the numbers its close issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosedMark {
+    schema: String,
+    period: Period,
+    numbers: Vec<u64>,
+}
+
+const CLOSED_SCHEMA: &str = "usagebill.period-closed.v1";
+
+/// The statement store of a cluster, for one issuer.
+pub struct KafkaStatements {
+    kafka: KafkaConfig,
+    topic: String,
+    producer: BaseProducer,
+}
+
+/// The `transactional.id` of `issuer`'s closers: one per issuer, so each fences the others.
+pub fn transactional_id(issuer: &str) -> String {
+    let safe: String = issuer.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    format!("usagebill-statements-{safe}")
+}
+
+impl KafkaStatements {
+    /// Creates the topic if missing and a transactional producer for `issuer` (not yet initialised:
+    /// [`StatementStore::begin`] fences).
+    pub fn new(kafka: &KafkaConfig, issuer: &str) -> Result<KafkaStatements, KafkaSetupError> {
+        let topic = kafka.statement_topic();
+        ensure_ordered_compacted_topic(kafka, &topic)?;
+        let mut config = client_config(kafka, ClientRole::Producer)?;
+        config.set("transactional.id", transactional_id(issuer)).set("enable.idempotence", "true").set("acks", "all");
+        let producer: BaseProducer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement producer", source))?;
+        Ok(KafkaStatements { kafka: kafka.clone(), topic, producer })
+    }
+
+    fn send(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(CONTENT_TYPE) });
+        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload).headers(headers);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+}
+
+impl StatementStore for KafkaStatements {
+    fn begin(&mut self) -> anyhow::Result<Issued> {
+        self.producer
+            .init_transactions(TRANSACTION_TIMEOUT)
+            .map_err(|error| anyhow::anyhow!("taking the statement closer's transactional id: {error}"))?;
+        Ok(read_issued(&self.kafka)?.0)
+    }
+
+    fn commit(&mut self, period: Period, statements: &[Statement]) -> anyhow::Result<()> {
+        self.producer.begin_transaction()?;
+        let written = || -> Result<(), KafkaError> {
+            for statement in statements {
+                self.send(&statement.key(), &statement.canonical_bytes())?;
+            }
+            let mark = ClosedMark {
+                schema: CLOSED_SCHEMA.to_owned(),
+                period,
+                numbers: statements.iter().filter_map(|statement| statement.number).collect(),
+            };
+            self.send(&format!("{CLOSED_KEY_PREFIX}{period}"), &serde_json::to_vec(&mark).expect("a mark serialises"))?;
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)
+        };
+        if let Err(error) = written() {
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            let fenced = matches!(&error, KafkaError::Transaction(rdkafka_error) if rdkafka_error.code() == RDKafkaErrorCode::ProducerFenced || rdkafka_error.code() == RDKafkaErrorCode::InvalidProducerEpoch);
+            if fenced {
+                anyhow::bail!("another closer took over (this one was fenced); nothing of {period} was issued by this one");
+            }
+            return Err(anyhow::anyhow!("writing the statements of {period}: {error}"));
+        }
+        Ok(())
+    }
+}
+
+/// Every committed statement and closed mark on the statement topic (none when it does not exist
+/// yet), with the messages skipped because they did not parse (an altered statement), each named.
+pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)> {
+    let topic = kafka.statement_topic();
+    let mut config = client_config(kafka, ClientRole::Consumer)?;
+    config
+        .set("group.id", format!("usagebill-statements-reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        // The end is told as an event: a transaction's commit marker is the last record, and is
+        // never delivered, so the position alone may stop short of the high watermark.
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement reader", source))?;
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    let exists = metadata.topics().iter().any(|found| found.error().is_none() && !found.partitions().is_empty());
+    let mut issued = Issued::new();
+    let mut skipped = Vec::new();
+    if !exists {
+        return Ok((issued, skipped));
+    }
+    let (_, end) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while position(&consumer, &topic) < end {
+        anyhow::ensure!(Instant::now() < deadline, "the statement topic {topic} was not read to its end within 60 s");
+        let message = match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(message) => message?,
+        };
+        let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
+        let Some(payload) = message.payload() else { continue };
+        if let Some(period) = key.strip_prefix(CLOSED_KEY_PREFIX) {
+            match serde_json::from_slice::<ClosedMark>(payload) {
+                Ok(mark) if mark.schema == CLOSED_SCHEMA => issued.mark_closed(mark.period),
+                _ => skipped.push(format!("offset {}: the closed mark of {period:?} does not parse", message.offset())),
+            }
+            continue;
+        }
+        match Statement::parse(payload) {
+            Ok(statement) => issued.add(statement),
+            Err(error) => skipped.push(format!("offset {} (key {key:?}): {error}", message.offset())),
+        }
+    }
+    Ok((issued, skipped))
+}
+
+/// The reader's next offset (0 before the first message).
+fn position(consumer: &BaseConsumer, topic: &str) -> i64 {
+    let Ok(positions) = consumer.position() else { return 0 };
+    match positions.find_partition(topic, 0).map(|element| element.offset()) {
+        Some(Offset::Offset(next)) => next,
+        _ => 0,
+    }
+}
