@@ -137,8 +137,24 @@ pub(super) fn walk<'a>(machine: &str, runs: impl IntoIterator<Item = &'a Run>, c
 
 /// Per-machine tier adjustments of the windows starting in `range` (machines without tiers are absent).
 pub fn adjustments(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Decimal>, LedgerError> {
-    let adjustments = adjustments_with_today(ledger, card, range, i64::MAX)?;
-    Ok(adjustments.into_iter().map(|(machine, adjustment)| (machine, adjustment.period)).collect())
+    adjustments_of(ledger, card, range, &|_| true)
+}
+
+/// [`adjustments`] over only the records `keep` accepts (a statement re-derived from the records
+/// it named, whatever arrived since).
+pub fn adjustments_of(
+    ledger: &Ledger,
+    card: &RateCard,
+    range: TimeRange,
+    keep: &dyn Fn(&UsageRecord) -> bool,
+) -> Result<BTreeMap<String, Decimal>, LedgerError> {
+    let mut result = BTreeMap::new();
+    for (machine, runs) in runs_of(ledger, card, range, keep)? {
+        if let Some(adjustment) = walk(&machine, &runs, card, i64::MAX) {
+            result.insert(machine, adjustment.rounded().period);
+        }
+    }
+    Ok(result)
 }
 
 /// [`adjustments`], each with the part of the windows starting on or after `today` (a UTC midnight;
@@ -161,6 +177,15 @@ pub(super) fn adjustments_with_today(
 /// Each machine's runs, in window-start order (then seq), of the records read for `range`: from the
 /// start of the month of `range.from`, since earlier usage that month sets the position.
 pub(super) fn record_runs(ledger: &Ledger, card: &RateCard, range: TimeRange) -> Result<BTreeMap<String, Vec<Run>>, LedgerError> {
+    runs_of(ledger, card, range, &|_| true)
+}
+
+fn runs_of(
+    ledger: &Ledger,
+    card: &RateCard,
+    range: TimeRange,
+    keep: &dyn Fn(&UsageRecord) -> bool,
+) -> Result<BTreeMap<String, Vec<Run>>, LedgerError> {
     let mut result = BTreeMap::new();
     if !card.has_tiers() {
         return Ok(result);
@@ -174,7 +199,7 @@ pub(super) fn record_runs(ledger: &Ledger, card: &RateCard, range: TimeRange) ->
         let Some(last) = chunk.last() else { break };
         after = last.row_id;
         for stored in chunk {
-            if (read_from..read_to).contains(&stored.record.start.0) {
+            if (read_from..read_to).contains(&stored.record.start.0) && keep(&stored.record) {
                 by_machine.entry(stored.record.machine_id.clone()).or_default().push((stored.record, stored.line.card_version));
             }
         }

@@ -83,6 +83,21 @@ impl Issued {
         self.billed.get(&(period, machine.to_owned())).cloned().unwrap_or_default()
     }
 
+    /// Whether a statement named `machine`'s record `seq` of `period` (on a line or an adjustment).
+    pub fn names(&self, period: Period, machine: &str, seq: u64) -> bool {
+        self.billed.get(&(period, machine.to_owned())).is_some_and(|billed| billed.seqs.contains(seq))
+    }
+
+    /// The statements numbered below `number`, and the periods closed before `number`'s period:
+    /// what was issued when `number` was.
+    pub fn before(&self, number: u64) -> Issued {
+        let mut before = Issued::new();
+        let Some(statement) = self.statements.get(&number) else { return before };
+        self.statements.range(..number).for_each(|(_, earlier)| before.add(earlier.clone()));
+        self.closed.iter().filter(|period| **period < statement.period).for_each(|period| before.mark_closed(*period));
+        before
+    }
+
     /// The number the next statement gets.
     pub fn next_number(&self) -> u64 {
         self.statements.keys().next_back().map_or(1, |last| last + 1)

@@ -16,7 +16,7 @@ use crate::billing::cost_engine::tiers::{self, quantity};
 use crate::billing::ledger::{Ledger, LedgerError, StoredLine};
 use crate::billing::price::round_for_display;
 use crate::billing::rate_card::{Component, RateCard};
-use crate::record::TimeRange;
+use crate::record::{TimeRange, UsageRecord};
 
 /// Ledger rows read per query.
 const ROWS_PER_READ: usize = 10_000;
@@ -34,6 +34,15 @@ pub struct Sources<'a> {
     pub issuer: &'a str,
     /// How long after its end a period closes.
     pub grace: Duration,
+    /// When set, only the records these statements name count (verifying a statement derives it
+    /// again from the records it billed, whatever arrived since).
+    pub named_by: Option<&'a Issued>,
+}
+
+impl Sources<'_> {
+    fn counts(&self, record: &UsageRecord) -> bool {
+        self.named_by.is_none_or(|issued| issued.names(Period::holding(record.start), &record.machine_id, record.seq))
+    }
 }
 
 /// Why statements cannot be computed.
@@ -99,16 +108,16 @@ impl Usage {
 type AccountLines<'u> = (Account, Vec<(String, &'u Usage)>, Vec<AdjustmentLine>);
 
 /// Every record of `wanted` periods (and only those), per period and machine.
-fn usage_by_period(ledger: &Ledger, wanted: &BTreeSet<Period>) -> Result<BTreeMap<(Period, String), Usage>, LedgerError> {
+fn usage_by_period(sources: &Sources<'_>, wanted: &BTreeSet<Period>) -> Result<BTreeMap<(Period, String), Usage>, LedgerError> {
     let mut usage: BTreeMap<(Period, String), Usage> = BTreeMap::new();
     let mut after = 0;
     loop {
-        let rows = ledger.lines_after(after, ROWS_PER_READ)?;
+        let rows = sources.ledger.lines_after(after, ROWS_PER_READ)?;
         let Some(last) = rows.last() else { break };
         after = last.row_id;
         for stored in &rows {
             let period = Period::holding(stored.record.start);
-            if wanted.contains(&period) {
+            if wanted.contains(&period) && sources.counts(&stored.record) {
                 usage.entry((period, stored.record.machine_id.clone())).or_default().add(stored);
             }
         }
@@ -118,7 +127,8 @@ fn usage_by_period(ledger: &Ledger, wanted: &BTreeSet<Period>) -> Result<BTreeMa
 
 /// Each machine's tier adjustment in `period`.
 fn tier_adjustments(sources: &Sources<'_>, period: Period) -> Result<BTreeMap<String, Decimal>, LedgerError> {
-    tiers::adjustments(sources.ledger, sources.card, TimeRange { from: Some(period.start()), to: Some(period.end()) })
+    let range = TimeRange { from: Some(period.start()), to: Some(period.end()) };
+    tiers::adjustments_of(sources.ledger, sources.card, range, &|record| sources.counts(record))
 }
 
 /// The drafts of `period`: one per account with records in it or late records of an earlier
@@ -127,7 +137,7 @@ fn tier_adjustments(sources: &Sources<'_>, period: Period) -> Result<BTreeMap<St
 pub fn drafts(sources: &Sources<'_>, period: Period, issued: &Issued, only: Option<&str>) -> Result<Vec<Statement>, ComputeError> {
     let earlier: BTreeSet<Period> = issued.closed_periods().filter(|closed| *closed < period).collect();
     let wanted: BTreeSet<Period> = earlier.iter().copied().chain([period]).collect();
-    let usage = usage_by_period(sources.ledger, &wanted)?;
+    let usage = usage_by_period(sources, &wanted)?;
     let mut by_account: BTreeMap<String, AccountLines<'_>> = BTreeMap::new();
     fn entry<'m, 'u>(by_account: &'m mut BTreeMap<String, AccountLines<'u>>, account: Account) -> &'m mut AccountLines<'u> {
         by_account.entry(account.id.clone()).or_insert_with(|| (account, Vec::new(), Vec::new()))

@@ -15,6 +15,7 @@ pub mod compute;
 pub mod ledger_store;
 pub mod period;
 pub mod seqs;
+pub mod verify;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ pub use self::compute::{ComputeError, Sources, drafts};
 pub use self::ledger_store::LedgerStatements;
 pub use self::period::{DEFAULT_GRACE, Period, PeriodError};
 pub use self::seqs::SeqSet;
+pub use self::verify::verify;
 use crate::billing::price::round_for_display;
 use crate::record::UnixMillis;
 

@@ -86,7 +86,7 @@ impl Fixture {
     }
 
     fn sources<'a>(&'a self, ledger: &'a Ledger) -> Sources<'a> {
-        Sources { ledger, card: &self.card, accounts: &self.accounts, issuer: "Example Billing Ltd", grace: DEFAULT_GRACE }
+        Sources { ledger, card: &self.card, accounts: &self.accounts, issuer: "Example Billing Ltd", grace: DEFAULT_GRACE, named_by: None }
     }
 }
 
@@ -210,4 +210,29 @@ fn altered_bytes_fail_to_parse() {
     let spaced = String::from_utf8(bytes).unwrap().replacen(':', ": ", 1);
     assert!(Statement::parse(spaced.as_bytes()).unwrap_err().to_string().contains("canonical"));
     assert_eq!(decimal(&total), finals[0].totals.total);
+}
+
+#[test]
+fn a_final_statement_verifies_after_late_records_and_an_altered_one_names_its_differences() {
+    let fixture = Fixture::new();
+    let ledger = Ledger::open(&fixture.path).unwrap();
+    let now = november().closes_at(DEFAULT_GRACE);
+    close_period(&mut LedgerStatements::new(&ledger), &fixture.sources(&ledger), october(), november(), now).unwrap();
+    // Records that arrive late change what a new derivation of October sees, not what statement 1 billed.
+    bill(&fixture.path, &fixture.card, &hours("acme-1", october(), 1, 201..=205));
+    let ledger = Ledger::open(&fixture.path).unwrap();
+    let issued = LedgerStatements::new(&ledger).begin().unwrap();
+    for number in 1..=6 {
+        let stored = LedgerStatements::new(&ledger).bytes(number).unwrap().unwrap();
+        assert_eq!(verify(&fixture.sources(&ledger), &issued, &stored), Vec::<String>::new(), "statement {number}");
+    }
+    // A statement whose line was changed and sealed again (a forged hash) differs from its derivation.
+    let mut forged = issued.by_number(4).unwrap().clone();
+    forged.machines[0].records += 1;
+    let forged = forged.seal();
+    let differences = verify(&fixture.sources(&ledger), &issued, &forged.canonical_bytes());
+    assert!(differences.iter().any(|difference| difference.starts_with("machines[0].records: stored")), "{differences:?}");
+    let altered = String::from_utf8(issued.by_number(4).unwrap().canonical_bytes()).unwrap().replacen("Acme", "Acne", 1);
+    let differences = verify(&fixture.sources(&ledger), &issued, altered.as_bytes());
+    assert!(differences[0].contains("altered"), "{differences:?}");
 }
