@@ -61,6 +61,9 @@ pub enum Command {
     /// Check or locate the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Close billing periods, and list, show and verify statements.
+    #[command(subcommand)]
+    Statement(StatementCommand),
 }
 
 /// `usagebill agent`.
@@ -214,6 +217,69 @@ pub enum ConfigCommand {
     },
     /// Print where the config file is read from.
     Path,
+}
+
+/// `usagebill statement ...`.
+#[derive(Debug, Subcommand)]
+pub enum StatementCommand {
+    /// Close a period (and every earlier one with usage still open): its drafts become final,
+    /// numbered statements. Idempotent: closing a closed period prints its statements again.
+    Close {
+        /// The period, `YYYY-MM`.
+        #[arg(long, value_name = "YYYY-MM")]
+        period: String,
+        /// Print only this account's statement (the period closes for every account at once).
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Rate card file (TOML) for the graduated tiers; default: `worker.rate_card` or the built-in card.
+        #[arg(long, value_name = "FILE")]
+        rate_card: Option<PathBuf>,
+    },
+    /// List the final statements and the drafts of the open periods.
+    List {
+        /// Only this account's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Only this period's, `YYYY-MM`.
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+        /// Output form.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+        /// Rate card file (TOML) for the drafts' tiers; default: `worker.rate_card` or the built-in card.
+        #[arg(long, value_name = "FILE")]
+        rate_card: Option<PathBuf>,
+    },
+    /// Print or save a final statement.
+    Show {
+        /// Its number.
+        number: u64,
+        /// Output form.
+        #[arg(long, value_enum, default_value = "json")]
+        format: StatementFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Derive a final statement again and compare; prints each difference (exit 1 when any).
+    Verify {
+        /// Its number.
+        number: u64,
+        /// Rate card file (TOML) for the tiers; default: `worker.rate_card` or the built-in card.
+        #[arg(long, value_name = "FILE")]
+        rate_card: Option<PathBuf>,
+    },
+}
+
+/// Forms of one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatementFormat {
+    /// The canonical JSON (with its content hash).
+    Json,
+    /// Its lines, one row each.
+    Csv,
+    /// For people.
+    Pdf,
 }
 
 /// `usagebill bench`.

@@ -2,6 +2,7 @@
 //! each command; one function per command in `handlers`.
 
 mod handlers;
+mod statement;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Simulate(args)) => handlers::simulate(&cli.common, args),
         Some(Command::Config(command)) => handlers::config(&cli.common, command),
         Some(Command::Bench(args)) => handlers::bench(&cli.common, args),
+        Some(Command::Statement(command)) => statement::run(&cli.common, command),
     }
 }
 

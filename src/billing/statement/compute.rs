@@ -282,3 +282,9 @@ fn statement(
     }
     .seal())
 }
+
+/// The period of the earliest window `ledger` billed, if any (from the hourly rollups).
+pub fn first_period_with_usage(ledger: &Ledger) -> Result<Option<Period>, LedgerError> {
+    let machines = crate::billing::ledger::rollup::aggregate_by_machine(ledger.connection(), i64::MIN, i64::MAX)?;
+    Ok(machines.values().map(|aggregate| aggregate.min_start).min().map(Period::holding))
+}

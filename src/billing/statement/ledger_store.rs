@@ -25,23 +25,33 @@ impl<'a> LedgerStatements<'a> {
         let connection = self.ledger.connection();
         Ok(connection.query_row("SELECT bytes FROM statements WHERE number = ?1", [number as i64], |row| row.get(0)).optional()?)
     }
-}
 
-impl StatementStore for LedgerStatements<'_> {
-    fn begin(&mut self) -> anyhow::Result<Issued> {
+    /// Every statement and closed period kept, and the statements whose bytes failed their checks
+    /// (each named; a reader shows the rest).
+    pub fn read(&self) -> anyhow::Result<(Issued, Vec<String>)> {
         let connection = self.ledger.connection();
-        let mut issued = Issued::new();
+        let (mut issued, mut skipped) = (Issued::new(), Vec::new());
         let mut rows = connection.prepare("SELECT number, bytes FROM statements ORDER BY number")?;
         for row in rows.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))? {
             let (number, bytes) = row?;
-            let statement = Statement::parse(&bytes)
-                .map_err(|error| anyhow::anyhow!("statement {number} in {}: {error}", self.ledger.path().display()))?;
-            issued.add(statement);
+            match Statement::parse(&bytes) {
+                Ok(statement) => issued.add(statement),
+                Err(error) => skipped.push(format!("statement {number} in {}: {error}", self.ledger.path().display())),
+            }
         }
         let mut periods = connection.prepare("SELECT period FROM closed_periods")?;
         for period in periods.query_map([], |row| row.get::<_, String>(0))? {
             issued.mark_closed(Period::parse(&period?)?);
         }
+        Ok((issued, skipped))
+    }
+}
+
+impl StatementStore for LedgerStatements<'_> {
+    fn begin(&mut self) -> anyhow::Result<Issued> {
+        let (issued, skipped) = self.read()?;
+        // Numbering past a statement that cannot be read could reuse or skip its number.
+        anyhow::ensure!(skipped.is_empty(), "cannot close: {}", skipped.join("; "));
         Ok(issued)
     }
 
