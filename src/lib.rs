@@ -16,6 +16,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod errors;
 pub mod feed;
 pub mod gui;
 pub mod kafka;
