@@ -48,10 +48,13 @@ pub enum FeedError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// A message is not a valid feed message (the view quarantines it).
-    #[error("not a cost-feed message: {0}")]
+    #[error("not a message of the cost topic: {0}")]
     Invalid(String),
+    /// The summary topic is not there yet (no worker has created it); reading may be tried again.
+    #[error("the summary topic {0} does not exist yet (no worker has published)")]
+    NoSummaryTopic(String),
     /// The broker refused this principal the cost topic; resending would fail the same way.
-    #[error("the broker refused the cost feed: {0}")]
+    #[error("the broker refused the worker's messages for the cost topic: {0}")]
     Refused(String),
 }
 

@@ -152,10 +152,10 @@ pub fn run(
                     // The feed resumes from its cursor in the ledger, so a cursor not written now is
                     // caught up later; said once a batch, not five times a second.
                     Err(FeedError::Ledger(error)) if error.is_storage_fault() && between_batches => {
-                        tracing::debug!("cost feed: {}; catching up later", crate::errors::chain(&error))
+                        tracing::debug!("publishing to the cost topic: {}; catching up later", crate::errors::chain(&error))
                     }
                     Err(FeedError::Ledger(error)) if error.is_storage_fault() => {
-                        tracing::warn!("cost feed: {}; catching up later", crate::errors::chain(&error))
+                        tracing::warn!("publishing to the cost topic: {}; catching up later", crate::errors::chain(&error))
                     }
                     other => other?,
                 }
