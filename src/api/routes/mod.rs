@@ -219,7 +219,7 @@ impl Api {
                 Ok(ledger) => cache.ledger = Some(ledger),
                 Err(LedgerError::Missing(_)) => return (T::default(), LedgerState::Missing),
                 Err(error) => {
-                    tracing::warn!("api: {error}");
+                    tracing::warn!("api: {}", crate::errors::chain(&error));
                     return (T::default(), LedgerState::Unavailable);
                 }
             }
@@ -228,7 +228,7 @@ impl Api {
         match query(ledger) {
             Ok(value) => (value, LedgerState::Ok),
             Err(error) => {
-                tracing::warn!("api: reading {}: {error}", self.ledger_path.display());
+                tracing::warn!("api: reading {}: {}", self.ledger_path.display(), crate::errors::chain(&error));
                 // A fresh connection next time, in case this one is what went wrong.
                 cache.ledger = None;
                 (T::default(), LedgerState::Unavailable)
