@@ -14,6 +14,7 @@ pub mod close;
 pub mod compute;
 pub mod ledger_store;
 pub mod period;
+pub mod render;
 pub mod seqs;
 
 use rust_decimal::Decimal;
