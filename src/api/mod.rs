@@ -139,8 +139,13 @@ impl ApiServer {
             threads.push(lag::start_probe(kafka, settings.ledger_path.clone(), Arc::clone(&settings.metrics), Arc::clone(&stop))?);
         }
         let guarded = if settings.token.is_some() { "bearer token required" } else { "no token: loopback only" };
-        let api =
-            Arc::new(Api { ledger_path: settings.ledger_path, token: settings.token, metrics: settings.metrics, card: settings.card });
+        let api = Arc::new(Api {
+            ledger_path: settings.ledger_path,
+            token: settings.token,
+            metrics: settings.metrics,
+            card: settings.card,
+            kafka: kafka.cloned(),
+        });
         for index in 0..HANDLER_THREADS {
             let (server, api, thread_stop) = (Arc::clone(&server), Arc::clone(&api), Arc::clone(&stop));
             let spawned = std::thread::Builder::new().name(format!("api-{index}")).spawn(move || serve(&server, &api, &thread_stop));
