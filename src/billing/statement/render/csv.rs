@@ -9,7 +9,7 @@ use crate::billing::table_format::{CsvRow, csv_table};
 
 /// One row of a statement's CSV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatementRow {
+pub struct StatementLineRow {
     /// `machine`, `adjustment` or `total`.
     pub kind: &'static str,
     /// The period the row bills: the statement's, or the earlier one an adjustment belongs to.
@@ -33,7 +33,7 @@ pub struct StatementRow {
 /// Columns between `seqs` and `exact_total`: health, quantities, flat amounts, flat total, tiers.
 const FIGURES: usize = 4 + 6 + 6 + 2;
 
-impl CsvRow for StatementRow {
+impl CsvRow for StatementLineRow {
     const HEADER: &'static [&'static str] = &[
         "kind",
         "period",
@@ -91,14 +91,14 @@ fn machine_figures(line: &MachineLine) -> Vec<Decimal> {
 
 /// The rows of `statement`: its machine lines, its adjustment lines, and the totals, whose figures
 /// are the column sums and whose total is the statement's (the sum of the rounded lines).
-pub fn statement_rows(statement: &Statement) -> Vec<StatementRow> {
+pub fn statement_rows(statement: &Statement) -> Vec<StatementLineRow> {
     let currency = || statement.currency.clone();
     let mut sums = vec![Decimal::ZERO; FIGURES];
     let mut rows = Vec::with_capacity(statement.machines.len() + statement.adjustments.len() + 1);
     for line in &statement.machines {
         let figures = machine_figures(line);
         sums.iter_mut().zip(&figures).for_each(|(sum, figure)| *sum += figure);
-        rows.push(StatementRow {
+        rows.push(StatementLineRow {
             kind: "machine",
             period: statement.period.to_string(),
             machine_id: line.machine_id.clone(),
@@ -110,7 +110,7 @@ pub fn statement_rows(statement: &Statement) -> Vec<StatementRow> {
             currency: currency(),
         });
     }
-    rows.extend(statement.adjustments.iter().map(|line: &AdjustmentLine| StatementRow {
+    rows.extend(statement.adjustments.iter().map(|line: &AdjustmentLine| StatementLineRow {
         kind: "adjustment",
         period: line.period.to_string(),
         machine_id: line.machine_id.clone(),
@@ -122,7 +122,7 @@ pub fn statement_rows(statement: &Statement) -> Vec<StatementRow> {
         currency: currency(),
     }));
     let exact = statement.machines.iter().map(|line| line.exact_total).chain(statement.adjustments.iter().map(|line| line.exact_amount));
-    rows.push(StatementRow {
+    rows.push(StatementLineRow {
         kind: "total",
         period: statement.period.to_string(),
         machine_id: String::new(),

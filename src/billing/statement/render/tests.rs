@@ -97,7 +97,7 @@ fn the_csv_has_a_header_a_row_per_line_and_a_totals_row() {
     assert_eq!(statement.totals.total, decimal("3.40"));
     // Every row has the header's columns (the quoted seqs hold a comma).
     for row in csv::statement_rows(&statement) {
-        assert_eq!(row.cells().len(), csv::StatementRow::HEADER.len());
+        assert_eq!(row.cells().len(), csv::StatementLineRow::HEADER.len());
     }
 }
 
