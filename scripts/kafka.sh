@@ -225,9 +225,11 @@ bootstrap() {
 run() { # node
     local node=$1 dir="$DIR/node-$1"
     [ -f "$dir/server.properties" ] || die "no node $node in $DIR: run '$0 init $DIR' first"
+    # The pid first: `start` checks it is alive while the jars' checksums are still being verified,
+    # which takes longer than its 0.3 s pause on a loaded machine. exec keeps this pid for java.
+    echo $$ >"$dir/pid"
     local classpath
     classpath=$(java_classpath)
-    echo $$ >"$dir/pid"
     # Small heap, one GC thread, quick JIT: a test machine has 2 cores and runs several brokers.
     exec java -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$classpath" kafka.Kafka "$dir/server.properties" \

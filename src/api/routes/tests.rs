@@ -126,6 +126,23 @@ fn unknown_and_malformed_machines_are_told_apart() {
 }
 
 #[test]
+fn empty_and_backwards_ranges_answer_empty_tables() {
+    let fixture = fixture();
+    // The fixture's windows start between 2026-01-01T23:00Z and 2026-01-02T00:40Z: an empty range
+    // among them, and one that spans some of them backwards; neither selects a window.
+    for range in ["from=2026-01-01T23:30:00Z&to=2026-01-01T23:30:00Z", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"] {
+        let usage = get(&fixture.api, &format!("/api/v1/machines/beta/usage?{range}"));
+        assert_eq!(usage.status, 200, "{range}: {}", usage.text());
+        assert_eq!(body(&usage)["buckets"], serde_json::json!([]), "{range}");
+        assert_eq!(body(&get(&fixture.api, &format!("/api/v1/machines?{range}")))["machines"], serde_json::json!([]), "{range}");
+        let costs = body(&get(&fixture.api, &format!("/api/v1/costs?{range}")));
+        assert_eq!((&costs["groups"], &costs["totals"]), (&serde_json::json!([]), &serde_json::json!([])), "{range}");
+        // An unknown machine is still told apart from a known one with nothing in the range.
+        assert_eq!(get(&fixture.api, &format!("/api/v1/machines/gamma/usage?{range}")).status, 404, "{range}");
+    }
+}
+
+#[test]
 fn gaps_and_quarantine_list_what_is_wrong() {
     let fixture = fixture();
     let gaps = body(&get(&fixture.api, "/api/v1/gaps"));
