@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::cost_reader::CostSnapshot;
+use super::statement_reader::StatementSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
 use crate::transmit::agent::{Command, Input, Update};
@@ -53,6 +54,8 @@ pub enum Event {
     Agent(Update),
     /// Fresh costs.
     Costs(CostSnapshot),
+    /// This machine's statements, read again (or why they could not be).
+    Statements(Box<StatementSnapshot>),
     /// The outcome of [`Control::Apply`]: the config file written, or why not.
     Saved(Result<PathBuf, SaveError>),
     /// The in-process billing worker stopped with an error.
@@ -81,7 +84,9 @@ impl Notifier {
     /// (a status, costs), so each second costs one frame, not two or three.
     pub fn send(&self, event: Event) -> bool {
         let reading = matches!(event, Event::Agent(Update::Reading(_)));
-        let wake = reading == self.readings_shown.load(Ordering::Relaxed) || matches!(event, Event::Saved(_) | Event::AgentFailed(_));
+        // Statements answer the person (the tab opened): they wake at once.
+        let asked = matches!(event, Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_));
+        let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
         let delivered = self.events.send(event).is_ok();
         if wake {
             (self.wake)();

@@ -24,6 +24,8 @@ use usagebill::runtime::{AgentOverrides, ReadingSource, Settings};
 
 use crate::util::{Broker, read_topic, unique};
 
+mod statements;
+
 /// The harness state: the app is built inside the first frame, where the harness's egui context exists.
 struct Slot {
     make: Option<Box<dyn FnOnce(egui::Context) -> UsageApp>>,
