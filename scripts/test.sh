@@ -20,6 +20,8 @@ command -v ip >/dev/null || extra+=(iproute2)
 command -v lintian >/dev/null || extra+=(lintian)
 # libfaketime steps one agent's wall clock in the time-truth tests.
 dpkg -s libfaketime >/dev/null 2>&1 || extra+=(libfaketime)
+# poppler-utils (pdfinfo, pdftotext, pdfdetach) reads the statement PDFs back in their unit tests.
+dpkg -s poppler-utils >/dev/null 2>&1 || extra+=(poppler-utils)
 # openssl makes the test CA, the broker's certificate and the security tests' untrusted CA.
 command -v openssl >/dev/null || extra+=(openssl)
 install_debian_packages "${extra[@]}"

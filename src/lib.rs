@@ -3,10 +3,10 @@
 //! Layers, lowest first, each importing only lower ones (a test in `tests/suite/layers.rs` keeps
 //! them): [`record`] and [`duration`] → [`collect`] → [`kafka`] → [`transmit`], [`billing`] and
 //! [`config`] (the file's schema) → [`feed`] (the cost feed and the cost summaries) → [`worker`]
-//! (the consumer runtime) → [`api`] (the HTTP API) → the [`simulate`] tool → [`bench`] →
-//! [`runtime`] (settings built once, and what the app and the headless commands run) → [`gui`]
-//! (views) → [`cli`] → [`commands`] (the edge: one function per command); `main.rs` only parses
-//! arguments.
+//! (the consumer runtime) → [`api`] (the HTTP API) → the [`simulate`] tool →
+//! [`bench`](mod@bench) → [`runtime`] (settings built once, and what the app and the headless
+//! commands run) → [`gui`] (views) → [`cli`] → [`commands`] (the edge: one function per command);
+//! `main.rs` only parses arguments.
 
 pub mod api;
 pub mod bench;
@@ -16,6 +16,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod errors;
 pub mod feed;
 pub mod gui;
 pub mod kafka;

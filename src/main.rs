@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     match usagebill::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("usagebill: {}", usagebill::runtime::describe_error(&error));
+            eprintln!("usagebill: {error:#}");
             std::process::ExitCode::from(2)
         }
     }

@@ -12,8 +12,8 @@ use rusqlite::Connection;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory for the file cannot be created.
-    #[error("cannot create its directory: {0}")]
-    CreateDir(std::io::Error),
+    #[error("cannot create its directory")]
+    CreateDir(#[source] std::io::Error),
     /// The file was written by a newer usagebill.
     #[error("schema version {found}; this usagebill understands up to {supported}")]
     TooNew {

@@ -55,7 +55,7 @@ pub enum ApiError {
         address: SocketAddr,
     },
     /// The address cannot be bound (in use, not local, no permission).
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         /// The address asked for.
         address: SocketAddr,
@@ -63,7 +63,7 @@ pub enum ApiError {
         source: std::io::Error,
     },
     /// The token file cannot be read.
-    #[error("cannot read the API token file {path}: {source}")]
+    #[error("cannot read the API token file {path}")]
     TokenFile {
         /// The file.
         path: String,
@@ -79,10 +79,10 @@ pub enum ApiError {
         reason: String,
     },
     /// A thread cannot be started.
-    #[error("cannot start an HTTP API thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start an HTTP API thread")]
+    Thread(#[source] std::io::Error),
     /// The consumer-lag probe's Kafka client cannot be created.
-    #[error("starting the consumer-lag probe: {0}")]
+    #[error("cannot start the consumer-lag probe")]
     LagProbe(#[from] KafkaSetupError),
 }
 
@@ -131,7 +131,7 @@ impl ApiServer {
         let listener = TcpListener::bind(settings.listen).map_err(|source| ApiError::Bind { address: settings.listen, source })?;
         let address = listener.local_addr().map_err(|source| ApiError::Bind { address: settings.listen, source })?;
         let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|error| ApiError::Bind { address, source: std::io::Error::other(error.to_string()) })?;
+            .map_err(|error| ApiError::Bind { address, source: std::io::Error::other(error) })?;
         let server = Arc::new(server);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -139,8 +139,13 @@ impl ApiServer {
             threads.push(lag::start_probe(kafka, settings.ledger_path.clone(), Arc::clone(&settings.metrics), Arc::clone(&stop))?);
         }
         let guarded = if settings.token.is_some() { "bearer token required" } else { "no token: loopback only" };
-        let api =
-            Arc::new(Api { ledger_path: settings.ledger_path, token: settings.token, metrics: settings.metrics, card: settings.card });
+        let api = Arc::new(Api {
+            ledger_path: settings.ledger_path,
+            token: settings.token,
+            metrics: settings.metrics,
+            card: settings.card,
+            kafka: kafka.cloned(),
+        });
         for index in 0..HANDLER_THREADS {
             let (server, api, thread_stop) = (Arc::clone(&server), Arc::clone(&api), Arc::clone(&stop));
             let spawned = std::thread::Builder::new().name(format!("api-{index}")).spawn(move || serve(&server, &api, &thread_stop));

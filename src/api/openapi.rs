@@ -86,9 +86,9 @@ mod tests {
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         let fixture = fixture();
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 8);
+        assert_eq!(paths.len(), 10);
         for path in paths.keys() {
-            let target = path.replace("{id}", "alpha");
+            let target = path.replace("{id}", "alpha").replace("{number}", "1");
             let response = get(&fixture.api, &target);
             assert_eq!(response.status, 200, "{target}: {}", response.text());
         }
@@ -108,6 +108,15 @@ mod tests {
             ("/api/v1/gaps", "/api/v1/gaps", "200"),
             ("/api/v1/quarantine", "/api/v1/quarantine?limit=5", "200"),
             ("/healthz", "/healthz", "200"),
+            ("/api/v1/statements", "/api/v1/statements", "200"),
+            ("/api/v1/statements", "/api/v1/statements?account=acme&period=2026-01", "200"),
+            ("/api/v1/statements", "/api/v1/statements?account=nobody", "404"),
+            ("/api/v1/statements", "/api/v1/statements?period=2026-13", "400"),
+            ("/api/v1/statements/{number}", "/api/v1/statements/1", "200"),
+            ("/api/v1/statements/{number}", "/api/v1/statements/2?format=json", "200"),
+            ("/api/v1/statements/{number}", "/api/v1/statements/99", "404"),
+            ("/api/v1/statements/{number}", "/api/v1/statements/one", "400"),
+            ("/api/v1/statements/{number}", "/api/v1/statements/1?format=xml", "400"),
         ];
         for (path, target, status) in cases {
             let response = get(&fixture.api, target);

@@ -14,6 +14,8 @@ pub use crate::billing::table_format::{CsvRow, csv_table};
 pub const JSON: &str = "application/json";
 /// Content type of CSV tables.
 pub const CSV: &str = "text/csv; charset=utf-8";
+/// Content type of a statement's PDF.
+pub const PDF: &str = "application/pdf";
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -60,8 +60,31 @@ pub(super) fn fixture_priced_by(card: RateCard) -> Fixture {
     messages.push(RawMessage { topic: "usage".into(), partition: 1, offset: 7, payload: Some(b"not json, \"quoted\"".to_vec()) });
     let outcome = biller.bill(&messages).unwrap().outcome;
     assert_eq!((outcome.billed, outcome.quarantined), (9, 1));
-    let api = Api { ledger_path: path, token: None, metrics: Arc::new(WorkerMetrics::default()), card };
+    close_january(biller.ledger(), &card);
+    let api = Api { ledger_path: path, token: None, metrics: Arc::new(WorkerMetrics::default()), card, kafka: None };
     Fixture { _dir: dir, api }
+}
+
+/// The accounts of the statements the fixture issues: alpha is Acme's, beta has no account.
+pub(super) const ACCOUNTS: &str = r#"
+[[version]]
+effective_from = "2026-01-01T00:00:00Z"
+
+[[version.account]]
+id = "acme"
+name = "Acme (Europe) Ltd"
+machines = ["alpha"]
+"#;
+
+/// Closes January 2026 in the ledger's statement store: statement 1 is Acme's (alpha), 2 the
+/// unassigned account's (beta).
+fn close_january(ledger: &Ledger, card: &RateCard) {
+    use crate::billing::statement::{Accounts, DEFAULT_GRACE, LedgerStatements, Period, Sources, close_period};
+    let accounts = Accounts::parse(ACCOUNTS, "accounts.toml").unwrap();
+    let sources = Sources { ledger, card, accounts: &accounts, issuer: "Example Billing Ltd", grace: DEFAULT_GRACE, named_by: None };
+    let january = Period::parse("2026-01").unwrap();
+    let issued = close_period(&mut LedgerStatements::new(ledger), &sources, january, january, january.closes_at(DEFAULT_GRACE)).unwrap();
+    assert_eq!(issued.iter().map(|statement| statement.number).collect::<Vec<_>>(), [Some(1), Some(2)]);
 }
 
 /// GETs `target` from `api` without a token.

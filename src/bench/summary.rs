@@ -144,7 +144,7 @@ fn wait_for_complete_summaries(kafka: &KafkaConfig, machines: usize, per_machine
         match SummaryFeed::open(kafka) {
             Ok(feed) => break feed,
             Err(error) if Instant::now() < deadline => {
-                tracing::debug!("waiting for the summary topic: {error}");
+                tracing::debug!("waiting for the summary topic: {}", crate::errors::chain(&error));
                 std::thread::sleep(Duration::from_millis(500));
             }
             Err(error) => return Err(error.into()),

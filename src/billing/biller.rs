@@ -185,6 +185,19 @@ fn price_message(card: &RateCard, message: &RawMessage) -> Result<(UsageRecord, 
     Ok((record, origin, line))
 }
 
+/// Bills `records` into the ledger at `path` under `card`, as messages of topic "u" partition 0 at
+/// the offsets after those the ledger stored (the tests' way to fill a ledger).
+#[cfg(test)]
+pub(crate) fn bill_records(path: &std::path::Path, card: &RateCard, records: &[UsageRecord]) {
+    let mut biller = Biller::new(Ledger::open(path).unwrap(), card.clone());
+    let first = biller.ledger().offsets("u").unwrap().get(&0).copied().unwrap_or(0);
+    let messages: Vec<RawMessage> = (first..)
+        .zip(records)
+        .map(|(offset, record)| RawMessage { topic: "u".into(), partition: 0, offset, payload: Some(record.to_json()) })
+        .collect();
+    biller.bill(&messages).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

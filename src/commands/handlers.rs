@@ -166,7 +166,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
         return report_from_summary(&settings, &args);
     }
     let path = if args.from_feed {
-        anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost feed from Kafka: pass --brokers HOST:PORT");
+        anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost topic from Kafka: pass --brokers HOST:PORT");
         let view = settings.data_dir.join("feed.db");
         let totals = feed::materialise_until_caught_up(&settings.config.kafka, &view)?;
         tracing::info!("cost feed materialised into {}: {totals:?}", view.display());

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::{init_logging, resolve_settings};
 use crate::billing::rate_card::RateCard;
+use crate::billing::statement::render::{statement_csv, statement_pdf};
 use crate::billing::statement::{Period, Statement, StatementRow, render_rows};
 use crate::cli::{CommonArgs, StatementCommand, StatementFormat};
 use crate::record::UnixMillis;
@@ -72,9 +73,8 @@ fn show(settings: &Settings, number: u64, format: StatementFormat, out: Option<P
         .with_context(|| format!("there is no final statement {number} (`usagebill statement list` shows them)"))?;
     let bytes = match format {
         StatementFormat::Json => statement.canonical_bytes(),
-        StatementFormat::Csv | StatementFormat::Pdf => {
-            anyhow::bail!("statement {number}: --format {format:?} is not written yet; use --format json")
-        }
+        StatementFormat::Csv => statement_csv(statement).into_bytes(),
+        StatementFormat::Pdf => statement_pdf(statement),
     };
     match out {
         Some(path) => std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?,

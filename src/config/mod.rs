@@ -17,7 +17,7 @@ use crate::kafka::secret;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file exists but cannot be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum ConfigError {
         expected: String,
     },
     /// The config file cannot be written.
-    #[error("cannot write config file {path}: {source}")]
+    #[error("cannot write config file {path}")]
     Write {
         /// The file.
         path: PathBuf,

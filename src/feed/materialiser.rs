@@ -81,7 +81,8 @@ impl Materialiser {
         let mut config = client_config(kafka, ClientRole::Consumer)?;
         // A group id is required by librdkafka's consumer, but it is never joined or committed to.
         config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the cost-feed consumer", source))?;
+        let consumer: BaseConsumer =
+            config.create().map_err(|source| KafkaSetupError::kafka("creating the consumer of the cost topic", source))?;
         let topic = kafka.cost_topic.clone();
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
         let stored = view.offsets(&topic)?;

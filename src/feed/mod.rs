@@ -26,7 +26,7 @@ use crate::billing::amount_text::LineTexts;
 use crate::billing::budget::BudgetAlert;
 use crate::billing::ledger::{LedgerError, Origin};
 use crate::billing::price::PricedLine;
-use crate::kafka::KafkaSetupError;
+use crate::kafka::{KafkaSetupError, Librdkafka};
 use crate::record::{RecordError, UsageRecord};
 
 /// The `content-type` header of a feed message (plain JSON; the record inside is a CloudEvent).
@@ -41,18 +41,28 @@ pub enum FeedError {
     /// Kafka could not be set up.
     #[error(transparent)]
     Setup(#[from] KafkaSetupError),
-    /// Kafka failed while running.
-    #[error("cost feed: kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Kafka failed while running; the feed's clients read or write the cost topic or its summary
+    /// topic, and librdkafka's words (the cause) say which operation failed.
+    #[error("Kafka failed reading or writing the cost topic or its summary topic")]
+    Kafka(#[source] Librdkafka),
     /// The ledger or view refused a read or write.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// A message is not a valid feed message (the view quarantines it).
-    #[error("not a cost-feed message: {0}")]
+    #[error("not a message of the cost topic: {0}")]
     Invalid(String),
+    /// The summary topic is not there yet (no worker has created it); reading may be tried again.
+    #[error("the summary topic {0} does not exist yet (no worker has published)")]
+    NoSummaryTopic(String),
     /// The broker refused this principal the cost topic; resending would fail the same way.
-    #[error("the broker refused the cost feed: {0}")]
+    #[error("the broker refused the worker's messages for the cost topic: {0}")]
     Refused(String),
+}
+
+impl From<rdkafka::error::KafkaError> for FeedError {
+    fn from(error: rdkafka::error::KafkaError) -> Self {
+        FeedError::Kafka(Librdkafka(error))
+    }
 }
 
 /// One message of the cost feed.

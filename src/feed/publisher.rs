@@ -133,7 +133,7 @@ impl FeedPublisher {
         for delivery in self.deliveries.try_iter() {
             if delivery.tag == ALERT_TAG {
                 if let Err(reason) = delivery.outcome {
-                    tracing::warn!("a budget alert was not published to the cost feed: {reason}");
+                    tracing::warn!("a budget alert was not published to the cost topic {}: {reason}", self.topic);
                 }
                 continue;
             }
@@ -146,7 +146,7 @@ impl FeedPublisher {
             let row_id = delivery.tag as i64;
             self.in_flight.remove(&row_id);
             if let Err(reason) = delivery.outcome {
-                tracing::warn!("cost feed: row {row_id} not delivered ({reason}); it will be sent again");
+                tracing::warn!("row {row_id} was not delivered to the cost topic {} ({reason}); it will be sent again", self.topic);
                 self.rewind_to = Some(self.rewind_to.map_or(row_id - 1, |earlier| earlier.min(row_id - 1)));
             }
         }

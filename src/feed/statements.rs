@@ -120,10 +120,9 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
     config
         .set("group.id", format!("usagebill-statements-reader-{}", std::process::id()))
         .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        // The end is told as an event: a transaction's commit marker is the last record, and is
-        // never delivered, so the position alone may stop short of the high watermark.
-        .set("enable.partition.eof", "true");
+        // librdkafka moves the position past a transaction's commit marker (the last record, never
+        // delivered), so the position reaches the high watermark.
+        .set("isolation.level", "read_committed");
     let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement reader", source))?;
     let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
     let exists = metadata.topics().iter().any(|found| found.error().is_none() && !found.partitions().is_empty());
@@ -139,11 +138,8 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
     let deadline = Instant::now() + Duration::from_secs(60);
     while position(&consumer, &topic) < end {
         anyhow::ensure!(Instant::now() < deadline, "the statement topic {topic} was not read to its end within 60 s");
-        let message = match consumer.poll(Duration::from_millis(500)) {
-            None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(message) => message?,
-        };
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let message = message?;
         let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
         let Some(payload) = message.payload() else { continue };
         if let Some(period) = key.strip_prefix(CLOSED_KEY_PREFIX) {

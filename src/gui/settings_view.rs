@@ -221,7 +221,7 @@ impl SettingsForm {
                 self.outcome = None;
                 match self.build(settings) {
                     Ok(next) => actions.push(Action::Apply(Box::new(next))),
-                    Err(error) => self.failed(SaveError { key: error.key(), message: error.to_string() }),
+                    Err(error) => self.failed(SaveError { key: error.key(), message: crate::errors::chain(&error) }),
                 }
             }
             if self.saving {

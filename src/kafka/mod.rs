@@ -47,14 +47,21 @@ pub enum KafkaSetupError {
         brokers: String,
     },
     /// librdkafka refused the configuration or the request.
-    #[error("{what}: {source}")]
+    #[error("{what} failed")]
     Kafka {
         /// What was being done.
         what: String,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Librdkafka,
     },
 }
+
+/// librdkafka's error, as the last cause of a chain. `KafkaError` prints its code and also returns
+/// that code from `source()`, so a chain walked to its end would show the code twice; this shows
+/// `KafkaError`'s words and ends the chain there.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Librdkafka(pub KafkaError);
 
 impl KafkaSetupError {
     /// librdkafka failed at `what`. A property it refused comes back in its error with the value
@@ -67,7 +74,7 @@ impl KafkaSetupError {
             }
             other => other,
         };
-        KafkaSetupError::Kafka { what: what.into(), source }
+        KafkaSetupError::Kafka { what: what.into(), source: Librdkafka(source) }
     }
 }
 
@@ -246,7 +253,8 @@ mod tests {
             "linger.ms".into(),
             "soon".into(),
         );
-        assert!(KafkaSetupError::kafka("creating the producer", plain).to_string().contains("soon"), "a plain value helps fix it");
+        let shown = crate::errors::chain(&KafkaSetupError::kafka("creating the producer", plain));
+        assert!(shown.contains("soon"), "a plain value helps fix it: {shown}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::Settings;
 use crate::billing::cost_engine::{CostEngine, CostSummary};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
+use crate::errors;
 use crate::feed::FeedError;
 use crate::feed::summary::{SummaryBook, SummaryFeed};
 use crate::kafka::KafkaConfig;
@@ -134,7 +135,7 @@ enum Source {
 
 impl Reader {
     fn new(query: &CostQuery) -> Reader {
-        let card = RateCard::load(query.rate_card.as_deref()).map(Arc::new).map_err(|error| error.to_string());
+        let card = RateCard::load(query.rate_card.as_deref()).map(Arc::new).map_err(|error| errors::chain(&error));
         Reader { query: query.clone(), card, book: SummaryBook::new(), state: CostState::Loading, source: None, retry_at: Instant::now() }
     }
 
@@ -171,15 +172,17 @@ impl Reader {
             self.source = match &self.query.source {
                 CostSource::Ledger(path) => match Ledger::open_read_only(path) {
                     Ok(ledger) => {
-                        let engine = CostEngine::load(&ledger, RateCard::clone(card), now).map_err(|error| error.to_string())?;
+                        let engine = CostEngine::load(&ledger, RateCard::clone(card), now).map_err(|error| errors::chain(&error))?;
                         Some(Source::Ledger { ledger, engine: Box::new(engine) })
                     }
                     // Until the first record is billed there is no file (or no schema yet): no bills.
                     Err(LedgerError::Missing(_)) => None,
                     Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => None,
-                    Err(error) => return Err(error.to_string()),
+                    Err(error) => return Err(errors::chain(&error)),
                 },
-                CostSource::Kafka(kafka) => Some(Source::Kafka(SummaryFeed::open(kafka).map_err(|error: FeedError| error.to_string())?)),
+                CostSource::Kafka(kafka) => {
+                    Some(Source::Kafka(SummaryFeed::open(kafka).map_err(|error: FeedError| errors::chain(&error))?))
+                }
             };
         }
         let was_loading = self.state != CostState::Ready;
@@ -189,17 +192,17 @@ impl Reader {
                 return Ok((was_loading, REFRESH_ANYWAY));
             }
             Some(Source::Ledger { ledger, engine }) => {
-                let touched = engine.refresh(ledger, now).map_err(|error| error.to_string())?.machines;
+                let touched = engine.refresh(ledger, now).map_err(|error| errors::chain(&error))?.machines;
                 let first = self.book.is_empty();
                 let machines = if first { engine.machines() } else { touched };
-                for summary in engine.summaries(ledger, &machines, now).map_err(|error| error.to_string())? {
+                for summary in engine.summaries(ledger, &machines, now).map_err(|error| errors::chain(&error))? {
                     self.book.take(summary);
                 }
                 self.state = CostState::Ready;
                 (!machines.is_empty(), REFRESH_ANYWAY)
             }
             Some(Source::Kafka(feed)) => {
-                let taken = feed.poll(&mut self.book, Some(card), Duration::from_millis(100)).map_err(|error| error.to_string())?;
+                let taken = feed.poll(&mut self.book, Some(card), Duration::from_millis(100)).map_err(|error| errors::chain(&error))?;
                 if feed.caught_up() {
                     self.state = CostState::Ready;
                 }

@@ -33,7 +33,7 @@ impl Transport for EmbeddedTransport {
                 self.next_offset += 1;
                 Ok(())
             }
-            Err(error) => Err(format!("local ledger: {error}")),
+            Err(error) => Err(format!("local ledger: {}", crate::errors::chain(&error))),
         };
         self.reports.push(Delivery { tag: seq, outcome, refused: false });
         Ok(())

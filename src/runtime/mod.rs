@@ -1,6 +1,6 @@
 //! What the app and the headless commands run: the settings in force, starting the agent on its
-//! background threads, the desktop app's supervisor and cost reader behind one handle
-//! ([`background::Background`]), and errors described for a person.
+//! background threads, and the desktop app's supervisor and cost reader behind one handle
+//! ([`background::Background`]).
 
 mod agent;
 pub mod background;
@@ -17,33 +17,21 @@ pub use self::embedded::{EMBEDDED_TOPIC, EmbeddedTransport};
 pub use self::settings::Settings;
 pub use self::worker::run_worker;
 
-/// The error and its causes, as the CLI prints them and the app shows them, skipping a cause whose
-/// words are already there (a typed error that prints its source and also returns it from
-/// `source()` would otherwise show SQLite's message once per layer).
-pub fn describe_error(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
-    use super::describe_error;
     use crate::billing::ledger::LedgerError;
 
+    /// A ledger error from a real SQLite failure, behind an anyhow context, as the CLI prints it:
+    /// SQLite's words once, after the words of each layer above it.
     #[test]
     fn an_error_chain_names_sqlites_words_once() {
         let sqlite = rusqlite::Connection::open_in_memory().unwrap().execute("NOT SQL", []).unwrap_err();
         let words = sqlite.to_string();
-        let error = anyhow::Error::from(LedgerError::from(sqlite)).context("writing the ledger");
-        assert_eq!(format!("{error:#}").matches(&words).count(), 2, "anyhow's own chain repeats it: {error:#}");
-        let described = describe_error(&error);
-        assert_eq!(described.matches(&words).count(), 1, "{described}");
-        assert!(described.starts_with("writing the ledger: ledger: "), "{described}");
+        let ledger = LedgerError::from(sqlite);
+        assert_eq!(crate::errors::chain(&ledger).matches(&words).count(), 1, "{}", crate::errors::chain(&ledger));
+        let error = anyhow::Error::from(ledger).context("writing the ledger");
+        let shown = format!("{error:#}");
+        assert_eq!(shown.matches(&words).count(), 1, "{shown}");
+        assert!(shown.starts_with(&format!("writing the ledger: SQLite failed on the ledger: {words}")), "{shown}");
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::billing::budget::{BudgetError, Budgets};
-use crate::billing::statement::{Accounts, AccountsError};
+use crate::billing::statement::Accounts;
 use crate::config::{Config, ConfigError};
 use crate::transmit::rule::ThresholdRule;
 
@@ -50,11 +50,7 @@ impl Settings {
         })?;
         let accounts = Accounts::load(config.billing.accounts.as_deref()).map_err(|error| {
             let value = config.billing.accounts.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
-            let reason = match &error {
-                AccountsError::Read { source, .. } => format!("{error}: {source}"),
-                AccountsError::Invalid { .. } => error.to_string(),
-            };
-            invalid("billing.accounts", value, reason)
+            invalid("billing.accounts", value, crate::errors::chain(&error))
         })?;
         Ok(Settings { config, config_path, data_dir, rules, budgets, accounts })
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{Settings, describe_error, statements};
+use super::{Settings, statements};
 use crate::billing::rate_card::RateCard;
 use crate::billing::statement::{Account, Period, Statement, StatementRow};
 use crate::record::UnixMillis;
@@ -163,9 +163,9 @@ impl Reader {
                 };
             }
             Err(error) if !query.settings.embedded() && unreachable(&error) => {
-                self.snapshot.state = StatementState::Offline(describe_error(&error));
+                self.snapshot.state = StatementState::Offline(format!("{error:#}"));
             }
-            Err(error) => self.snapshot.state = StatementState::Failed(describe_error(&error)),
+            Err(error) => self.snapshot.state = StatementState::Failed(format!("{error:#}")),
         }
     }
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use super::cost_reader::CostSnapshot;
 use super::statement_reader::StatementSnapshot;
-use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, describe_error, run_worker, start_agent};
+use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
+use crate::errors;
 use crate::transmit::agent::{Command, Input, Update};
 use crate::worker::WorkerOptions;
 
@@ -128,9 +129,9 @@ pub fn spawn_supervisor(
 /// Checks what only the disk can tell (the rate card parses), then writes the config file.
 fn save(settings: &Settings) -> Result<(), SaveError> {
     if let Some(card) = &settings.config.worker.rate_card {
-        RateCard::load(Some(card)).map_err(|error| SaveError { key: Some("worker.rate_card"), message: error.to_string() })?;
+        RateCard::load(Some(card)).map_err(|error| SaveError { key: Some("worker.rate_card"), message: errors::chain(&error) })?;
     }
-    settings.config.save(&settings.config_path).map_err(|error| SaveError { key: None, message: error.to_string() })
+    settings.config.save(&settings.config_path).map_err(|error| SaveError { key: None, message: errors::chain(&error) })
 }
 
 /// The agent and the optional in-process worker of one set of settings.
@@ -162,7 +163,7 @@ impl Running {
                 Some(agent)
             }
             Err(error) => {
-                notifier.send(Event::AgentFailed(describe_error(&error)));
+                notifier.send(Event::AgentFailed(format!("{error:#}")));
                 None
             }
         };
@@ -217,7 +218,7 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> std::io::Result<(Arc
             run_worker(&settings, card, &options, true, &flag)
         };
         if let Err(error) = run() {
-            notifier.send(Event::BackgroundFailed(format!("billing worker: {}", describe_error(&error))));
+            notifier.send(Event::BackgroundFailed(format!("billing worker: {error:#}")));
         }
     })?;
     Ok((stop, handle))

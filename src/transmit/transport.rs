@@ -66,7 +66,7 @@ impl KafkaTransport {
                 self.pending = old.pending;
                 self.pending.extend(old.reports.try_iter());
             }
-            Err(error) => tracing::error!("starting a new producer: {error}"),
+            Err(error) => tracing::error!("starting a new producer: {}", crate::errors::chain(&error)),
         }
     }
 }

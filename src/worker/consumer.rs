@@ -39,7 +39,7 @@ impl ConsumerContext for ResumeFromLedger {
         let result = match event {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(error) = self.set_stored_offsets(partitions) {
-                    tracing::error!("reading stored offsets from {}: {error}", self.ledger_path.display());
+                    tracing::error!("reading stored offsets from {}: {}", self.ledger_path.display(), crate::errors::chain(&error));
                 }
                 tracing::info!("assigned {} partition(s): {}", partitions.count(), describe(partitions));
                 self.assigned.store(true, Ordering::SeqCst);

@@ -28,7 +28,7 @@ use crate::billing::biller::{Biller, BillerTotals, FreshLine};
 use crate::billing::budget::Budgets;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::feed::FeedError;
-use crate::kafka::{KafkaConfig, KafkaSetupError};
+use crate::kafka::{KafkaConfig, KafkaSetupError, Librdkafka};
 
 /// Why the worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,8 @@ pub enum WorkerError {
     #[error(transparent)]
     Setup(#[from] KafkaSetupError),
     /// Kafka failed while running.
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
+    #[error("the Kafka consumer of the usage topic failed")]
+    Kafka(#[source] Librdkafka),
     /// The ledger refused a write (disk full, I/O error): nothing past the last commit was stored.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -50,13 +50,19 @@ pub enum WorkerError {
     #[error("the broker refused the worker: {0}")]
     Refused(String),
     /// The system would not start one of the worker's threads (out of memory or thread limit).
-    #[error("cannot start the worker's {name} thread: {source}")]
+    #[error("cannot start the worker's {name} thread")]
     Thread {
         /// The thread.
         name: &'static str,
         /// What the system said.
         source: std::io::Error,
     },
+}
+
+impl From<KafkaError> for WorkerError {
+    fn from(error: KafkaError) -> Self {
+        WorkerError::Kafka(Librdkafka(error))
+    }
 }
 
 /// Whether `error` is the broker refusing access (an ACL or a failed login), not a passing fault.
@@ -146,9 +152,11 @@ pub fn run(
                     // The feed resumes from its cursor in the ledger, so a cursor not written now is
                     // caught up later; said once a batch, not five times a second.
                     Err(FeedError::Ledger(error)) if error.is_storage_fault() && between_batches => {
-                        tracing::debug!("cost feed: {error}; catching up later")
+                        tracing::debug!("publishing to the cost topic: {}; catching up later", crate::errors::chain(&error))
                     }
-                    Err(FeedError::Ledger(error)) if error.is_storage_fault() => tracing::warn!("cost feed: {error}; catching up later"),
+                    Err(FeedError::Ledger(error)) if error.is_storage_fault() => {
+                        tracing::warn!("publishing to the cost topic: {}; catching up later", crate::errors::chain(&error))
+                    }
                     other => other?,
                 }
             }

@@ -37,9 +37,10 @@ impl LedgerRetry {
     pub fn refused(&mut self, error: &LedgerError, waiting: usize, ledger: &Path) {
         if self.held.is_none() {
             tracing::error!(
-                "ledger {} refused a write: {error}; holding {waiting} message(s) unbilled and unacknowledged, \
+                "ledger {} refused a write: {}; holding {waiting} message(s) unbilled and unacknowledged, \
                  retrying every {LEDGER_RETRY:?}",
-                ledger.display()
+                ledger.display(),
+                crate::errors::chain(error)
             );
         }
         let since = self.held.map_or_else(Instant::now, |held| held.since);

@@ -388,7 +388,8 @@ fn a_principal_without_a_permission_is_told_which_and_does_not_hang() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "the refused feed stops the worker with an error:\n{stderr}");
         assert!(
-            stderr.contains("refused the cost feed") && stderr.contains(&format!("needs WRITE and DESCRIBE on the cost topic {costs}")),
+            stderr.contains("refused the worker's messages for the cost topic")
+                && stderr.contains(&format!("needs WRITE and DESCRIBE on the cost topic {costs}")),
             "the worker names the missing permission on the cost topic (WRITE elsewhere: {write_elsewhere}):\n{stderr}"
         );
         let billed = report_json(data.path());

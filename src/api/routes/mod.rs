@@ -1,12 +1,17 @@
 //! Routing and handlers: authorisation first, then the path, then the method, then the parameters.
+//! The statements' handlers are in `statements.rs`.
 //! Every answer is a 2xx or a 4xx; a ledger that is missing or unreadable gives empty data and says
 //! so in the `X-Usagebill-Ledger` header and on `/healthz`.
+
+mod statements;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
 
+use self::statements::StatementsCache;
+pub use self::statements::{STATEMENTS_FRESH_FOR, STATEMENTS_HEADER};
 use super::auth::ApiToken;
 use super::openapi::OPENAPI_DOCUMENT;
 use super::params::{Format, ParamError, Query, percent_decode, split_target};
@@ -15,6 +20,7 @@ use super::render::{self, ApiResponse, CsvRow, csv_table};
 use crate::billing::cost_engine::range;
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
+use crate::kafka::KafkaConfig;
 use crate::worker::WorkerMetrics;
 
 /// Header saying whether the data came from the ledger: `ok`, `missing` or `unavailable`.
@@ -37,6 +43,7 @@ pub struct ApiRequest<'a> {
 #[derive(Default)]
 pub struct LedgerCache {
     ledger: Option<Ledger>,
+    statements: StatementsCache,
 }
 
 /// Whether a response's data came from the ledger.
@@ -72,6 +79,9 @@ pub struct Api {
     pub metrics: Arc<WorkerMetrics>,
     /// The worker's rate card, for the graduated-tier adjustments `usagebill report` applies.
     pub card: RateCard,
+    /// The worker's cluster, whose statement topic holds the final statements; without one (the
+    /// unit tests, embedded mode) they are read from the ledger.
+    pub kafka: Option<KafkaConfig>,
 }
 
 enum Route<'a> {
@@ -83,6 +93,8 @@ enum Route<'a> {
     Metrics,
     Health,
     OpenApi,
+    Statements,
+    Statement(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -92,9 +104,13 @@ fn route(path: &str) -> Option<Route<'_>> {
         "/api/v1/gaps" => Route::Gaps,
         "/api/v1/quarantine" => Route::Quarantine,
         "/api/v1/openapi.json" => Route::OpenApi,
+        "/api/v1/statements" => Route::Statements,
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Health,
         _ => {
+            if let Some(number) = path.strip_prefix("/api/v1/statements/") {
+                return (!number.is_empty() && !number.contains('/')).then_some(Route::Statement(number));
+            }
             let id = path.strip_prefix("/api/v1/machines/")?.strip_suffix("/usage")?;
             if id.is_empty() || id.contains('/') {
                 return None;
@@ -132,6 +148,8 @@ impl Api {
             }
             Route::Health => Query::parse(raw_query, &[]).map(|_| self.health(cache)),
             Route::OpenApi => Query::parse(raw_query, &[]).map(|_| ApiResponse::new(200, render::JSON, OPENAPI_DOCUMENT)),
+            Route::Statements => self.statements(raw_query, cache),
+            Route::Statement(raw_number) => self.statement(raw_number, raw_query, cache),
         };
         answer.unwrap_or_else(|error| ApiResponse::bad_parameter(&error))
     }
@@ -219,7 +237,7 @@ impl Api {
                 Ok(ledger) => cache.ledger = Some(ledger),
                 Err(LedgerError::Missing(_)) => return (T::default(), LedgerState::Missing),
                 Err(error) => {
-                    tracing::warn!("api: {error}");
+                    tracing::warn!("api: {}", crate::errors::chain(&error));
                     return (T::default(), LedgerState::Unavailable);
                 }
             }
@@ -228,7 +246,7 @@ impl Api {
         match query(ledger) {
             Ok(value) => (value, LedgerState::Ok),
             Err(error) => {
-                tracing::warn!("api: reading {}: {error}", self.ledger_path.display());
+                tracing::warn!("api: reading {}: {}", self.ledger_path.display(), crate::errors::chain(&error));
                 // A fresh connection next time, in case this one is what went wrong.
                 cache.ledger = None;
                 (T::default(), LedgerState::Unavailable)

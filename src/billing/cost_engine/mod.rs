@@ -3,7 +3,7 @@
 //! API) comes from here, so no two of them can disagree.
 //!
 //! - [`CostEngine`] follows one ledger-schema file with one cursor. It keeps each machine's history
-//!   in hourly buckets ([`history`]) and the current period's graduated-tier sums
+//!   in hourly buckets (`history`) and the current period's graduated-tier sums
 //!   ([`running_tiers`]), both fed the same new lines, and computes [`CostSummary`]s from them: cost
 //!   today, this period and in earlier periods, the series the tabs chart, and the burn rates that
 //!   [`CostSummary::projection_at`] carries to the period's end.

@@ -3,7 +3,7 @@ use std::path::Path;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::biller::bill_records as bill;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::{RateCard, cpu_tiered_version};
 use crate::billing::report::{TimeRange, machine_totals};
@@ -25,16 +25,6 @@ fn hours(machine: &str, first_start: i64, seqs: std::ops::RangeInclusive<u64>) -
         ..UsageRecord::steady(machine, seq, UnixMillis(first_start), HOUR)
     })
     .collect()
-}
-
-fn bill(ledger_path: &Path, card: &RateCard, records: &[UsageRecord]) {
-    let mut biller = Biller::new(Ledger::open(ledger_path).unwrap(), card.clone());
-    let first = biller.ledger().offsets("u").unwrap().get(&0).copied().unwrap_or(0);
-    let messages: Vec<RawMessage> = (first..)
-        .zip(records)
-        .map(|(offset, record)| RawMessage { topic: "u".into(), partition: 0, offset, payload: Some(record.to_json()) })
-        .collect();
-    biller.bill(&messages).unwrap();
 }
 
 /// What `report` gives for `machine` over `[from, to)`: the flat total plus the tier adjustment.

@@ -58,10 +58,10 @@ pub enum LedgerError {
     #[error("no ledger at {0}: run `usagebill worker` (or the app) first, or pass --ledger / --data-dir")]
     Missing(String),
     /// The database refused (disk full, I/O error, locked).
-    #[error("ledger: {0}")]
+    #[error("SQLite failed on the ledger")]
     Sqlite(#[from] rusqlite::Error),
     /// The directory for the ledger cannot be created.
-    #[error("cannot create the directory for ledger {path}: {source}")]
+    #[error("cannot create the directory for ledger {path}")]
     CreateDir {
         /// The ledger file.
         path: String,

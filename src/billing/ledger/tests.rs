@@ -154,7 +154,7 @@ fn a_corrupt_stored_amount_is_an_error_that_names_it_in_every_reader() {
         )
         .unwrap();
     let named = |error: LedgerError, value: &str| {
-        let text = error.to_string();
+        let text = crate::errors::chain(&error);
         assert!(text.contains(&format!("stored amount \"{value}\" is not a decimal")), "{text}");
     };
     named(machine_totals(&ledger, TimeRange::default()).unwrap_err(), "twelve");

@@ -259,7 +259,7 @@ pub struct RateCard {
 #[derive(Debug, thiserror::Error)]
 pub enum RateCardError {
     /// The file cannot be read.
-    #[error("cannot read rate card {path}: {source}")]
+    #[error("cannot read rate card {path}")]
     Read {
         /// The file.
         path: String,

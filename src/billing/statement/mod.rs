@@ -15,6 +15,7 @@ pub mod compute;
 pub mod ledger_store;
 pub mod listing;
 pub mod period;
+pub mod render;
 pub mod seqs;
 pub mod verify;
 

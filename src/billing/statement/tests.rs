@@ -4,7 +4,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::biller::bill_records as bill;
 use crate::billing::cost_engine::range;
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::{RateCard, cpu_tiered_version};
@@ -40,16 +40,6 @@ fn november() -> Period {
 fn hours(machine: &str, period: Period, first_seq: u64, seqs: std::ops::RangeInclusive<u64>) -> Vec<UsageRecord> {
     let first_start = period.start().plus_millis(-((first_seq as i64 - 1) * HOUR));
     seqs.map(|seq| UsageRecord { cpu_pct: 30.0 + (seq % 9) as f64 * 7.0, ..UsageRecord::steady(machine, seq, first_start, HOUR) }).collect()
-}
-
-fn bill(path: &Path, card: &RateCard, records: &[UsageRecord]) {
-    let mut biller = Biller::new(Ledger::open(path).unwrap(), card.clone());
-    let first = biller.ledger().offsets("u").unwrap().get(&0).copied().unwrap_or(0);
-    let messages: Vec<RawMessage> = (first..)
-        .zip(records)
-        .map(|(offset, record)| RawMessage { topic: "u".into(), partition: 0, offset, payload: Some(record.to_json()) })
-        .collect();
-    biller.bill(&messages).unwrap();
 }
 
 fn tiered_card() -> RateCard {

@@ -101,7 +101,7 @@ pub fn spawn_publisher(
                 break;
             }
             let reason = match (outcome, viewed) {
-                (Err(error), _) | (_, Ok(Err(error))) => error.to_string(),
+                (Err(error), _) | (_, Ok(Err(error))) => crate::errors::chain(&error),
                 _ => "the feed view stopped".to_owned(),
             };
             tracing::warn!("summary publisher: {reason}; starting again in {}s", RETRY.as_secs());

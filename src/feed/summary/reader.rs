@@ -41,7 +41,7 @@ impl SummaryFeed {
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
         let partitions: Vec<i32> = metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect();
         if partitions.is_empty() {
-            return Err(FeedError::Invalid(format!("the summary topic {topic} does not exist yet (no worker has published)")));
+            return Err(FeedError::NoSummaryTopic(topic));
         }
         let mut assignment = TopicPartitionList::new();
         let mut start_ends = HashMap::new();

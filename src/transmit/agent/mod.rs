@@ -194,7 +194,7 @@ impl<T: Transport> Agent<T> {
         if !delivered.is_empty() {
             if let Err(error) = self.outbox.remove(&delivered, now) {
                 // They stay in the outbox and go again; the worker drops the duplicates.
-                tracing::error!("removing delivered records from the outbox: {error}");
+                tracing::error!("removing delivered records from the outbox: {}", crate::errors::chain(&error));
             }
             self.status.delivered_total += delivered.len() as u64;
             self.status.last_delivery = Some(DeliverySummary { at: now, records: delivered.len() as u64 });
@@ -234,7 +234,7 @@ impl<T: Transport> Agent<T> {
         let waiting = match self.outbox.waiting_after(self.offered_through, room) {
             Ok(waiting) => waiting,
             Err(error) => {
-                self.report(Problem::Outbox(error.to_string()));
+                self.report(Problem::Outbox(crate::errors::chain(&error)));
                 return;
             }
         };
@@ -252,7 +252,7 @@ impl<T: Transport> Agent<T> {
             // Marked before it is offered: the outbox bound merges only windows never offered, since
             // an offered one may have reached the broker. Unmarked, it is not offered.
             if let Err(error) = self.outbox.mark_attempted(seq) {
-                self.report(Problem::Outbox(error.to_string()));
+                self.report(Problem::Outbox(crate::errors::chain(&error)));
                 self.retry_at = Some(now.plus_millis(1_000));
                 break;
             }

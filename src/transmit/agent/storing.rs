@@ -22,7 +22,7 @@ impl<T: Transport> Agent<T> {
             }
             Err(error) => {
                 let held = self.held.len();
-                self.report(Problem::OutboxWrite { error: error.to_string(), disk_full: error.is_disk_full(), held });
+                self.report(Problem::OutboxWrite { error: crate::errors::chain(&error), disk_full: error.is_disk_full(), held });
                 while self.held.len() > MAX_HELD_IN_MEMORY {
                     merge_front(&mut self.held);
                 }
@@ -48,7 +48,7 @@ impl<T: Transport> Agent<T> {
                 );
             }
             Ok(_) => {}
-            Err(error) => tracing::error!("merging outbox windows: {error}"),
+            Err(error) => tracing::error!("merging outbox windows: {}", crate::errors::chain(&error)),
         }
     }
 }

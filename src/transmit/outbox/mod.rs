@@ -15,7 +15,7 @@ pub use self::merge::merge_pair;
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     /// The database refused (disk full, I/O error, damaged file).
-    #[error("outbox {path}: {source}")]
+    #[error("SQLite failed on outbox {path}")]
     Sqlite {
         /// The file.
         path: String,
@@ -49,7 +49,7 @@ pub enum OutboxError {
         detail: String,
     },
     /// The directory cannot be created.
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     CreateDir {
         /// The directory.
         path: String,

@@ -1,9 +1,7 @@
-use std::path::Path;
-
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::billing::biller::{Biller, RawMessage};
+use crate::billing::biller::bill_records as bill;
 use crate::billing::cost_engine::CostEngine;
 use crate::billing::cost_engine::tiers::adjustments;
 use crate::billing::rate_card::cpu_tiered_version;
@@ -49,15 +47,6 @@ fn hour(machine: &str, seq: u64) -> UsageRecord {
     }
 }
 
-fn bill(ledger_path: &Path, card: &RateCard, records: &[UsageRecord], first_offset: i64) {
-    let mut biller = Biller::new(Ledger::open(ledger_path).unwrap(), card.clone());
-    let messages: Vec<RawMessage> = (first_offset..)
-        .zip(records)
-        .map(|(offset, record)| RawMessage { topic: "u".into(), partition: 0, offset, payload: Some(record.to_json()) })
-        .collect();
-    biller.bill(&messages).unwrap();
-}
-
 /// Feeds `running` the ledger's rows after `after`, as the engine does; returns the last row fed.
 fn follow(running: &mut RunningTiers, ledger: &Ledger, after: i64) -> i64 {
     let lines = ledger.lines_after(after, usize::MAX).unwrap();
@@ -89,7 +78,7 @@ fn running_sums_refreshed_batch_by_batch_price_the_period_as_the_record_by_recor
     let now = UnixMillis(NEW_YEAR + 71 * 3_600_000);
     let (mut running, mut offset, mut seen) = (None, 0, 0);
     for batch in records.chunks(23) {
-        bill(&path, &card, batch, offset);
+        bill(&path, &card, batch);
         offset += batch.len() as i64;
         let ledger = Ledger::open_read_only(&path).unwrap();
         let running = running.get_or_insert_with(|| RunningTiers::load(&ledger, now, 0).unwrap());
@@ -111,8 +100,8 @@ fn versions_interleaved_within_a_day_fall_back_to_the_record_by_record_walk() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("ledger.db");
     let (odd, even): (Vec<UsageRecord>, Vec<UsageRecord>) = (1..=30).map(|seq| hour("m", seq)).partition(|record| record.seq % 2 == 1);
-    bill(&path, &RateCard::parse(&left, "left").unwrap(), &odd, 0);
-    bill(&path, &RateCard::parse(&right, "right").unwrap(), &even, 100);
+    bill(&path, &RateCard::parse(&left, "left").unwrap(), &odd);
+    bill(&path, &RateCard::parse(&right, "right").unwrap(), &even);
     let ledger = Ledger::open_read_only(&path).unwrap();
     let now = UnixMillis(NEW_YEAR + 29 * 3_600_000);
     let running = RunningTiers::load(&ledger, now, i64::MAX).unwrap();
@@ -126,7 +115,7 @@ fn a_card_without_tiers_keeps_no_sums_and_adjusts_nothing() {
     let card = RateCard::load(None).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("ledger.db");
-    bill(&path, &card, &[hour("m", 1)], 0);
+    bill(&path, &card, &[hour("m", 1)]);
     let ledger = Ledger::open_read_only(&path).unwrap();
     let mut engine = CostEngine::load(&ledger, card.clone(), UnixMillis(NEW_YEAR)).unwrap();
     engine.refresh(&ledger, UnixMillis(NEW_YEAR)).unwrap();
@@ -147,7 +136,7 @@ fn the_record_path_and_the_running_sums_walk_the_same_runs_to_the_identical_adju
     let records: Vec<UsageRecord> = (1..=250)
         .map(|seq| UsageRecord { cpu_pct: 40.0 + (seq % 7) as f64 * 8.5, ..UsageRecord::steady("m", seq, UnixMillis(NEW_YEAR), 1_000_000) })
         .collect();
-    bill(&path, &card, &records, 0);
+    bill(&path, &card, &records);
     let ledger = Ledger::open_read_only(&path).unwrap();
     let now = UnixMillis(NEW_YEAR + 250 * 1_000_000);
     let running = RunningTiers::load(&ledger, now, i64::MAX).unwrap();
