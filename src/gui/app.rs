@@ -84,7 +84,7 @@ impl UsageApp {
             usage: UsageView::default(),
             send: SendView::default(),
             costs: CostsView::default(),
-            statements: StatementsView,
+            statements: StatementsView::default(),
             settings_form,
         })
     }
@@ -113,7 +113,7 @@ impl UsageApp {
             Tab::Usage => self.usage.show(ui, &self.live),
             Tab::Send => self.send.show(ui, &self.live, &mut actions),
             Tab::Costs => self.costs.show(ui, &self.live),
-            Tab::Statements => self.statements.show(ui, &self.live),
+            Tab::Statements => self.statements.show(ui, &self.live, &mut actions),
             Tab::Settings => self.settings_form.show(ui, &self.settings, &mut actions),
         });
         for action in actions {
@@ -156,7 +156,7 @@ impl UsageApp {
         &self.costs
     }
 
-    /// The Statements tab.
+    /// The Statements tab and what its last file request came to.
     pub fn statements_view(&self) -> &StatementsView {
         &self.statements
     }
@@ -178,6 +178,7 @@ impl UsageApp {
                 Event::Agent(Update::Status(status)) => self.on_status(status),
                 Event::Costs(snapshot) => self.live.costs = snapshot,
                 Event::Statements(snapshot) => self.live.statements = *snapshot,
+                Event::StatementFile(file) => self.statements.on_file(file),
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
@@ -202,6 +203,7 @@ impl UsageApp {
     fn apply(&mut self, action: Action) {
         match action {
             Action::Agent(command) => self.background.command(command),
+            Action::Statements(request) => self.background.statements(request),
             Action::Apply(settings) => {
                 let overrides = self.overrides_to_keep();
                 self.pending_settings = Some((*settings).clone());

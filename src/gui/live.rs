@@ -4,7 +4,7 @@
 use super::history::History;
 use crate::runtime::Settings;
 use crate::runtime::cost_reader::CostSnapshot;
-use crate::runtime::statement_reader::StatementSnapshot;
+use crate::runtime::statement_reader::{StatementRequest, StatementSnapshot};
 use crate::transmit::agent::{AgentStatus, Command};
 
 /// What the background threads told the UI, as the views read it.
@@ -33,4 +33,6 @@ pub enum Action {
     Agent(Command),
     /// Save these settings and restart with them.
     Apply(Box<Settings>),
+    /// A request for the statement reader.
+    Statements(StatementRequest),
 }

@@ -1,14 +1,16 @@
 //! The Statements tab: this machine's account, the draft of its open period (what it comes to so
-//! far and how long until it closes), and its final statements, newest first. The statement reader
-//! thread reads them; this view only draws what it reported.
+//! far and how long until it closes), and its final statements, newest first, each with Open PDF
+//! and Export CSV. The statement reader thread reads them and writes the files; this view only
+//! draws what it reported and queues the person's requests.
 
 use eframe::egui;
 
 use super::format;
-use super::live::Live;
+use super::live::{Action, Live};
 use crate::billing::statement::StatementRow;
 use crate::record::UnixMillis;
-use crate::runtime::statement_reader::{StatementSnapshot, StatementState};
+use crate::runtime::statement_files::{FileKind, StatementFile, Written};
+use crate::runtime::statement_reader::{StatementRequest, StatementSnapshot, StatementState};
 
 /// The final statements' columns: header, width in points, and whether right-aligned (money is,
 /// so amounts line up by their last digit).
@@ -16,13 +18,52 @@ const COLUMNS: [(&str, f32, bool); 4] =
     [("Number", 80.0, false), ("Period", 80.0, false), ("Issued", 190.0, false), ("Total", 130.0, true)];
 const ROW_HEIGHT: f32 = 24.0;
 
-/// The Statements tab (it keeps no state of its own yet).
+/// What the last file request came to, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNotice {
+    /// What to say.
+    pub text: String,
+    /// Whether it reports a failure.
+    pub failed: bool,
+}
+
+/// The Statements tab's own state: the file request under way and what the last one came to.
 #[derive(Debug, Default)]
-pub struct StatementsView;
+pub struct StatementsView {
+    pending: Option<(u64, FileKind)>,
+    notice: Option<FileNotice>,
+}
 
 impl StatementsView {
-    /// Draws the tab.
-    pub fn show(&mut self, ui: &mut egui::Ui, live: &Live) {
+    /// What the last Open PDF or Export CSV came to.
+    pub fn notice(&self) -> Option<&FileNotice> {
+        self.notice.as_ref()
+    }
+
+    /// Takes the statement reader's answer to Open PDF or Export CSV.
+    pub fn on_file(&mut self, file: StatementFile) {
+        if self.pending == Some((file.number, file.kind)) {
+            self.pending = None;
+        }
+        let form = match file.kind {
+            FileKind::Pdf => "PDF",
+            FileKind::Csv => "CSV",
+        };
+        let number = file.number;
+        let (text, failed) = match file.outcome {
+            Ok((path, Written::Saved)) => (format!("Statement {number}'s {form} is saved at {}", path.display()), false),
+            Ok((path, Written::Opened)) => (format!("Statement {number}'s {form} is open; the file is {}", path.display()), false),
+            Ok((path, Written::NoOpener(opener))) => {
+                (format!("Statement {number}'s {form} is saved at {}; this system has no {opener} to open it with", path.display()), false)
+            }
+            Ok((path, Written::NotOpened(why))) => (format!("Statement {number}'s {form} is saved at {}, but {why}", path.display()), true),
+            Err(why) => (format!("Statement {number}'s {form} was not written: {why}"), true),
+        };
+        self.notice = Some(FileNotice { text, failed });
+    }
+
+    /// Draws the tab; file requests go to `actions`.
+    pub fn show(&mut self, ui: &mut egui::Ui, live: &Live, actions: &mut Vec<Action>) {
         let snapshot = &live.statements;
         self.state_line(ui, snapshot);
         let Some(machine) = snapshot.machine_id.as_deref().or(live.machine_id.as_deref()) else {
@@ -46,7 +87,14 @@ impl StatementsView {
         self.open_period(ui, snapshot);
         ui.add_space(8.0);
         ui.separator();
-        self.finals(ui, &snapshot.finals);
+        self.finals(ui, &snapshot.finals, actions);
+        if let Some((number, kind)) = self.pending {
+            let form = if kind == FileKind::Pdf { "PDF" } else { "CSV" };
+            ui.label(format!("Writing statement {number}'s {form}…"));
+        } else if let Some(notice) = &self.notice {
+            let colour = if notice.failed { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+            ui.colored_label(colour, &notice.text);
+        }
     }
 
     fn state_line(&self, ui: &mut egui::Ui, snapshot: &StatementSnapshot) {
@@ -92,7 +140,7 @@ impl StatementsView {
         }
     }
 
-    fn finals(&mut self, ui: &mut egui::Ui, finals: &[StatementRow]) {
+    fn finals(&mut self, ui: &mut egui::Ui, finals: &[StatementRow], actions: &mut Vec<Action>) {
         ui.label(egui::RichText::new("Final statements").strong().size(16.0));
         if finals.is_empty() {
             ui.label("None yet: a period's statement is issued, numbered, when the period closes (its end plus the grace period).");
@@ -110,18 +158,30 @@ impl StatementsView {
             finals.len(),
             |ui, visible| {
                 for row in &finals[visible] {
-                    self.final_row(ui, row);
+                    self.final_row(ui, row, actions);
                 }
             },
         );
     }
 
-    fn final_row(&mut self, ui: &mut egui::Ui, row: &StatementRow) {
+    fn final_row(&mut self, ui: &mut egui::Ui, row: &StatementRow, actions: &mut Vec<Action>) {
         let Some(number) = row.number else { return };
         ui.horizontal(|ui| {
             let cells = [format!("No. {number}"), row.period.clone(), format::instant(row.at), format::money(row.total, &row.currency)];
             for ((_, width, right), text) in COLUMNS.into_iter().zip(cells) {
                 cell(ui, width, right, text);
+            }
+            ui.add_space(16.0);
+            let busy = self.pending.is_some();
+            for (label, kind) in [("Open PDF", FileKind::Pdf), ("Export CSV", FileKind::Csv)] {
+                // One request at a time: the reader writes them in turn, and the notice speaks of one.
+                if ui.add_enabled(!busy, egui::Button::new(label)).clicked() {
+                    self.pending = Some((number, kind));
+                    self.notice = None;
+                    let request =
+                        if kind == FileKind::Pdf { StatementRequest::OpenPdf(number) } else { StatementRequest::ExportCsv(number) };
+                    actions.push(Action::Statements(request));
+                }
             }
         });
     }

@@ -54,6 +54,7 @@ impl Background {
         let (statement_requests, request_receiver) = mpsc::channel();
         let to_event = |news| match news {
             StatementNews::Read(snapshot) => Event::Statements(snapshot),
+            StatementNews::File(file) => Event::StatementFile(file),
         };
         let statement_thread =
             statement_reader::spawn(Arc::clone(&statement_query), request_receiver, Arc::clone(&statements_shown), move |news| {
@@ -107,7 +108,7 @@ impl Background {
         }
     }
 
-    /// Passes `request` to the statement reader; [`Event::Statements`] answers.
+    /// Passes `request` to the statement reader; [`Event::Statements`] or [`Event::StatementFile`] answers.
     pub fn statements(&self, request: StatementRequest) {
         if let Some(requests) = &self.statement_requests {
             let _ = requests.send(request);

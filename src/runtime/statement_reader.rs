@@ -1,5 +1,6 @@
 //! The desktop app's statement reader thread: it reads this machine's account, the draft of its open
-//! period and its final statements. In embedded mode everything comes from the local ledger; with brokers from
+//! period and its final statements, and writes a statement's PDF or CSV into the data dir when the
+//! Statements tab asks. In embedded mode everything comes from the local ledger; with brokers from
 //! the statement topic and the costs topic (see `runtime::statements`). It reads when the tab is
 //! opened and every [`REFRESH`] while it stays open; a failed read keeps what was read before.
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::statement_files::{self, FileKind, StatementFile};
 use super::{Settings, statements};
 use crate::billing::rate_card::RateCard;
 use crate::billing::statement::{Account, Period, Statement, StatementRow};
@@ -26,6 +28,10 @@ pub const REFRESH: Duration = Duration::from_secs(30);
 pub enum StatementRequest {
     /// Read the statements again now.
     Refresh,
+    /// Write final statement `number` as a PDF into the data dir and open it.
+    OpenPdf(u64),
+    /// Write final statement `number` as CSV into the data dir.
+    ExportCsv(u64),
 }
 
 /// What the reader reads for; shared with the thread, which takes a copy at each read.
@@ -86,10 +92,12 @@ pub struct StatementSnapshot {
 pub enum StatementNews {
     /// The statements, read again (or why they could not be).
     Read(Box<StatementSnapshot>),
+    /// A statement's file written (and opened), or why not.
+    File(StatementFile),
 }
 
 /// Starts the reader. It reads on [`StatementRequest::Refresh`] and then every [`REFRESH`] while
-/// `shown`; it hands each snapshot to `send` (false: the views are gone) and stops
+/// `shown`; it hands each snapshot and file outcome to `send` (false: the views are gone) and stops
 /// when `requests`' sender is dropped.
 pub fn spawn(
     query: Arc<Mutex<StatementQuery>>,
@@ -106,10 +114,18 @@ pub fn spawn(
         let mut asked = false;
         loop {
             let wait = due.map_or(Duration::from_secs(3600), |due| due.saturating_duration_since(Instant::now()));
-            match requests.recv_timeout(wait) {
-                Ok(StatementRequest::Refresh) => (due, asked) = (Some(Instant::now()), true),
-                Err(RecvTimeoutError::Timeout) => {}
+            let sent = match requests.recv_timeout(wait) {
+                Ok(StatementRequest::Refresh) => {
+                    (due, asked) = (Some(Instant::now()), true);
+                    true
+                }
+                Ok(StatementRequest::OpenPdf(number)) => send(StatementNews::File(reader.write(&query, number, FileKind::Pdf))),
+                Ok(StatementRequest::ExportCsv(number)) => send(StatementNews::File(reader.write(&query, number, FileKind::Csv))),
+                Err(RecvTimeoutError::Timeout) => true,
                 Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if !sent {
+                return;
             }
             if due.is_some_and(|due| Instant::now() >= due) {
                 // A closed tab does not keep the reader busy; opening it again asks for a read.
@@ -129,10 +145,11 @@ pub fn spawn(
     })
 }
 
-/// The last read.
+/// The last read, and the full final statements behind its rows (for writing their files).
 #[derive(Default)]
 struct Reader {
     snapshot: StatementSnapshot,
+    finals: Vec<Statement>,
 }
 
 /// One good read.
@@ -161,12 +178,24 @@ impl Reader {
                     skipped: read.skipped,
                     read_at: Some(now),
                 };
+                self.finals = read.finals;
             }
             Err(error) if !query.settings.embedded() && unreachable(&error) => {
                 self.snapshot.state = StatementState::Offline(format!("{error:#}"));
             }
             Err(error) => self.snapshot.state = StatementState::Failed(format!("{error:#}")),
         }
+    }
+
+    /// Writes final statement `number`'s file, from the statements of the last good read (the rows
+    /// the tab shows come from it).
+    fn write(&self, query: &Mutex<StatementQuery>, number: u64, kind: FileKind) -> StatementFile {
+        let data_dir = query.lock().expect("the statement query lock").settings.data_dir.clone();
+        let outcome = match self.finals.iter().find(|statement| statement.number == Some(number)) {
+            Some(statement) => statement_files::write(&data_dir.join("statements"), statement, kind),
+            None => Err(format!("statement {number} is not among the statements read for this machine's account")),
+        };
+        StatementFile { number, kind, outcome }
     }
 }
 

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::cost_reader::CostSnapshot;
+use super::statement_files::StatementFile;
 use super::statement_reader::StatementSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
@@ -57,6 +58,8 @@ pub enum Event {
     Costs(CostSnapshot),
     /// This machine's statements, read again (or why they could not be).
     Statements(Box<StatementSnapshot>),
+    /// A statement's file written (and opened), or why not.
+    StatementFile(StatementFile),
     /// The outcome of [`Control::Apply`]: the config file written, or why not.
     Saved(Result<PathBuf, SaveError>),
     /// The in-process billing worker stopped with an error.
@@ -85,8 +88,8 @@ impl Notifier {
     /// (a status, costs), so each second costs one frame, not two or three.
     pub fn send(&self, event: Event) -> bool {
         let reading = matches!(event, Event::Agent(Update::Reading(_)));
-        // Statements answer the person (the tab opened): they wake at once.
-        let asked = matches!(event, Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_));
+        // A statement event answers the person (a tab opened, a button clicked): it wakes at once.
+        let asked = matches!(event, Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_));
         let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
         let delivered = self.events.send(event).is_ok();
         if wake {

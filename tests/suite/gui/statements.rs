@@ -25,7 +25,7 @@ fn window(machine: &str, seq: u64, start: UnixMillis, millis: i64) -> UsageRecor
 }
 
 #[test]
-fn the_statements_tab_shows_the_closed_period_and_the_open_draft() {
+fn the_statements_tab_shows_the_closed_period_the_open_draft_and_exports_a_csv() {
     let data = tempfile::tempdir().unwrap();
     let settings = embedded_settings(data.path(), "desk-1");
     let now = UnixMillis::now();
@@ -65,6 +65,18 @@ fn the_statements_tab_shows_the_closed_period_and_the_open_draft() {
         assert_eq!(drafts[0].period, current.to_string());
         harness.get_by_label_contains(&format!("{} so far", format::money(drafts[0].total, &drafts[0].currency)));
     }
+
+    click(&mut harness, "Export CSV");
+    wait_for(&mut harness, "the CSV written", Duration::from_secs(10), |app| app.statements_view().notice().is_some());
+    let notice = app(&harness).statements_view().notice().unwrap().clone();
+    let path = data.path().join("statements").join(format!("statement-{number}.csv"));
+    assert!(!notice.failed && notice.text.contains(&path.display().to_string()), "{notice:?}");
+    // Named for its number; in it, the statement's lines: desk-1's, then the total.
+    let csv = std::fs::read_to_string(&path).unwrap();
+    let total_row = csv.lines().find(|line| line.starts_with("total,")).unwrap_or_default();
+    assert!(csv.lines().any(|line| line.starts_with(&format!("machine,{last},desk-1,"))), "{csv}");
+    assert!(total_row.contains(&format!(",{},{}", statement.totals.total, statement.currency)), "{csv}");
+    harness.get_by_label_contains(&path.display().to_string());
 }
 
 #[test]
