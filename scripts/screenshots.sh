@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces docs/screenshots/{usage,send,costs,settings}.png: runs the app under Xvfb in embedded
-# mode on a temp data dir, with two headless agents billed into the same ledger first so the Costs
-# tab has several machines, lets the charts fill for WARMUP seconds, then clicks each tab and grabs
-# the screen. With MEASURE_SECONDS=N it then reports the app's CPU % and RSS over N seconds on the
-# Usage tab (charts live).
+# Reproduces docs/screenshots/{usage,send,costs,statements,settings}.png: runs the app under Xvfb in
+# embedded mode on a temp data dir, with two headless agents billed into the same ledger first so the
+# Costs tab has several machines, and this machine's agent run under libfaketime in the two months
+# before this one, then closed, so the Statements tab has final statements; lets the charts fill for
+# WARMUP seconds, then clicks each tab and grabs the screen. With MEASURE_SECONDS=N it then reports
+# the app's CPU % and RSS over N seconds on the Usage tab (charts live).
 #
 #   scripts/screenshots.sh [BINARY] [WARMUP]     (defaults: target/release/usagebill, 60)
 #
-# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri (apt-get install them).
+# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime (apt-get install them).
 set -euo pipefail
 binary="$(realpath "${1:-$(dirname "$0")/../target/release/usagebill}")"
 cd "$(dirname "$0")/.."
@@ -44,8 +45,28 @@ export DISPLAY="$display"
 for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
 # A SASL password in the config shows how the Settings tab masks secrets.
-printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "5s"\n\n[kafka.properties]\n"sasl.username" = "desk-1"\n"sasl.password" = "not-shown-anywhere"\n' \
-    >"$data/app/config.toml"
+printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "5s"\n\n[billing]\naccounts = "%s"\n\n[kafka.properties]\n"sasl.username" = "desk-1"\n"sasl.password" = "not-shown-anywhere"\n' \
+    "$data/accounts.toml" >"$data/app/config.toml"
+printf '[[version]]\neffective_from = "2020-01-01T00:00:00Z"\n\n[[version.account]]\nid = "acme"\nname = "Acme Corp"\nmachines = ["desk-*", "rack-*"]\n' \
+    >"$data/accounts.toml"
+
+# This machine's agent, in the app's data dir (the app's agent carries on its seqs), on a wall clock
+# set to the middle of each of the two months before this one, then on the real one; heavy traffic
+# makes a few seconds cost cents. Then last month is closed, and the one before with it: two final
+# statements and this month's draft. On a month's first day last month is still in its grace period
+# and cannot close yet.
+printf '{"cpu_pct": 70, "mem_used_bytes": 6000000000, "net_rx_bytes_per_sec": 900000000, "net_tx_bytes_per_sec": 600000000}\n' \
+    >"$data/past.jsonl"
+this_month="$(date -u +%Y-%m-01)"
+for run in 40:12s 12:8s 0:4s; do
+    at="$(date -u -d "$this_month -${run%%:*} days" '+%Y-%m-%d 09:00:00')"
+    [ "${run%%:*}" = 0 ] && at="$(date -u '+%Y-%m-%d %H:%M:%S')"
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME="@$at" \
+        "$binary" --config "$data/app/config.toml" --data-dir "$data/app" agent --headless --interval 1s --sample-interval 250ms \
+        --run-for "${run##*:}" --readings "$data/past.jsonl" 2>/dev/null
+done
+"$binary" --config "$data/app/config.toml" --data-dir "$data/app" statement close --period "$(date -u -d "$this_month -1 day" +%Y-%m)" ||
+    echo "last month could not be closed yet: the Statements tab shows its draft"
 "$binary" --config "$data/app/config.toml" --data-dir "$data/app" 2>"$data/app.log" &
 app_pid=$!
 pids+=("$app_pid")
@@ -63,7 +84,9 @@ shoot() { sleep 0.5; import -window root "docs/screenshots/$1.png"; echo "docs/s
 click 30 16 && shoot usage
 click 94 16 && click 70 60 2 && shoot send
 click 150 16 && shoot costs
-click 222 16 && shoot settings
+# The Statements tab reads when opened; Export CSV on the newest statement shows where the file went.
+click 246 16 2 && click 659 206 2 && shoot statements
+click 341 16 && shoot settings
 
 if [ "$measure" -gt 0 ]; then
     click 30 16

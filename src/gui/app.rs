@@ -10,6 +10,7 @@ use super::costs_view::CostsView;
 use super::live::{Action, Live};
 use super::send_view::SendView;
 use super::settings_view::SettingsForm;
+use super::statements_view::StatementsView;
 use super::usage_view::UsageView;
 use crate::runtime::background::Background;
 use crate::runtime::supervisor::Event;
@@ -32,18 +33,21 @@ pub enum Tab {
     Send,
     /// Per-machine costs.
     Costs,
+    /// This machine's account's statements.
+    Statements,
     /// The configuration.
     Settings,
 }
 
 impl Tab {
-    const ALL: [Tab; 4] = [Tab::Usage, Tab::Send, Tab::Costs, Tab::Settings];
+    const ALL: [Tab; 5] = [Tab::Usage, Tab::Send, Tab::Costs, Tab::Statements, Tab::Settings];
 
     fn label(self) -> &'static str {
         match self {
             Tab::Usage => "Usage",
             Tab::Send => "Send",
             Tab::Costs => "Costs",
+            Tab::Statements => "Statements",
             Tab::Settings => "Settings",
         }
     }
@@ -60,6 +64,7 @@ pub struct UsageApp {
     usage: UsageView,
     send: SendView,
     costs: CostsView,
+    statements: StatementsView,
     settings_form: SettingsForm,
 }
 
@@ -79,6 +84,7 @@ impl UsageApp {
             usage: UsageView::default(),
             send: SendView::default(),
             costs: CostsView::default(),
+            statements: StatementsView::default(),
             settings_form,
         })
     }
@@ -107,12 +113,14 @@ impl UsageApp {
             Tab::Usage => self.usage.show(ui, &self.live),
             Tab::Send => self.send.show(ui, &self.live, &mut actions),
             Tab::Costs => self.costs.show(ui, &self.live),
+            Tab::Statements => self.statements.show(ui, &self.live, &mut actions),
             Tab::Settings => self.settings_form.show(ui, &self.settings, &mut actions),
         });
         for action in actions {
             self.apply(action);
         }
         self.background.show_readings(self.tab == Tab::Usage);
+        self.background.show_statements(self.tab == Tab::Statements);
         if let Some(remaining) = self.send.notice_remaining() {
             ui.ctx().request_repaint_after(remaining);
         }
@@ -148,6 +156,11 @@ impl UsageApp {
         &self.costs
     }
 
+    /// The Statements tab and what its last file request came to.
+    pub fn statements_view(&self) -> &StatementsView {
+        &self.statements
+    }
+
     fn drain_events(&mut self) {
         let events: Vec<Event> = self.background.events().collect();
         for event in events {
@@ -155,6 +168,7 @@ impl UsageApp {
                 // The new agent's first status may arrive before this event: it is kept. The old
                 // agent's statuses were cleared by `AgentStopped`, which they all preceded.
                 Event::AgentStarted { machine_id } => {
+                    self.background.machine_started(&machine_id);
                     self.live.machine_id = Some(machine_id);
                     self.live.agent_error = None;
                 }
@@ -163,6 +177,8 @@ impl UsageApp {
                 Event::Agent(Update::Reading(reading)) => self.live.history.push(reading),
                 Event::Agent(Update::Status(status)) => self.on_status(status),
                 Event::Costs(snapshot) => self.live.costs = snapshot,
+                Event::Statements(snapshot) => self.live.statements = *snapshot,
+                Event::StatementFile(file) => self.statements.on_file(file),
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
@@ -187,6 +203,7 @@ impl UsageApp {
     fn apply(&mut self, action: Action) {
         match action {
             Action::Agent(command) => self.background.command(command),
+            Action::Statements(request) => self.background.statements(request),
             Action::Apply(settings) => {
                 let overrides = self.overrides_to_keep();
                 self.pending_settings = Some((*settings).clone());

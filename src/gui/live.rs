@@ -4,6 +4,7 @@
 use super::history::History;
 use crate::runtime::Settings;
 use crate::runtime::cost_reader::CostSnapshot;
+use crate::runtime::statement_reader::{StatementRequest, StatementSnapshot};
 use crate::transmit::agent::{AgentStatus, Command};
 
 /// What the background threads told the UI, as the views read it.
@@ -21,6 +22,8 @@ pub struct Live {
     pub history: History,
     /// The latest costs.
     pub costs: CostSnapshot,
+    /// This machine's statements as last read.
+    pub statements: StatementSnapshot,
 }
 
 /// Something a view asks for; applied after the frame.
@@ -30,4 +33,6 @@ pub enum Action {
     Agent(Command),
     /// Save these settings and restart with them.
     Apply(Box<Settings>),
+    /// A request for the statement reader.
+    Statements(StatementRequest),
 }

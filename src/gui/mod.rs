@@ -1,8 +1,9 @@
 //! The desktop app (views only; the agent, the billing and the cost reading run on their own threads).
 //!
 //! [`UsageApp`] holds the state; one file per tab draws it ([`usage_view`], [`send_view`],
-//! [`costs_view`], [`settings_view`]) and `status_bar` sums it up. The threads behind them, which
-//! own every file and socket, are `runtime::background`'s; the views talk to them over channels.
+//! [`costs_view`], [`statements_view`], [`settings_view`]) and `status_bar` sums it up. The threads
+//! behind them, which own every file and socket, are `runtime::background`'s; the views talk to them
+//! over channels.
 
 mod app;
 pub mod costs_table;
@@ -12,6 +13,7 @@ pub mod history;
 mod live;
 pub mod send_view;
 pub mod settings_view;
+pub mod statements_view;
 mod status_bar;
 pub mod usage_view;
 

@@ -7,6 +7,8 @@ pub mod background;
 pub mod cost_reader;
 mod embedded;
 mod settings;
+pub mod statement_files;
+pub mod statement_reader;
 pub mod statements;
 pub mod supervisor;
 mod worker;

@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::cost_reader::CostSnapshot;
+use super::statement_files::StatementFile;
+use super::statement_reader::StatementSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
 use crate::errors;
@@ -54,6 +56,10 @@ pub enum Event {
     Agent(Update),
     /// Fresh costs.
     Costs(CostSnapshot),
+    /// This machine's statements, read again (or why they could not be).
+    Statements(Box<StatementSnapshot>),
+    /// A statement's file written (and opened), or why not.
+    StatementFile(StatementFile),
     /// The outcome of [`Control::Apply`]: the config file written, or why not.
     Saved(Result<PathBuf, SaveError>),
     /// The in-process billing worker stopped with an error.
@@ -82,7 +88,9 @@ impl Notifier {
     /// (a status, costs), so each second costs one frame, not two or three.
     pub fn send(&self, event: Event) -> bool {
         let reading = matches!(event, Event::Agent(Update::Reading(_)));
-        let wake = reading == self.readings_shown.load(Ordering::Relaxed) || matches!(event, Event::Saved(_) | Event::AgentFailed(_));
+        // A statement event answers the person (a tab opened, a button clicked): it wakes at once.
+        let asked = matches!(event, Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_));
+        let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
         let delivered = self.events.send(event).is_ok();
         if wake {
             (self.wake)();

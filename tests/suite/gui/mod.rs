@@ -7,6 +7,7 @@ mod agent;
 mod costs;
 mod packaging;
 mod settings;
+mod statements;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
