@@ -156,7 +156,7 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
     if !exists {
         return Ok((issued, skipped));
     }
-    let (_, end) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10))?;
+    let end = settled_end(kafka, &topic, &consumer)?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
@@ -183,6 +183,30 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
         }
     }
     Ok((issued, skipped))
+}
+
+/// How long a reader waits for a transaction on the statement topic to settle.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The end a read-committed reader reads to: the last stable offset, once it has reached the high
+/// watermark. A commit returns before its markers are written, so right after a close the last
+/// stable offset still stops before its statements; the reader waits for it, up to [`SETTLE`] (a
+/// closer holding its transaction open, or killed in it, is not waited for longer: what is
+/// committed is read).
+fn settled_end(kafka: &KafkaConfig, topic: &str, committed: &BaseConsumer) -> anyhow::Result<i64> {
+    let mut config = client_config(kafka, ClientRole::Consumer)?;
+    config.set("group.id", format!("usagebill-statements-reader-{}", std::process::id())).set("isolation.level", "read_uncommitted");
+    let uncommitted: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement reader", source))?;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        // A read-committed client is told the last stable offset, a read-uncommitted one the high watermark.
+        let (_, stable) = committed.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+        let (_, high) = uncommitted.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+        if stable >= high || Instant::now() >= deadline {
+            return Ok(stable);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The reader's next offset (0 before the first message).
