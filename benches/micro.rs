@@ -15,6 +15,7 @@ use usagebill::simulate::{Fleet, Profile, record_at};
 fn fleet(records: u64) -> Fleet {
     Fleet {
         machines: 100,
+        machine_prefix: usagebill::simulate::DEFAULT_MACHINE_PREFIX.into(),
         records,
         window: Duration::from_secs(10),
         profile: Profile::Random,

@@ -176,6 +176,10 @@ pub struct SimulateArgs {
     /// Simulated machines.
     #[arg(long, default_value_t = 10)]
     pub machines: u32,
+    /// What the machines' names start with: PREFIX00001 upwards (several simulated groups can
+    /// share one topic under different prefixes).
+    #[arg(long, default_value = crate::simulate::DEFAULT_MACHINE_PREFIX, value_name = "PREFIX")]
+    pub machine_prefix: String,
     /// Records in all.
     #[arg(long, default_value_t = 1000)]
     pub records: u64,

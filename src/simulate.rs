@@ -18,11 +18,17 @@ pub enum Profile {
     Random,
 }
 
+/// What simulated machines are named by default: `sim-00001` upwards.
+pub const DEFAULT_MACHINE_PREFIX: &str = "sim-";
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct Fleet {
-    /// Machines, named `sim-00001` upwards.
+    /// Machines, named `{machine_prefix}00001` upwards.
     pub machines: u32,
+    /// What each machine's name starts with ([`DEFAULT_MACHINE_PREFIX`] unless told), so several
+    /// simulated groups can share one topic.
+    pub machine_prefix: String,
     /// Records in all, spread round-robin over the machines.
     pub records: u64,
     /// Length of each window.
@@ -35,13 +41,20 @@ pub struct Fleet {
     pub start: UnixMillis,
 }
 
+impl Fleet {
+    /// The name of machine `machine` (0-based): the prefix and its 1-based number in five digits.
+    pub fn machine_name(&self, machine: u64) -> String {
+        format!("{}{:05}", self.machine_prefix, machine + 1)
+    }
+}
+
 /// Record `index` (0-based) of the fleet: machine `index % machines`, seq `index / machines + 1`.
 pub fn record_at(fleet: &Fleet, index: u64) -> UsageRecord {
     let machine = index % u64::from(fleet.machines);
     let seq = index / u64::from(fleet.machines) + 1;
     let window_millis = fleet.window.as_millis() as i64;
     let seconds = window_millis as u64 / 1000;
-    let steady = UsageRecord::steady(&format!("sim-{:05}", machine + 1), seq, fleet.start, window_millis);
+    let steady = UsageRecord::steady(&fleet.machine_name(machine), seq, fleet.start, window_millis);
     let mut record = UsageRecord { trigger: Trigger::Replay, ..steady };
     if fleet.profile == Profile::Random {
         let mut random = SplitMix64(fleet.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -197,6 +210,7 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
     // One malformed message after every `every` records; any a short fleet had no room for go last.
     let every = (fleet.records / variations.malformed.max(1)).max(1);
     let malformed_inline = (fleet.records / every).min(variations.malformed);
+    let malformed_key = format!("{}malformed", fleet.machine_prefix);
     for index in 0..fleet.records {
         let record = if variations.live {
             let record = live_record_at(fleet, index);
@@ -215,11 +229,11 @@ pub fn produce_with(kafka: &KafkaConfig, fleet: &Fleet, rate: u64, variations: V
         }
         sender.send(&record.machine_id, &record.to_json(), index);
         if index % every == every - 1 && index / every < malformed_inline {
-            sender.send("sim-malformed", &malformed_message(fleet, index / every), index);
+            sender.send(&malformed_key, &malformed_message(fleet, index / every), index);
         }
     }
     for number in malformed_inline..variations.malformed {
-        sender.send("sim-malformed", &malformed_message(fleet, number), fleet.records + number);
+        sender.send(&malformed_key, &malformed_message(fleet, number), fleet.records + number);
     }
     progress.finish_and_clear();
     // Waits for every report: each message is delivered or times out after message.timeout.ms.
@@ -282,7 +296,15 @@ mod tests {
     use super::*;
 
     fn fleet(profile: Profile) -> Fleet {
-        Fleet { machines: 3, records: 10, window: Duration::from_secs(5), profile, seed: 42, start: UnixMillis(1_767_225_600_000) }
+        Fleet {
+            machines: 3,
+            machine_prefix: DEFAULT_MACHINE_PREFIX.into(),
+            records: 10,
+            window: Duration::from_secs(5),
+            profile,
+            seed: 42,
+            start: UnixMillis(1_767_225_600_000),
+        }
     }
 
     #[test]
@@ -299,6 +321,14 @@ mod tests {
             }
         }
         assert!(records.iter().all(|record| record.validate().is_ok()));
+    }
+
+    #[test]
+    fn machines_are_named_by_the_prefix() {
+        let fleet = Fleet { machine_prefix: "acme-".into(), ..fleet(Profile::Constant) };
+        let names: Vec<String> = (0..4).map(|index| record_at(&fleet, index).machine_id).collect();
+        assert_eq!(names, ["acme-00001", "acme-00002", "acme-00003", "acme-00001"]);
+        assert_eq!(record_at(&self::tests::fleet(Profile::Constant), 1).machine_id, "sim-00002", "sim- by default");
     }
 
     #[test]
@@ -340,6 +370,7 @@ mod tests {
     fn a_live_fleet_staggers_machines_and_keeps_windows_contiguous() {
         let fleet = Fleet {
             machines: 4,
+            machine_prefix: DEFAULT_MACHINE_PREFIX.into(),
             records: 12,
             window: Duration::from_secs(2),
             profile: Profile::Constant,

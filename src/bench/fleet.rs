@@ -35,6 +35,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     let kafka = kafka(broker, "throughput");
     let fleet = Fleet {
         machines: 1_000,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
         records: options.worker_records,
         window: Duration::from_secs(10),
         profile: Profile::Random,
@@ -125,6 +126,7 @@ fn prototype_worker(broker: &BenchBroker, scratch: &std::path::Path, records: u6
     let kafka = kafka(broker, "prototype");
     let fleet = Fleet {
         machines: 100,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
         records,
         window: Duration::from_secs(10),
         profile: Profile::Random,
@@ -174,7 +176,15 @@ pub fn latency(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
     std::thread::sleep(Duration::from_secs(3));
     let machines = options.latency_machines.max(1);
     let records = u64::from(machines) * u64::from(options.latency_seconds);
-    let fleet = Fleet { machines, records, window: Duration::from_secs(1), profile: Profile::Constant, seed: 0, start: UnixMillis::now() };
+    let fleet = Fleet {
+        machines,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
+        records,
+        window: Duration::from_secs(1),
+        profile: Profile::Constant,
+        seed: 0,
+        start: UnixMillis::now(),
+    };
     simulate::produce_with(&kafka, &fleet, 0, Variations { live: true, ..Variations::default() })?;
     worker.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
     let ledger = Ledger::open_read_only(&path)?;

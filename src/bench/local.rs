@@ -16,7 +16,15 @@ use crate::simulate::{Fleet, Profile, record_at};
 use crate::transmit::outbox::Outbox;
 
 fn fleet(machines: u32, records: u64) -> Fleet {
-    Fleet { machines, records, window: Duration::from_secs(10), profile: Profile::Random, seed: 7, start: UnixMillis(1_767_225_600_000) }
+    Fleet {
+        machines,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
+        records,
+        window: Duration::from_secs(10),
+        profile: Profile::Random,
+        seed: 7,
+        start: UnixMillis(1_767_225_600_000),
+    }
 }
 
 fn per_second(count: u64, elapsed: Duration) -> f64 {

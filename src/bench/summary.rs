@@ -40,13 +40,20 @@ pub fn measure(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) ->
     let history = u64::from(size.machines) * u64::from(size.days) * 24;
     let now = UnixMillis::now();
     let start = UnixMillis((now.0 / HOUR - i64::from(size.days) * 24) * HOUR);
-    let fleet =
-        Fleet { machines: size.machines, records: history, window: Duration::from_secs(3600), profile: Profile::Random, seed: 5, start };
+    let fleet = Fleet {
+        machines: size.machines,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
+        records: history,
+        window: Duration::from_secs(3600),
+        profile: Profile::Random,
+        seed: 5,
+        start,
+    };
     simulate::produce(&kafka, &fleet, 0)?;
     let scratch = tempfile::tempdir_in(&options.scratch)?;
     let ledger_path = scratch.path().join("ledger.db");
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in()), Arc::clone(&stop))?;
+    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in(), None), Arc::clone(&stop))?;
     let biller = Biller::new(Ledger::open(&ledger_path)?, RateCard::built_in());
     let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
     let worker = std::thread::spawn(move || {
@@ -237,7 +244,7 @@ fn send_live(kafka: &KafkaConfig, size: FleetSize, per_machine: u64) -> anyhow::
             let seq = next_seq.entry(machine).or_insert(per_machine);
             *seq += 1;
             let end = UnixMillis::now();
-            let name = format!("sim-{:05}", machine + 1);
+            let name = format!("{}{:05}", crate::simulate::DEFAULT_MACHINE_PREFIX, machine + 1);
             let steady = UsageRecord::steady(&name, 1, end.plus_millis(-1_000), 1_000);
             let record = UsageRecord { seq: *seq, trigger: Trigger::Interval, ..steady };
             producer.send(&kafka.topic, &name, &record.to_json(), tick)?;

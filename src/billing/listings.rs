@@ -156,6 +156,7 @@ mod tests {
         use crate::simulate::{Fleet, Profile, record_at};
         let fleet = Fleet {
             machines: 1,
+            machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
             records: 10,
             window: std::time::Duration::from_secs(10),
             profile: Profile::Constant,

@@ -105,6 +105,7 @@ mod tests {
     fn billed_ledger(directory: &std::path::Path) -> Ledger {
         let fleet = Fleet {
             machines: 4,
+            machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
             records: 200,
             window: std::time::Duration::from_secs(7),
             profile: Profile::Random,

@@ -226,12 +226,17 @@ pub fn simulate(common: &CommonArgs, args: SimulateArgs) -> anyhow::Result<ExitC
     anyhow::ensure!(args.window.0 >= Duration::from_millis(1), "--window {}: must be at least 1ms", args.window);
     let fleet = Fleet {
         machines: args.machines,
+        machine_prefix: args.machine_prefix.clone(),
         records: args.records,
         window: args.window.0,
         profile: args.profile,
         seed: args.seed,
         start: parse_time("--start", &args.start)?,
     };
+    let last_name = fleet.machine_name(u64::from(fleet.machines) - 1);
+    if let Err(reason) = crate::record::validate_machine_id(&last_name) {
+        anyhow::bail!("--machine-prefix {:?}: the machines would be named up to {last_name:?}, but {reason}", fleet.machine_prefix);
+    }
     let began = Instant::now();
     let variations = simulate::Variations { jitter_pct: args.jitter, malformed: args.malformed, live: args.live };
     let delivered = simulate::produce_with(&settings.config.kafka, &fleet, args.rate, variations)?;

@@ -263,6 +263,7 @@ mod tests {
     fn cost_message() -> FeedMessage {
         let fleet = Fleet {
             machines: 2,
+            machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
             records: 3,
             window: std::time::Duration::from_secs(10),
             profile: Profile::Random,

@@ -41,6 +41,7 @@ const CLOSED_SCHEMA: &str = "usagebill.period-closed.v1";
 pub struct KafkaStatements {
     kafka: KafkaConfig,
     topic: String,
+    issuer: String,
     producer: BaseProducer,
 }
 
@@ -59,7 +60,7 @@ impl KafkaStatements {
         let mut config = client_config(kafka, ClientRole::Producer)?;
         config.set("transactional.id", transactional_id(issuer)).set("enable.idempotence", "true").set("acks", "all");
         let producer: BaseProducer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement producer", source))?;
-        Ok(KafkaStatements { kafka: kafka.clone(), topic, producer })
+        Ok(KafkaStatements { kafka: kafka.clone(), topic, issuer: issuer.to_owned(), producer })
     }
 
     fn send(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
@@ -80,15 +81,14 @@ impl KafkaStatements {
 
 impl StatementStore for KafkaStatements {
     fn begin(&mut self) -> anyhow::Result<Issued> {
-        self.producer
-            .init_transactions(TRANSACTION_TIMEOUT)
-            .map_err(|error| anyhow::anyhow!("taking the statement closer's transactional id: {error}"))?;
+        self.producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|error| {
+            anyhow::anyhow!("taking the statement closer's transactional id {}: {error}", transactional_id(&self.issuer))
+        })?;
         Ok(read_issued(&self.kafka)?.0)
     }
 
     fn commit(&mut self, period: Period, statements: &[Statement]) -> anyhow::Result<()> {
-        self.producer.begin_transaction()?;
-        let written = || -> Result<(), KafkaError> {
+        let written = self.producer.begin_transaction().and_then(|()| {
             for statement in statements {
                 self.send(&statement.key(), &statement.canonical_bytes())?;
             }
@@ -98,18 +98,42 @@ impl StatementStore for KafkaStatements {
                 numbers: statements.iter().filter_map(|statement| statement.number).collect(),
             };
             self.send(&format!("{CLOSED_KEY_PREFIX}{period}"), &serde_json::to_vec(&mark).expect("a mark serialises"))?;
+            pause_before_commit(&self.producer);
             self.producer.commit_transaction(TRANSACTION_TIMEOUT)
-        };
-        if let Err(error) = written() {
-            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
-            let fenced = matches!(&error, KafkaError::Transaction(rdkafka_error) if rdkafka_error.code() == RDKafkaErrorCode::ProducerFenced || rdkafka_error.code() == RDKafkaErrorCode::InvalidProducerEpoch);
-            if fenced {
-                anyhow::bail!("another closer took over (this one was fenced); nothing of {period} was issued by this one");
-            }
-            return Err(anyhow::anyhow!("writing the statements of {period}: {error}"));
+        });
+        let Err(error) = written else { return Ok(()) };
+        if self.fenced(&error) {
+            anyhow::bail!(
+                "another closer of issuer {:?} took over (this one was fenced: {error}); nothing of {period} was issued by this one",
+                self.issuer
+            );
         }
-        Ok(())
+        let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+        Err(anyhow::anyhow!("writing the statements of {period} to {}: {error}", self.topic))
     }
+}
+
+impl KafkaStatements {
+    /// Whether `error` (or the producer's fatal error, which a fenced producer raises) says another
+    /// producer of the same transactional id took over.
+    fn fenced(&self, error: &KafkaError) -> bool {
+        const FENCING: [RDKafkaErrorCode; 3] =
+            [RDKafkaErrorCode::Fenced, RDKafkaErrorCode::ProducerFenced, RDKafkaErrorCode::InvalidProducerEpoch];
+        error.rdkafka_error_code().is_some_and(|code| FENCING.contains(&code))
+            || self.producer.client().fatal_error().is_some_and(|(code, _)| FENCING.contains(&code))
+    }
+}
+
+/// The test hook that holds a close with its transaction open: with
+/// `USAGEBILL_TEST_HOLD_STATEMENT_COMMIT_MS` set, the statements are delivered (uncommitted) and
+/// the commit waits that long, so a test can kill the closer mid-transaction.
+const HOLD_COMMIT_ENV: &str = "USAGEBILL_TEST_HOLD_STATEMENT_COMMIT_MS";
+
+fn pause_before_commit(producer: &BaseProducer) {
+    let Some(millis) = std::env::var(HOLD_COMMIT_ENV).ok().and_then(|text| text.parse::<u64>().ok()) else { return };
+    let _ = producer.flush(TRANSACTION_TIMEOUT);
+    tracing::warn!("{HOLD_COMMIT_ENV} is set: holding the statement transaction open for {millis} ms");
+    std::thread::sleep(Duration::from_millis(millis));
 }
 
 /// Every committed statement and closed mark on the statement topic (none when it does not exist
@@ -131,7 +155,7 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
     if !exists {
         return Ok((issued, skipped));
     }
-    let (_, end) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10))?;
+    let end = settled_end(kafka, &topic, &consumer)?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
@@ -155,6 +179,30 @@ pub fn read_issued(kafka: &KafkaConfig) -> anyhow::Result<(Issued, Vec<String>)>
         }
     }
     Ok((issued, skipped))
+}
+
+/// How long a reader waits for a transaction on the statement topic to settle.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The end a read-committed reader reads to: the last stable offset, once it has reached the high
+/// watermark. A commit returns before its markers are written, so right after a close the last
+/// stable offset still stops before its statements; the reader waits for it, up to [`SETTLE`] (a
+/// closer holding its transaction open, or killed in it, is not waited for longer: what is
+/// committed is read).
+fn settled_end(kafka: &KafkaConfig, topic: &str, committed: &BaseConsumer) -> anyhow::Result<i64> {
+    let mut config = client_config(kafka, ClientRole::Consumer)?;
+    config.set("group.id", format!("usagebill-statements-reader-{}", std::process::id())).set("isolation.level", "read_uncommitted");
+    let uncommitted: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the statement reader", source))?;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        // A read-committed client is told the last stable offset, a read-uncommitted one the high watermark.
+        let (_, stable) = committed.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+        let (_, high) = uncommitted.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+        if stable >= high || Instant::now() >= deadline {
+            return Ok(stable);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The reader's next offset (0 before the first message).

@@ -30,7 +30,13 @@ pub fn run_worker(
     // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
     let summaries_stop = Arc::new(AtomicBool::new(false));
     let summaries = if publish_feed {
-        let summary_options = summary::options_for(&settings.ledger_path(), card.clone());
+        // Its leader closes the periods whose grace has passed, as `usagebill statement close` would.
+        let closing = summary::ClosingOptions {
+            accounts: settings.accounts().clone(),
+            issuer: settings.issuer().to_owned(),
+            grace: settings.grace(),
+        };
+        let summary_options = summary::options_for(&settings.ledger_path(), card.clone(), Some(closing));
         let publisher = summary::spawn_publisher(&settings.config.kafka, summary_options, Arc::clone(&summaries_stop));
         Some(publisher.context("starting the summary publisher's thread")?)
     } else {

@@ -17,6 +17,7 @@ mod properties;
 mod proxy;
 mod secrets;
 mod security;
+mod statements;
 mod summary;
 mod time_truth;
 mod util;

@@ -5,11 +5,13 @@
 //! desktop's book keeps the newest of each machine. See docs/billing.md.
 
 mod book;
+mod closing;
 mod publish;
 mod reader;
 mod table;
 
 pub use self::book::{SummaryBook, SummaryOffer};
+pub use self::closing::ClosingOptions;
 pub use self::publish::{COALESCE, PublisherOptions, PublisherTotals, options_for, spawn_publisher, view_path_for};
 pub use self::reader::{SummaryFeed, read_until_caught_up};
 pub use self::table::{SummaryRow, render, rows};

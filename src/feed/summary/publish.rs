@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::closing::{Closer, ClosingOptions};
 use crate::billing::cost_engine::{CostEngine, Refreshed};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
@@ -39,13 +40,15 @@ const BACKLOG_HOLD: Duration = Duration::from_secs(5);
 /// this keeps each machine's latest summary recent and the estimate's clock current).
 const REPUBLISH_ALL: Duration = Duration::from_secs(600);
 
-/// Where the publisher keeps its view, and what it prices tiers with.
+/// Where the publisher keeps its view, what it prices tiers with, and how it closes periods.
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
     /// The view of the whole cost feed (created if missing), e.g. beside the worker's ledger.
     pub view_path: PathBuf,
     /// The rate card (its graduated tiers).
     pub card: RateCard,
+    /// When set, the leader closes the periods whose grace has passed (see [`super::closing`]).
+    pub closing: Option<ClosingOptions>,
 }
 
 /// What a publisher did.
@@ -120,7 +123,9 @@ fn wait_or_stop(stop: &AtomicBool, wait: Duration) {
 }
 
 struct Publisher {
+    kafka: KafkaConfig,
     options: PublisherOptions,
+    closer: Option<Closer>,
     topic: String,
     election: BaseConsumer,
     producer: ReportingProducer,
@@ -155,6 +160,8 @@ impl Publisher {
         let (sender, deliveries) = mpsc::channel();
         let producer = ReportingProducer::new(kafka, feed::CONTENT_TYPE, sender)?;
         Ok(Publisher {
+            kafka: kafka.clone(),
+            closer: options.closing.clone().map(Closer::new),
             options,
             topic,
             election,
@@ -180,6 +187,9 @@ impl Publisher {
                     if let Some(started) = self.start_term()? {
                         self.totals.terms += 1;
                         tracing::info!("summary publisher: leading; republishing every machine");
+                        if let Some(closer) = self.closer.as_mut() {
+                            closer.start_term();
+                        }
                         term = Some(started);
                     }
                 }
@@ -192,6 +202,9 @@ impl Publisher {
             self.take_deliveries(term.as_mut());
             if let Some(term) = term.as_mut() {
                 self.publish_changes(term)?;
+                if let Some(closer) = self.closer.as_mut() {
+                    closer.check_if_due(&self.kafka, &self.election, &term.view, &self.options.card);
+                }
             }
         }
         let _ = self.producer.flush(Duration::from_secs(5));
@@ -277,7 +290,8 @@ impl Publisher {
     }
 }
 
-/// `PublisherOptions` for a worker: the view beside its ledger.
-pub fn options_for(ledger: &Path, card: RateCard) -> PublisherOptions {
-    PublisherOptions { view_path: view_path_for(ledger), card }
+/// `PublisherOptions` for a worker: the view beside its ledger; with `closing`, its leader closes
+/// periods.
+pub fn options_for(ledger: &Path, card: RateCard, closing: Option<ClosingOptions>) -> PublisherOptions {
+    PublisherOptions { view_path: view_path_for(ledger), card, closing }
 }
