@@ -124,15 +124,7 @@ fn prototype_worker(broker: &BenchBroker, scratch: &std::path::Path, records: u6
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     let kafka = kafka(broker, "prototype");
-    let fleet = Fleet {
-        machines: 100,
-        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
-        records,
-        window: Duration::from_secs(10),
-        profile: Profile::Random,
-        seed: 7,
-        start: UnixMillis(1_767_225_600_000),
-    };
+    let fleet = super::fleet(100, records);
     simulate::produce(&kafka, &fleet, 0)?;
     let path = scratch.join("prototype.db");
     rusqlite::Connection::open(&path)?.execute_batch("CREATE TABLE usage (machine TEXT, cpu REAL, mem REAL, cost REAL)")?;

@@ -4,28 +4,16 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use super::{BenchOptions, Figure, thousands};
+use super::{BenchOptions, Figure, fleet, thousands};
 use crate::billing::biller::{Biller, RawMessage};
 use crate::billing::cost_engine::{CostEngine, range};
 use crate::billing::ledger::Ledger;
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::TimeRange;
-use crate::record::{UnixMillis, UsageRecord};
-use crate::simulate::{Fleet, Profile, record_at};
+use crate::record::UsageRecord;
+use crate::simulate::record_at;
 use crate::transmit::outbox::Outbox;
-
-fn fleet(machines: u32, records: u64) -> Fleet {
-    Fleet {
-        machines,
-        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
-        records,
-        window: Duration::from_secs(10),
-        profile: Profile::Random,
-        seed: 7,
-        start: UnixMillis(1_767_225_600_000),
-    }
-}
 
 fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)

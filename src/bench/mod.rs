@@ -135,6 +135,20 @@ pub fn render(figures: &[Figure]) -> String {
 }
 
 /// `12345.6` as `12,346`.
+/// The bench's simulated fleet: `machines` machines, `records` ten-second windows of random load from
+/// 2026-01-01, the same for a seed, so every run measures the same records.
+fn fleet(machines: u32, records: u64) -> crate::simulate::Fleet {
+    crate::simulate::Fleet {
+        machines,
+        machine_prefix: crate::simulate::DEFAULT_MACHINE_PREFIX.into(),
+        records,
+        window: std::time::Duration::from_secs(10),
+        profile: crate::simulate::Profile::Random,
+        seed: 7,
+        start: crate::record::UnixMillis(1_767_225_600_000),
+    }
+}
+
 fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
