@@ -83,6 +83,30 @@ impl Serialize for HumanDuration {
     }
 }
 
+/// How long a billing period lasts: a calendar month (the default), an ISO week (Monday to
+/// Monday) or a day, all in UTC. Written in the config as `period = "month"`, `"week"` or `"day"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodLength {
+    /// A calendar month.
+    #[default]
+    Month,
+    /// An ISO week, starting Monday 00:00 UTC.
+    Week,
+    /// A day, starting 00:00 UTC.
+    Day,
+}
+
+impl fmt::Display for PeriodLength {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            PeriodLength::Month => "month",
+            PeriodLength::Week => "week",
+            PeriodLength::Day => "day",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,11 +79,11 @@ machines = ["alpha"]
 /// Closes January 2026 in the ledger's statement store: statement 1 is Acme's (alpha), 2 the
 /// unassigned account's (beta).
 fn close_january(ledger: &Ledger, card: &RateCard) {
-    use crate::billing::statement::{Accounts, DEFAULT_GRACE, LedgerStatements, Period, Sources, close_period};
+    use crate::billing::statement::{Accounts, Cycle, LedgerStatements, Period, Sources, close_period};
     let accounts = Accounts::parse(ACCOUNTS, "accounts.toml").unwrap();
-    let sources = Sources { ledger, card, accounts: &accounts, issuer: "Example Billing Ltd", grace: DEFAULT_GRACE, named_by: None };
+    let sources = Sources { ledger, card, accounts: &accounts, issuer: "Example Billing Ltd", cycle: Cycle::DEFAULT, named_by: None };
     let january = Period::parse("2026-01").unwrap();
-    let issued = close_period(&mut LedgerStatements::new(ledger), &sources, january, january, january.closes_at(DEFAULT_GRACE)).unwrap();
+    let issued = close_period(&mut LedgerStatements::new(ledger), &sources, january, january, Cycle::DEFAULT.closes_at(january)).unwrap();
     assert_eq!(issued.iter().map(|statement| statement.number).collect::<Vec<_>>(), [Some(1), Some(2)]);
 }
 

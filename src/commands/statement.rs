@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::{init_logging, resolve_settings};
 use crate::billing::rate_card::RateCard;
 use crate::billing::statement::render::{statement_csv, statement_pdf};
-use crate::billing::statement::{Period, Statement, StatementRow, render_rows};
+use crate::billing::statement::{Statement, StatementRow, render_rows};
 use crate::cli::{CommonArgs, StatementCommand, StatementFormat};
 use crate::record::UnixMillis;
 use crate::runtime::{Settings, statements};
@@ -21,7 +21,7 @@ pub fn run(common: &CommonArgs, command: StatementCommand) -> anyhow::Result<Exi
     let card = |flag: &Option<PathBuf>| RateCard::load(flag.as_deref().or(settings.config.worker.rate_card.as_deref()));
     match command {
         StatementCommand::Close { period, account, rate_card } => {
-            let period = Period::parse(&period)?;
+            let period = settings.cycle().parse(&period)?;
             let closed = statements::close(&settings, &card(&rate_card)?, period, UnixMillis::now())?;
             let rows: Vec<StatementRow> = closed
                 .iter()
@@ -32,7 +32,7 @@ pub fn run(common: &CommonArgs, command: StatementCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         StatementCommand::List { account, period, format, rate_card } => {
-            let period = period.as_deref().map(Period::parse).transpose()?;
+            let period = period.as_deref().map(|text| settings.cycle().parse(text)).transpose()?;
             let (issued, skipped) = statements::issued(&settings)?;
             warn_skipped(&skipped);
             let drafts = statements::open_drafts(&settings, &card(&rate_card)?, &issued, UnixMillis::now())?;

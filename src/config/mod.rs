@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::duration::HumanDuration;
+pub use crate::duration::{HumanDuration, PeriodLength};
 pub use crate::kafka::KafkaConfig;
 use crate::kafka::secret;
 
@@ -79,6 +79,9 @@ pub struct BillingConfig {
     pub accounts: Option<PathBuf>,
     /// Who issues the statements (their header; numbers are gapless per issuer).
     pub issuer: String,
+    /// How long a billing period lasts: `"month"` (calendar months, the default), `"week"` (ISO
+    /// weeks from Monday) or `"day"`, in UTC. Fixed per issuer once a period has closed.
+    pub period: PeriodLength,
     /// How long after its end a period closes; records of the period arriving later are billed
     /// as adjustments on the next statement.
     pub grace: HumanDuration,
@@ -91,7 +94,13 @@ pub struct BillingConfig {
 
 impl Default for BillingConfig {
     fn default() -> Self {
-        BillingConfig { accounts: None, issuer: "usagebill".into(), grace: HumanDuration::from_secs(86_400), budgets: BTreeMap::new() }
+        BillingConfig {
+            accounts: None,
+            issuer: "usagebill".into(),
+            period: PeriodLength::Month,
+            grace: HumanDuration::from_secs(86_400),
+            budgets: BTreeMap::new(),
+        }
     }
 }
 

@@ -5,10 +5,8 @@
 
 use std::path::PathBuf;
 
-use std::time::Duration;
-
 use crate::billing::budget::{BudgetError, Budgets};
-use crate::billing::statement::Accounts;
+use crate::billing::statement::{Accounts, Cycle};
 use crate::config::{Config, ConfigError};
 use crate::transmit::rule::ThresholdRule;
 
@@ -80,9 +78,9 @@ impl Settings {
         &self.config.billing.issuer
     }
 
-    /// How long after its end a period closes.
-    pub fn grace(&self) -> Duration {
-        self.config.billing.grace.0
+    /// How long billing periods last and how long after its end one closes.
+    pub fn cycle(&self) -> Cycle {
+        Cycle { length: self.config.billing.period, grace: self.config.billing.grace.0 }
     }
 
     /// No brokers: the whole chain runs in this process.

@@ -217,8 +217,8 @@ fn stored_machine_id(settings: &Settings) -> Option<String> {
 }
 
 fn read(settings: &Settings, machine_id: Option<&str>, now: UnixMillis) -> anyhow::Result<Read> {
-    let current = Period::holding(now);
-    let open = OpenPeriod { period: current, closes_at: current.closes_at(settings.grace()) };
+    let current = settings.cycle().period_of(now);
+    let open = OpenPeriod { period: current, closes_at: settings.cycle().closes_at(current) };
     let account = machine_id.map(|machine| settings.accounts().account_of(machine, current.start()));
     // Embedded mode before the first record is billed: no ledger, so no statements (opening one
     // here would make the file under the agent's feet).

@@ -27,7 +27,7 @@ fn source_path(settings: &Settings) -> anyhow::Result<PathBuf> {
 }
 
 fn sources<'a>(settings: &'a Settings, ledger: &'a Ledger, card: &'a RateCard) -> Sources<'a> {
-    Sources { ledger, card, accounts: settings.accounts(), issuer: settings.issuer(), grace: settings.grace(), named_by: None }
+    Sources { ledger, card, accounts: settings.accounts(), issuer: settings.issuer(), cycle: settings.cycle(), named_by: None }
 }
 
 /// Every final statement and closed period, and the stored statements that failed their checks
@@ -43,12 +43,12 @@ pub fn issued(settings: &Settings) -> anyhow::Result<(Issued, Vec<String>)> {
 /// Closes `period` at `now`, and every earlier period with usage not closed yet, in order; returns
 /// `period`'s final statements.
 pub fn close(settings: &Settings, card: &RateCard, period: Period, now: UnixMillis) -> anyhow::Result<Vec<Statement>> {
-    let closes_at = period.closes_at(settings.grace());
+    let closes_at = settings.cycle().closes_at(period);
     anyhow::ensure!(now >= closes_at, "period {period} cannot close before {closes_at} (its end plus the grace period)");
     let ledger =
         if settings.embedded() { Ledger::open(&source_path(settings)?)? } else { Ledger::open_read_only(&source_path(settings)?)? };
     let sources = sources(settings, &ledger, card);
-    let first = first_period_with_usage(&ledger)?.unwrap_or(period);
+    let first = first_period_with_usage(&ledger, settings.cycle())?.unwrap_or(period);
     let closed = if settings.embedded() {
         close_period(&mut LedgerStatements::new(&ledger), &sources, first, period, now)?
     } else {
@@ -62,9 +62,11 @@ pub fn close(settings: &Settings, card: &RateCard, period: Period, now: UnixMill
 pub fn open_drafts(settings: &Settings, card: &RateCard, issued: &Issued, now: UnixMillis) -> anyhow::Result<Vec<Statement>> {
     let ledger = Ledger::open_read_only(&source_path(settings)?)?;
     let sources = sources(settings, &ledger, card);
-    let current = Period::holding(now);
+    let current = settings.cycle().period_of(now);
     let mut drafts = Vec::new();
-    if !issued.is_closed(current.previous()) && first_period_with_usage(&ledger)?.is_some_and(|first| first <= current.previous()) {
+    if !issued.is_closed(current.previous())
+        && first_period_with_usage(&ledger, settings.cycle())?.is_some_and(|first| first <= current.previous())
+    {
         drafts.extend(statement::drafts(&sources, current.previous(), issued, None)?);
     }
     drafts.extend(statement::drafts(&sources, current, issued, None)?);

@@ -34,7 +34,7 @@ pub fn run_worker(
         let closing = summary::ClosingOptions {
             accounts: settings.accounts().clone(),
             issuer: settings.issuer().to_owned(),
-            grace: settings.grace(),
+            cycle: settings.cycle(),
         };
         let summary_options = summary::options_for(&settings.ledger_path(), card.clone(), Some(closing));
         let publisher = summary::spawn_publisher(&settings.config.kafka, summary_options, Arc::clone(&summaries_stop));

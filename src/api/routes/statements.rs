@@ -89,7 +89,7 @@ impl Api {
                 Period::parse(text).map_err(|_| ParamError {
                     name: "period".into(),
                     value: text.into(),
-                    expected: "a month written YYYY-MM, e.g. 2026-11".into(),
+                    expected: "a period: a month YYYY-MM (2026-11), an ISO week YYYY-Www (2026-W48) or a day YYYY-MM-DD".into(),
                 })
             })
             .transpose()?;

@@ -141,6 +141,19 @@ pub enum CloseError {
         /// When it may close.
         closes_at: UnixMillis,
     },
+    /// The issuer closed periods of another length before.
+    #[error(
+        "period {period} is a {}, but this issuer already closed {closed}, a {}: periods of two lengths would overlap; set billing.period back to {}",
+        period.length(),
+        closed.length(),
+        closed.length()
+    )]
+    OtherLength {
+        /// The period asked for.
+        period: Period,
+        /// A closed period of another length.
+        closed: Period,
+    },
     /// The drafts cannot be computed.
     #[error("computing the statements of {period}")]
     Compute {
@@ -172,16 +185,20 @@ pub fn close_period(
     period: Period,
     now: UnixMillis,
 ) -> Result<Vec<Statement>, CloseError> {
-    let closes_at = period.closes_at(sources.grace);
+    let closes_at = sources.cycle.closes_at(period);
     if now < closes_at {
         return Err(CloseError::NotYet { period, closes_at });
     }
     let mut issued = store.begin().map_err(|source| CloseError::Store { period, source })?;
+    // Periods of two lengths would overlap, and a record could be billed on both.
+    if let Some(closed) = issued.closed_periods().find(|closed| closed.length() != period.length()) {
+        return Err(CloseError::OtherLength { period, closed });
+    }
     let mut closing = first.min(period);
     while closing <= period {
         if !issued.is_closed(closing) {
             let drafts = drafts(sources, closing, &issued, None).map_err(|source| CloseError::Compute { period: closing, source })?;
-            let issued_at = closing.closes_at(sources.grace);
+            let issued_at = sources.cycle.closes_at(closing);
             let mut number = issued.next_number();
             let finals: Vec<Statement> = drafts
                 .into_iter()

@@ -3,13 +3,12 @@
 //! earlier period already closed, the records that arrived after its statement was issued.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use rust_decimal::Decimal;
 
 use super::accounts::{Account, Accounts};
 use super::close::Issued;
-use super::period::Period;
+use super::period::{Cycle, Period};
 use super::seqs::SeqSet;
 use super::{AdjustmentLine, FlatAmounts, MachineLine, QUANTITY_DIGITS, Quantities, STATEMENT_SCHEMA, Statement, Status, Totals};
 use crate::billing::cost_engine::tiers::{self, quantity};
@@ -32,8 +31,8 @@ pub struct Sources<'a> {
     pub accounts: &'a Accounts,
     /// Who bills.
     pub issuer: &'a str,
-    /// How long after its end a period closes.
-    pub grace: Duration,
+    /// How long periods last and when they close.
+    pub cycle: Cycle,
     /// When set, only the records these statements name count (verifying a statement derives it
     /// again from the records it billed, whatever arrived since).
     pub named_by: Option<&'a Issued>,
@@ -41,7 +40,7 @@ pub struct Sources<'a> {
 
 impl Sources<'_> {
     fn counts(&self, record: &UsageRecord) -> bool {
-        self.named_by.is_none_or(|issued| issued.names(Period::holding(record.start), &record.machine_id, record.seq))
+        self.named_by.is_none_or(|issued| issued.names(self.cycle.period_of(record.start), &record.machine_id, record.seq))
     }
 }
 
@@ -116,7 +115,7 @@ fn usage_by_period(sources: &Sources<'_>, wanted: &BTreeSet<Period>) -> Result<B
         let Some(last) = rows.last() else { break };
         after = last.row_id;
         for stored in &rows {
-            let period = Period::holding(stored.record.start);
+            let period = sources.cycle.period_of(stored.record.start);
             if wanted.contains(&period) && sources.counts(&stored.record) {
                 usage.entry((period, stored.record.machine_id.clone())).or_default().add(stored);
             }
@@ -269,7 +268,7 @@ fn statement(
         period,
         period_start: period.start(),
         period_end: period.end(),
-        closes_at: period.closes_at(sources.grace),
+        closes_at: sources.cycle.closes_at(period),
         issued_at: None,
         currency,
         minor_unit_digits,
@@ -284,7 +283,7 @@ fn statement(
 }
 
 /// The period of the earliest window `ledger` billed, if any (from the hourly rollups).
-pub fn first_period_with_usage(ledger: &Ledger) -> Result<Option<Period>, LedgerError> {
+pub fn first_period_with_usage(ledger: &Ledger, cycle: Cycle) -> Result<Option<Period>, LedgerError> {
     let machines = crate::billing::ledger::rollup::aggregate_by_machine(ledger.connection(), i64::MIN, i64::MAX)?;
-    Ok(machines.values().map(|aggregate| aggregate.min_start).min().map(Period::holding))
+    Ok(machines.values().map(|aggregate| aggregate.min_start).min().map(|start| cycle.period_of(start)))
 }

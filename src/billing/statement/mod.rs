@@ -28,7 +28,7 @@ pub use self::close::{CloseError, Issued, StatementStore, close_period};
 pub use self::compute::{ComputeError, Sources, drafts};
 pub use self::ledger_store::LedgerStatements;
 pub use self::listing::{StatementRow, render_rows};
-pub use self::period::{DEFAULT_GRACE, Period, PeriodError};
+pub use self::period::{Cycle, CycleError, Period, PeriodError, PeriodLength};
 pub use self::seqs::SeqSet;
 pub use self::verify::verify;
 use crate::billing::price::round_for_display;

@@ -76,7 +76,7 @@ impl Fixture {
     }
 
     fn sources<'a>(&'a self, ledger: &'a Ledger) -> Sources<'a> {
-        Sources { ledger, card: &self.card, accounts: &self.accounts, issuer: "Example Billing Ltd", grace: DEFAULT_GRACE, named_by: None }
+        Sources { ledger, card: &self.card, accounts: &self.accounts, issuer: "Example Billing Ltd", cycle: Cycle::DEFAULT, named_by: None }
     }
 }
 
@@ -89,7 +89,7 @@ fn closing_numbers_each_accounts_statement_in_order_and_its_lines_equal_the_repo
     let fixture = Fixture::new();
     let ledger = Ledger::open(&fixture.path).unwrap();
     let sources = fixture.sources(&ledger);
-    let now = november().closes_at(DEFAULT_GRACE);
+    let now = Cycle::DEFAULT.closes_at(november());
     let mut store = LedgerStatements::new(&ledger);
     let statements = close_period(&mut store, &sources, october(), november(), now).unwrap();
     // October closed first (numbers 1–3), then November (4–6): acme, beta, unassigned.
@@ -131,7 +131,7 @@ fn closing_numbers_each_accounts_statement_in_order_and_its_lines_equal_the_repo
 fn late_records_of_a_closed_period_are_adjustments_on_the_next_statement_and_the_final_never_changes() {
     let fixture = Fixture::new();
     let ledger = Ledger::open(&fixture.path).unwrap();
-    let now = october().closes_at(DEFAULT_GRACE);
+    let now = Cycle::DEFAULT.closes_at(october());
     let october_finals = close_period(&mut LedgerStatements::new(&ledger), &fixture.sources(&ledger), october(), october(), now).unwrap();
     let stored_before = LedgerStatements::new(&ledger).bytes(1).unwrap().unwrap();
     // Late for October: acme-1 seqs 201–210 (more core-hours, deeper in the tier), and beta-1's 151.
@@ -160,7 +160,7 @@ fn late_records_of_a_closed_period_are_adjustments_on_the_next_statement_and_the
     assert_eq!(acme.totals.total, acme.totals.machines + acme.totals.adjustments);
     assert_eq!(november_drafts[1].adjustments[0].seqs.to_string(), "151");
     // Closing November issues them; October's final is untouched, byte for byte.
-    let november_finals = close_period(&mut store, &sources, october(), november(), november().closes_at(DEFAULT_GRACE)).unwrap();
+    let november_finals = close_period(&mut store, &sources, october(), november(), Cycle::DEFAULT.closes_at(november())).unwrap();
     assert_eq!(november_finals[0].adjustments, acme.adjustments);
     assert_eq!(LedgerStatements::new(&ledger).bytes(1).unwrap().unwrap(), stored_before);
     // Billed once: December's draft holds no adjustment for them any more.
@@ -188,7 +188,7 @@ fn altered_bytes_fail_to_parse() {
         &fixture.sources(&ledger),
         october(),
         october(),
-        october().closes_at(DEFAULT_GRACE),
+        Cycle::DEFAULT.closes_at(october()),
     )
     .unwrap();
     let bytes = finals[0].canonical_bytes();
@@ -206,7 +206,7 @@ fn altered_bytes_fail_to_parse() {
 fn a_final_statement_verifies_after_late_records_and_an_altered_one_names_its_differences() {
     let fixture = Fixture::new();
     let ledger = Ledger::open(&fixture.path).unwrap();
-    let now = november().closes_at(DEFAULT_GRACE);
+    let now = Cycle::DEFAULT.closes_at(november());
     close_period(&mut LedgerStatements::new(&ledger), &fixture.sources(&ledger), october(), november(), now).unwrap();
     // Records that arrive late change what a new derivation of October sees, not what statement 1 billed.
     bill(&fixture.path, &fixture.card, &hours("acme-1", october(), 1, 201..=205));

@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use crate::billing::ledger::Ledger;
 use crate::billing::rate_card::RateCard;
 use crate::billing::statement::compute::first_period_with_usage;
-use crate::billing::statement::{Accounts, Period, Sources, Statement, close_period};
+use crate::billing::statement::{Accounts, Cycle, Period, Sources, Statement, close_period};
 use crate::feed::statements::{KafkaStatements, read_issued};
 use crate::kafka::KafkaConfig;
 use crate::record::UnixMillis;
@@ -33,8 +33,8 @@ pub struct ClosingOptions {
     pub accounts: Accounts,
     /// Who issues the statements.
     pub issuer: String,
-    /// How long after its end a period closes.
-    pub grace: Duration,
+    /// How long periods last and when they close.
+    pub cycle: Cycle,
 }
 
 /// The leader's closer: when it next looks.
@@ -94,9 +94,9 @@ impl Closer {
         card: &RateCard,
         now: UnixMillis,
     ) -> anyhow::Result<Checked> {
-        let grace = self.options.grace;
-        let Some(first) = first_period_with_usage(view)? else { return Ok(Checked::Nothing) };
-        let latest = latest_closable(now, grace);
+        let cycle = self.options.cycle;
+        let Some(first) = first_period_with_usage(view, cycle)? else { return Ok(Checked::Nothing) };
+        let latest = cycle.latest_closable(now);
         if latest < first {
             return Ok(Checked::Nothing);
         }
@@ -120,7 +120,7 @@ impl Closer {
         if ends.iter().any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end) {
             return Ok(Checked::ViewBehind);
         }
-        let sources = Sources { ledger: view, card, accounts: &self.options.accounts, issuer: &self.options.issuer, grace, named_by: None };
+        let sources = Sources { ledger: view, card, accounts: &self.options.accounts, issuer: &self.options.issuer, cycle, named_by: None };
         let mut closed = Vec::new();
         for period in pending {
             let mut store = KafkaStatements::new(kafka, &self.options.issuer)?;
@@ -130,15 +130,6 @@ impl Closer {
         drop(snapshot);
         Ok(Checked::Closed(closed))
     }
-}
-
-/// The latest period whose close time has passed at `now`.
-fn latest_closable(now: UnixMillis, grace: Duration) -> Period {
-    let mut period = Period::holding(now);
-    while period.closes_at(grace) > now {
-        period = period.previous();
-    }
-    period
 }
 
 /// The end (high watermark) of each partition of the costs topic.
@@ -162,19 +153,4 @@ fn describe(statements: &[Statement]) -> String {
     let accounts: Vec<String> =
         statements.iter().map(|statement| format!("{} {} {}", statement.account.id, statement.totals.total, statement.currency)).collect();
     format!("{} final statement(s), numbers {low}..={high}: {}", statements.len(), accounts.join(", "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_latest_closable_period_is_the_last_whose_end_plus_grace_has_passed() {
-        let at = |text: &str| UnixMillis::parse_rfc3339(text).unwrap();
-        let day = Duration::from_secs(86_400);
-        assert_eq!(latest_closable(at("2026-12-03T00:00:00Z"), day).to_string(), "2026-11");
-        assert_eq!(latest_closable(at("2026-12-01T23:59:59Z"), day).to_string(), "2026-10");
-        assert_eq!(latest_closable(at("2026-12-02T00:00:00Z"), day).to_string(), "2026-11", "closes at its close time");
-        assert_eq!(latest_closable(at("2026-12-03T00:00:00Z"), 40 * day).to_string(), "2026-09");
-    }
 }

@@ -5,7 +5,6 @@ use rust_decimal::Decimal;
 use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
-use usagebill::billing::statement::Period;
 use usagebill::gui::format;
 use usagebill::record::{UnixMillis, UsageRecord};
 use usagebill::runtime::statement_reader::StatementState;
@@ -35,7 +34,8 @@ fn the_statements_tab_shows_the_closed_period_the_open_draft_and_exports_a_csv()
     let data = tempfile::tempdir().unwrap();
     let settings = embedded_settings(data.path(), "desk-1");
     let now = UnixMillis::now();
-    let (current, last) = (Period::holding(now), Period::holding(now).previous());
+    let cycle = settings.cycle();
+    let (current, last) = (cycle.period_of(now), cycle.period_of(now).previous());
     // A day of hourly windows in the middle of last month, and this month's 10-minute windows that
     // ended before now (none in a month's first minutes: then the tab says nothing is billed yet).
     let mut records: Vec<UsageRecord> =
@@ -44,7 +44,7 @@ fn the_statements_tab_shows_the_closed_period_the_open_draft_and_exports_a_csv()
     records.extend(recent.zip(25..).map(|(start, seq)| window("desk-1", seq, start, 600_000)));
     bill(&settings.ledger_path(), &records);
     // Closed as the CLI closes it; on a month's first day, before the grace ends, as if at its close.
-    let closes_at = last.closes_at(settings.grace());
+    let closes_at = cycle.closes_at(last);
     let closed = statements::close(&settings, &RateCard::built_in(), last, now.max(closes_at)).unwrap();
     assert_eq!(closed.len(), 1, "one account, the default one: {closed:?}");
     let statement = closed[0].clone();
@@ -62,7 +62,7 @@ fn the_statements_tab_shows_the_closed_period_the_open_draft_and_exports_a_csv()
     harness.get_by_label(&last.to_string());
     harness.get_by_label(&format::money(statement.totals.total, &statement.currency));
     // The open period closes a day after this month ends; the tab counts the whole days left.
-    let left = (current.closes_at(Duration::from_secs(86_400)).0 - UnixMillis::now().0) / (24 * HOUR);
+    let left = (cycle.closes_at(current).0 - UnixMillis::now().0) / (24 * HOUR);
     let left = if left == 1 { "1 day left".to_owned() } else { format!("{left} days left") };
     harness.get_by_label_contains(&left);
     let drafts = app(&harness).live().statements.drafts.clone();

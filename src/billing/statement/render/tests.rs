@@ -51,7 +51,7 @@ fn sample(machines: usize) -> Statement {
         period,
         period_start: period.start(),
         period_end: period.end(),
-        closes_at: period.closes_at(super::super::DEFAULT_GRACE),
+        closes_at: super::super::Cycle::DEFAULT.closes_at(period),
         issued_at: None,
         currency: "EUR".into(),
         minor_unit_digits: 2,
