@@ -9,6 +9,8 @@ use crate::kafka::KafkaConfig;
 use crate::kafka::{KafkaSetupError, ReportingProducer, ensure_topic};
 use crate::record::{Trigger, UnixMillis, UsageRecord};
 
+mod office;
+
 /// How simulated machines behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
@@ -16,6 +18,11 @@ pub enum Profile {
     Constant,
     /// Levels and volumes drawn from the seed.
     Random,
+    /// Office machines in their own time zones: busy on weekday working hours (09–17), idle early
+    /// and in the evening (08–09, 17–20), asleep at night, at weekends, on their zone's holidays
+    /// and their user's days off, with a level that varies by day and noise on every window; one
+    /// machine in twenty is always on.
+    Office,
 }
 
 /// What simulated machines are named by default: `sim-00001` upwards.
@@ -56,6 +63,9 @@ pub fn record_at(fleet: &Fleet, index: u64) -> UsageRecord {
     let seconds = window_millis as u64 / 1000;
     let steady = UsageRecord::steady(&fleet.machine_name(machine), seq, fleet.start, window_millis);
     let mut record = UsageRecord { trigger: Trigger::Replay, ..steady };
+    if fleet.profile == Profile::Office {
+        return office::record(fleet.seed, machine, record);
+    }
     if fleet.profile == Profile::Random {
         let mut random = SplitMix64(fleet.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         record.cpu_pct = (random.next() % 100_001) as f64 / 1000.0;
@@ -145,10 +155,10 @@ pub fn malformed_message(fleet: &Fleet, number: u64) -> Vec<u8> {
 }
 
 /// A small, well-known generator: the same seed gives the same fleet on every machine.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
