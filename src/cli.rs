@@ -64,6 +64,26 @@ pub enum Command {
     /// Close billing periods, and list, show and verify statements.
     #[command(subcommand)]
     Statement(StatementCommand),
+    /// Test the forecast against history: `--backtest`.
+    Forecast(ForecastArgs),
+}
+
+/// `usagebill forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// Replay every calendar month the history holds whole: at each of its days, forecast each
+    /// machine's month from what was known then, and compare with what it billed.
+    #[arg(long, required = true)]
+    pub backtest: bool,
+    /// Ledger file; default: `worker.ledger` or `ledger.db` in the data dir.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Read the cost feed instead: materialise `kafka.cost_topic` into `feed.db` in the data dir first.
+    #[arg(long, conflicts_with = "ledger")]
+    pub from_feed: bool,
+    /// Output form: the table of days 3, 10 and 20, or every day as CSV or JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }
 
 /// `usagebill agent`.
@@ -229,7 +249,7 @@ pub enum StatementCommand {
     /// Close a period (and every earlier one with usage still open): its drafts become final,
     /// numbered statements. Idempotent: closing a closed period prints its statements again.
     Close {
-        /// The period, `YYYY-MM`.
+        /// The period: `YYYY-MM` (a month), or with `billing.period` set, `YYYY-Www` or `YYYY-MM-DD`.
         #[arg(long, value_name = "YYYY-MM")]
         period: String,
         /// Print only this account's statement (the period closes for every account at once).
@@ -244,7 +264,7 @@ pub enum StatementCommand {
         /// Only this account's.
         #[arg(long, value_name = "ID")]
         account: Option<String>,
-        /// Only this period's, `YYYY-MM`.
+        /// Only this period's (`YYYY-MM`, `YYYY-Www` or `YYYY-MM-DD`, as `billing.period` says).
         #[arg(long, value_name = "YYYY-MM")]
         period: Option<String>,
         /// Output form.

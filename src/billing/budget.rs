@@ -1,5 +1,6 @@
-//! Per-machine budgets: a machine whose projected cost for the period crosses its budget raises an
-//! alert. The projection is the cost engine's, the one the Costs tab shows. The worker logs the
+//! Per-machine budgets: a machine whose forecast cost for the period crosses its budget raises an
+//! alert naming the day it is expected to. The forecast is the cost engine's, the one the Costs tab
+//! shows. The worker logs the
 //! alert, stores it in its ledger and publishes it on the costs topic; views store it too.
 
 use std::collections::HashSet;
@@ -119,13 +120,14 @@ impl AlertTracker {
         let mut alerts = Vec::new();
         for summary in engine.summaries(ledger, &budgeted, now)? {
             let Some(budget) = budgets.for_machine(&summary.machine_id) else { continue };
-            let projected = summary.projection_at(now).estimate;
-            if projected > budget.amount && self.raised.insert((summary.machine_id.clone(), period_start.0)) {
+            let Some((projected, crossing_day)) = summary.crossing(budget.amount, now) else { continue };
+            if self.raised.insert((summary.machine_id.clone(), period_start.0)) {
                 alerts.push(BudgetAlert {
                     machine_id: summary.machine_id,
                     period_start,
                     budget: budget.amount,
                     projected,
+                    crossing_day: Some(crossing_day),
                     currency: summary.currency,
                     raised: now,
                 });
@@ -174,7 +176,7 @@ mod tests {
     /// summaries topic carries it.
     fn tab_projection(ledger: &Ledger, card: &RateCard, now: UnixMillis) -> Decimal {
         let engine = &mut CostEngine::load(ledger, card.clone(), now).unwrap();
-        engine.summaries(ledger, &["m".to_owned()], now).unwrap()[0].projection_at(now).estimate
+        engine.summaries(ledger, &["m".to_owned()], now).unwrap()[0].expected_at(now)
     }
 
     #[test]

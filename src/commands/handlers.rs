@@ -1,5 +1,6 @@
 //! One function per command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -158,6 +159,19 @@ fn start_api(
     Ok(Some(ApiServer::start(api_settings, Some(&settings.config.kafka))?))
 }
 
+/// The ledger-schema file a command reads the billed lines from: with `from_feed`, the cost topic
+/// materialised into `feed.db` in the data dir; else `ledger`, or the configured ledger.
+pub fn billed_lines(settings: &Settings, ledger: Option<PathBuf>, from_feed: bool) -> anyhow::Result<PathBuf> {
+    if !from_feed {
+        return Ok(ledger.unwrap_or_else(|| settings.ledger_path()));
+    }
+    anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost topic from Kafka: pass --brokers HOST:PORT");
+    let view = settings.data_dir.join("feed.db");
+    let totals = feed::materialise_until_caught_up(&settings.config.kafka, &view)?;
+    tracing::info!("cost feed materialised into {}: {totals:?}", view.display());
+    Ok(view)
+}
+
 /// `usagebill report`.
 pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode> {
     init_logging("warn");
@@ -165,16 +179,7 @@ pub fn report(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<ExitCode>
     if args.from_summary {
         return report_from_summary(&settings, &args);
     }
-    let path = if args.from_feed {
-        anyhow::ensure!(!settings.embedded(), "--from-feed reads the cost topic from Kafka: pass --brokers HOST:PORT");
-        let view = settings.data_dir.join("feed.db");
-        let totals = feed::materialise_until_caught_up(&settings.config.kafka, &view)?;
-        tracing::info!("cost feed materialised into {}: {totals:?}", view.display());
-        view
-    } else {
-        args.ledger.unwrap_or_else(|| settings.ledger_path())
-    };
-    let ledger = Ledger::open_read_only(&path)?;
+    let ledger = Ledger::open_read_only(&billed_lines(&settings, args.ledger, args.from_feed)?)?;
     let card = || RateCard::load(args.rate_card.as_deref().or(settings.config.worker.rate_card.as_deref()));
     if args.verify {
         let verification = verify::verify(&ledger, &card()?)?;

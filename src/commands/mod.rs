@@ -1,6 +1,7 @@
 //! The edge: turns the parsed command line into settings (flag > env > file > default) and runs
 //! each command; one function per command in `handlers`.
 
+mod forecast;
 mod handlers;
 mod statement;
 
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Config(command)) => handlers::config(&cli.common, command),
         Some(Command::Bench(args)) => handlers::bench(&cli.common, args),
         Some(Command::Statement(command)) => statement::run(&cli.common, command),
+        Some(Command::Forecast(args)) => forecast::run(&cli.common, args),
     }
 }
 

@@ -309,6 +309,7 @@ mod tests {
             period_start: UnixMillis(1_767_225_600_000),
             budget: Decimal::from(100),
             projected: Decimal::from_str("120.5").unwrap(),
+            crossing_day: Some(UnixMillis(1_767_312_000_000)),
             currency: "USD".into(),
             raised: UnixMillis(1_767_300_000_000),
         });

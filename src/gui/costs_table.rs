@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::billing::cost_engine::CostSummary;
 use crate::billing::cost_engine::calendar::month_of;
+use crate::billing::cost_engine::{CostSummary, Forecast, Outlook};
 use crate::feed::summary::SummaryRow;
 use crate::record::UnixMillis;
 
@@ -78,8 +78,10 @@ pub struct FleetTotal {
     pub today: Decimal,
     /// Cost of the period.
     pub period: Decimal,
-    /// Projected cost, and its band.
-    pub projected: (Decimal, Decimal, Decimal),
+    /// The fleet's forecast (the machines' forecasts added; the current period only).
+    pub forecast: Option<Forecast>,
+    /// Machines of the period with no forecast (too little history).
+    pub without_forecast: usize,
     /// The currency (the first row's).
     pub currency: String,
 }
@@ -130,7 +132,11 @@ impl CostTable {
         periods.sort_unstable_by(|a, b| b.cmp(a));
         periods.dedup();
         let all: Vec<SummaryRow> = summaries.iter().filter_map(|summary| SummaryRow::of(summary, period, now)).collect();
-        let total = total_of(&all);
+        let mut total = total_of(&all);
+        if period == current {
+            let outlooks: Vec<Outlook> = summaries.iter().map(|summary| summary.outlook_at(now)).collect();
+            total.forecast = Outlook::total(&outlooks);
+        }
         // A machine billed before `period`: in a closed period, or in its summary's own period when
         // it has been idle since.
         let billed_before = |summary: &&CostSummary| {
@@ -168,9 +174,7 @@ fn total_of(rows: &[SummaryRow]) -> FleetTotal {
         total.records += row.records;
         total.today += row.today;
         total.period += row.period;
-        total.projected.0 += row.projected;
-        total.projected.1 += row.projected_low;
-        total.projected.2 += row.projected_high;
+        total.without_forecast += usize::from(row.projected.is_none());
     }
     total
 }
@@ -209,8 +213,7 @@ mod tests {
             clock_steps: 0,
             last_seen: NOW,
             burn_per_hour: Decimal::ZERO,
-            burn_low_per_hour: Decimal::ZERO,
-            burn_high_per_hour: Decimal::ZERO,
+            forecast: Outlook::Unknown,
             hourly: Series { from: NOW, costs: Vec::new() },
             daily: Series { from: period_start, costs: Vec::new() },
             periods: match (this_period, last_period) {

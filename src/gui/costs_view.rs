@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::costs_table::{CostTable, SortBy, TableChoice};
+use super::forecast_chart::{self, DrawnForecast};
 use super::format;
 use super::live::Live;
 use crate::billing::cost_engine::CostSummary;
@@ -24,15 +25,18 @@ pub enum CostRange {
     LastDay,
     /// The period so far, per day.
     Period,
+    /// The period's cost so far and its forecast to the end, with the band.
+    Forecast,
 }
 
 impl CostRange {
-    const ALL: [CostRange; 2] = [CostRange::LastDay, CostRange::Period];
+    const ALL: [CostRange; 3] = [CostRange::LastDay, CostRange::Period, CostRange::Forecast];
 
     fn label(self) -> &'static str {
         match self {
             CostRange::LastDay => "Last day",
             CostRange::Period => "Period to date",
+            CostRange::Forecast => "Period and forecast",
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct CostsView {
     /// The table and what it was built from: the snapshot's summaries and time, and the choice.
     table: Option<((usize, UnixMillis, TableChoice), CostTable)>,
     chart: Option<DrawnCostChart>,
+    forecast: Option<DrawnForecast>,
 }
 
 impl CostsView {
@@ -79,6 +84,11 @@ impl CostsView {
     /// The chart as last drawn.
     pub fn chart(&self) -> Option<&DrawnCostChart> {
         self.chart.as_ref()
+    }
+
+    /// The forecast chart as last drawn.
+    pub fn forecast(&self) -> Option<&DrawnForecast> {
+        self.forecast.as_ref()
     }
 
     /// Draws the tab.
@@ -152,12 +162,25 @@ impl CostsView {
     fn total_row(&self, ui: &mut egui::Ui, table: &CostTable) {
         let total = &table.total;
         let money = |amount: Decimal| format::money(amount, &total.currency);
-        ui.horizontal(|ui| {
+        // Wrapped: a long fleet line goes on to the next line instead of off the window's edge.
+        ui.horizontal_wrapped(|ui| {
             ui.label(egui::RichText::new(format!("Fleet: {} machine(s)", total.machines)).strong().size(16.0));
             ui.label(egui::RichText::new(format!("today {}", money(total.today))).size(16.0));
             ui.label(egui::RichText::new(format!("period {}", money(total.period))).size(16.0));
-            let (estimate, low, high) = total.projected;
-            ui.label(egui::RichText::new(format!("projected {} (estimate, {}–{})", money(estimate), money(low), money(high))).size(16.0));
+            if let Some(forecast) = &total.forecast {
+                let line = format::forecast_line(forecast, &total.currency);
+                let band = format!(
+                    "Forecast of the period's end: {} expected, 10 %–90 % band {} – {} (the machines' bands added)",
+                    money(forecast.estimate),
+                    money(forecast.low),
+                    money(forecast.high)
+                );
+                ui.label(egui::RichText::new(line).size(16.0)).on_hover_text(band);
+            }
+            if total.without_forecast > 0 {
+                let note = format!("{} machine(s) too new to forecast", total.without_forecast);
+                ui.label(egui::RichText::new(note).italics());
+            }
         });
     }
 
@@ -203,8 +226,15 @@ impl CostsView {
             }
             ui.add_sized([WIDTHS[1], ROW_HEIGHT], egui::Label::new(money(row.today)));
             ui.add_sized([WIDTHS[2], ROW_HEIGHT], egui::Label::new(money(row.period))).on_hover_text(format!("exact: {}", row.period));
-            let band = format!("estimate between {} and {}", money(row.projected_low), money(row.projected_high));
-            ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new(money(row.projected))).on_hover_text(band);
+            match (row.projected, row.projected_low, row.projected_high) {
+                (Some(estimate), Some(low), Some(high)) => {
+                    let band = format!("likely between {} and {} (10 %–90 %; {})", money(low), money(high), row.forecast.replace('_', " "));
+                    ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new(money(estimate))).on_hover_text(band);
+                }
+                _ => {
+                    ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new("too new")).on_hover_text(&row.forecast);
+                }
+            }
             ui.add_sized([WIDTHS[4], ROW_HEIGHT], egui::Label::new(format::instant(row.last_seen)));
             ui.add_sized([WIDTHS[5], ROW_HEIGHT], egui::Label::new(row.gaps.to_string()));
             // A rare long one (a day asleep, hours late, a dozen steps) is cut short; the hover has it whole.
@@ -232,6 +262,10 @@ impl CostsView {
         let (series, unit_millis, unit_name, span) = match self.range {
             CostRange::LastDay => (&summary.hourly, 3_600_000.0, "hours", 24.0),
             CostRange::Period => (&summary.daily, 86_400_000.0, "days", 31.0),
+            CostRange::Forecast => {
+                self.forecast = Some(forecast_chart::show(ui, summary, now));
+                return;
+            }
         };
         let bars: Vec<[f64; 2]> = (0..)
             .zip(&series.costs)

@@ -2,6 +2,7 @@
 
 use rust_decimal::Decimal;
 
+use crate::billing::cost_engine::Forecast;
 use crate::billing::price::round_for_display;
 use crate::record::UnixMillis;
 
@@ -31,6 +32,34 @@ fn scaled(value: f64, step: f64, units: &[&str]) -> String {
 /// A cost rounded for display, with its currency: `0.001234 EUR`.
 pub fn money(amount: Decimal, currency: &str) -> String {
     format!("{} {currency}", round_for_display(amount, COST_DIGITS))
+}
+
+/// A forecast as people read it: `≈ 412 USD by 30 Nov (likely 380–450)`.
+pub fn forecast_line(forecast: &Forecast, currency: &str) -> String {
+    let last_day = forecast.period_end.plus_millis(-1).to_string();
+    let month = last_day.get(5..7).and_then(|month| month.parse::<usize>().ok()).and_then(|month| MONTHS.get(month.wrapping_sub(1)));
+    let day = last_day.get(8..10).map_or("", |day| day.trim_start_matches('0'));
+    format!(
+        "≈ {} {currency} by {day} {} (likely {}–{})",
+        rough(forecast.estimate),
+        month.copied().unwrap_or(""),
+        rough(forecast.low),
+        rough(forecast.high)
+    )
+}
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// An estimate to the precision it deserves: whole units from 100, cents from 1, else six places.
+fn rough(amount: Decimal) -> Decimal {
+    let digits = if amount >= Decimal::ONE_HUNDRED {
+        0
+    } else if amount >= Decimal::ONE {
+        2
+    } else {
+        COST_DIGITS
+    };
+    round_for_display(amount, digits)
 }
 
 /// An instant as `2026-11-25 11:02:44 UTC`.

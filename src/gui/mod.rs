@@ -8,6 +8,7 @@
 mod app;
 pub mod costs_table;
 pub mod costs_view;
+pub mod forecast_chart;
 pub mod format;
 pub mod history;
 mod live;

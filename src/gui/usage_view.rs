@@ -186,14 +186,17 @@ fn money_at_a_glance(ui: &mut egui::Ui, live: &Live) {
     };
     let now = live.costs.read_at;
     let money = |amount| format::money(amount, &summary.currency);
-    let projection = summary.projection_at(now);
+    let outlook = summary.outlook_at(now);
+    let forecast = match outlook.forecast() {
+        Some(forecast) => format::forecast_line(forecast, &summary.currency),
+        None => outlook.why_none().unwrap_or_default(),
+    };
     ui.label(
         egui::RichText::new(format!(
-            "Cost: {}/h now · today {} · this period {} · projected {} (estimate)",
+            "Cost: {}/h now · today {} · this period {} · {forecast}",
             money(summary.burn_per_hour),
             money(summary.today_at(now)),
             money(summary.period_at(now)),
-            money(projection.estimate)
         ))
         .size(16.0),
     );

@@ -83,13 +83,15 @@ impl PublishAndAlert {
             return Ok(());
         }
         for alert in &alerts {
+            let day = alert.crossing_day.map(|day| day.to_string()).unwrap_or_default();
             tracing::warn!(
-                "budget alert: machine {} is projected to cost {} {} this period, over its budget of {} {}",
+                "budget alert: machine {} is expected to cost {} {} this period, over its budget of {} {}; it crosses it on {}",
                 alert.machine_id,
                 alert.projected.round_dp(2),
                 alert.currency,
                 alert.budget,
-                alert.currency
+                alert.currency,
+                day.get(..10).unwrap_or("an unknown day")
             );
         }
         // The first alert per machine and period is kept.

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 
+use rust_decimal::prelude::ToPrimitive;
+
 use super::calendar::{HOUR_MILLIS, hour_of, month_of};
+use super::forecast::{FleetProfile, HourlyCosts, hour_of_millis};
 use crate::billing::ledger::rollup::{self, Aggregate};
 use crate::billing::ledger::{Ledger, LedgerError, StoredLine};
 use crate::record::UnixMillis;
@@ -34,6 +37,8 @@ pub struct MachineHistory {
     pub hours: BTreeMap<i64, Aggregate>,
     /// Per period (month start) before the cut-off: cost and records.
     pub periods: BTreeMap<i64, (Decimal, u64)>,
+    /// The last five weeks' hourly costs, compact, for the forecast.
+    pub hourly: HourlyCosts,
 }
 
 /// Every machine's history in one ledger-schema file.
@@ -62,6 +67,7 @@ impl FleetHistory {
                 latest: latest.clone(),
                 hours: BTreeMap::new(),
                 periods: BTreeMap::new(),
+                hourly: HourlyCosts::new(hour_of_millis(aggregate.min_start.0)),
             });
             history.add_hour(hour, aggregate, fleet.cut_off);
         })?;
@@ -79,6 +85,7 @@ impl FleetHistory {
             latest: (record.seq, stored.line.card_version.clone()),
             hours: BTreeMap::new(),
             periods: BTreeMap::new(),
+            hourly: HourlyCosts::new(hour_of_millis(record.start.0)),
         });
         if record.seq >= history.latest.0 {
             history.latest = (record.seq, stored.line.card_version.clone());
@@ -106,6 +113,12 @@ impl FleetHistory {
         self.machines.get(machine)
     }
 
+    /// The fleet's weekly pattern as of the hour holding `now`.
+    pub fn fleet_profile(&self, now: UnixMillis) -> Option<FleetProfile> {
+        let until = hour_of_millis(now.0);
+        FleetProfile::of(self.machines.values().map(|history| history.hourly.view(until)))
+    }
+
     /// Every machine, in no order.
     pub fn machines(&self) -> impl Iterator<Item = &String> {
         self.machines.keys()
@@ -122,6 +135,7 @@ impl MachineHistory {
         self.all.asleep_millis += aggregate.asleep_millis;
         self.all.late_millis += aggregate.late_millis;
         self.all.clock_steps += aggregate.clock_steps;
+        self.hourly.add(hour_of_millis(hour), aggregate.cost.to_f32().unwrap_or(0.0));
         if hour < cut_off {
             self.fold_into_period(hour, aggregate);
             return;

@@ -5,8 +5,8 @@
 //! - [`CostEngine`] follows one ledger-schema file with one cursor. It keeps each machine's history
 //!   in hourly buckets (`history`) and the current period's graduated-tier sums
 //!   ([`running_tiers`]), both fed the same new lines, and computes [`CostSummary`]s from them: cost
-//!   today, this period and in earlier periods, the series the tabs chart, and the burn rates that
-//!   [`CostSummary::projection_at`] carries to the period's end.
+//!   today, this period and in earlier periods, the series the tabs chart, and the [`forecast`]
+//!   of the period's end (from each machine's recent hours and the fleet's weekly pattern).
 //! - [`range`] prices an arbitrary time range (what `report --from/--to` and the API ask).
 //! - [`tiers`] holds the tier walk both paths price with, and the record-by-record run builder
 //!   that closed periods and arbitrary ranges use (and the tests hold the running sums to).
@@ -15,6 +15,7 @@
 //! at its 12th decimal place ([`tiers::ADJUSTMENT_DIGITS`]). See docs/billing.md.
 
 pub mod calendar;
+pub mod forecast;
 mod history;
 pub mod range;
 pub mod running_tiers;
@@ -27,9 +28,11 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 use self::calendar::month_of;
+use self::forecast::FleetProfile;
+pub use self::forecast::{Forecast, Outlook};
 use self::history::{FleetHistory, MachineHistory};
 use self::running_tiers::RunningTiers;
-pub use self::summary::{CostSummary, HOURLY_SPAN, PeriodTotal, Projection, SUMMARY_SCHEMA, Series, SummaryError};
+pub use self::summary::{CostSummary, HOURLY_SPAN, PeriodTotal, SUMMARY_SCHEMA, Series, SummaryError};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
 use crate::record::{TimeRange, UnixMillis};
@@ -58,6 +61,8 @@ pub struct CostEngine {
     current_tiers: Option<RunningTiers>,
     /// Per closed period (by start), each machine's tier adjustment, computed once from the records.
     past_tiers: HashMap<i64, BTreeMap<String, Decimal>>,
+    /// The fleet's weekly pattern and the hour (index) it is of.
+    fleet: Option<(i64, Option<FleetProfile>)>,
 }
 
 impl CostEngine {
@@ -69,7 +74,7 @@ impl CostEngine {
         let history = FleetHistory::load(ledger, now)?;
         let current_tiers = if card.has_tiers() { Some(RunningTiers::load(ledger, now, after_row)?) } else { None };
         snapshot.finish()?;
-        Ok(CostEngine { card, after_row, history, current_tiers, past_tiers: HashMap::new() })
+        Ok(CostEngine { card, after_row, history, current_tiers, past_tiers: HashMap::new(), fleet: None })
     }
 
     /// Takes in what was billed into `ledger` since the last call.
@@ -118,6 +123,7 @@ impl CostEngine {
             Some(tiers) => tiers.adjustments(ledger, &self.card, now)?,
             None => BTreeMap::new(),
         };
+        let fleet = self.fleet_profile(now);
         let mut summaries = Vec::with_capacity(machines.len());
         for machine in machines {
             let Some(history) = self.history.get(machine) else { continue };
@@ -126,9 +132,20 @@ impl CostEngine {
                 past.insert(start, past_tier(&mut self.past_tiers, ledger, &self.card, start, machine)?);
             }
             let current = adjustments.get(machine).copied().unwrap_or_default();
-            summaries.push(summarise::summarise(machine, history, current, &past, now));
+            summaries.push(summarise::summarise(machine, history, current, &past, fleet.as_ref(), now));
         }
         Ok(summaries)
+    }
+}
+
+impl CostEngine {
+    /// The fleet's weekly pattern for the hour holding `now`, computed once an hour.
+    fn fleet_profile(&mut self, now: UnixMillis) -> Option<FleetProfile> {
+        let hour = forecast::hour_of_millis(now.0);
+        if self.fleet.as_ref().is_none_or(|(computed, _)| *computed != hour) {
+            self.fleet = Some((hour, self.history.fleet_profile(now)));
+        }
+        self.fleet.as_ref().and_then(|(_, profile)| profile.clone())
     }
 }
 

@@ -1,12 +1,13 @@
 //! One machine's summary from its history: the flat amounts from its hourly buckets, the tier
-//! adjustments handed in by the engine, the series the tabs chart, and the burn rates a projection
-//! carries to the period's end.
+//! adjustments handed in by the engine, the series the tabs chart, the recent burn rate, and the
+//! forecast of the period's end.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
 use super::calendar::{BURN_WINDOW_MILLIS, DAY_MILLIS, HOUR_MILLIS, hour_of, month_of};
+use super::forecast::{FleetProfile, Inputs, forecast, hour_of_millis};
 use super::history::MachineHistory;
 use super::range::tiered;
 use super::summary::{CostSummary, HOURLY_SPAN, PeriodTotal, SUMMARY_SCHEMA, Series};
@@ -21,9 +22,10 @@ pub(super) fn summarise(
     history: &MachineHistory,
     tiers: TierAdjustment,
     past_tiers: &BTreeMap<i64, Decimal>,
+    fleet: Option<&FleetProfile>,
     now: UnixMillis,
 ) -> CostSummary {
-    let (period_start, _) = month_of(now);
+    let (period_start, period_end) = month_of(now);
     let day_start = now.utc_day_start();
     let sum_from = |from: i64| -> (Decimal, u64) {
         let hours = history.hours.range(from..).map(|(_, hour)| hour);
@@ -31,7 +33,9 @@ pub(super) fn summarise(
     };
     let (today, _) = sum_from(day_start.0);
     let (period, period_records) = sum_from(period_start.0);
-    let (burn_per_hour, burn_low_per_hour, burn_high_per_hour) = burn_rates(history, now);
+    let burn_per_hour = burn_rate(history, now);
+    let period = tiered(period, tiers.period);
+    let inputs = Inputs { hours: history.hourly.view(hour_of_millis(now.0)), fleet, billed: period, now, period_end };
     let this_hour = hour_of(now.0);
     let hourly_from = this_hour - (HOURLY_SPAN as i64 - 1) * HOUR_MILLIS;
     let all = &history.all;
@@ -46,7 +50,7 @@ pub(super) fn summarise(
         day_start,
         period_start,
         today: tiered(today, tiers.today),
-        period: tiered(period, tiers.period),
+        period,
         period_records,
         gaps: (all.max_seq + 1).saturating_sub(all.min_seq).saturating_sub(all.records),
         asleep_ms: time.asleep_ms,
@@ -54,8 +58,7 @@ pub(super) fn summarise(
         clock_steps: time.clock_steps,
         last_seen: all.max_end,
         burn_per_hour,
-        burn_low_per_hour,
-        burn_high_per_hour,
+        forecast: forecast(&inputs),
         hourly: series(history, hourly_from, HOUR_MILLIS, HOURLY_SPAN),
         daily: series(history, period_start.0, DAY_MILLIS, ((this_hour - period_start.0) / DAY_MILLIS + 1) as usize),
         periods: past_periods(history, period_start.0, past_tiers),
@@ -73,23 +76,15 @@ fn series(history: &MachineHistory, from: i64, bucket: i64, count: usize) -> Ser
     Series { from: UnixMillis(from), costs: costs.into_iter().map(|cost| cost.normalize()).collect() }
 }
 
-/// The recent cost per hour (as the period projection has always taken it: the windows since the
-/// start of the previous hour), and the lowest and highest rate among it and the last day's hours.
-fn burn_rates(history: &MachineHistory, now: UnixMillis) -> (Decimal, Decimal, Decimal) {
-    let per_hour = |cost: Decimal, covered: i64| {
-        if covered > 0 { (cost * Decimal::from(HOUR_MILLIS) / Decimal::from(covered)).round_dp(12) } else { Decimal::ZERO }
-    };
+/// The recent cost per hour: the windows since the start of the previous hour, per hour they
+/// covered (what the Usage tab shows as the machine's rate now).
+fn burn_rate(history: &MachineHistory, now: UnixMillis) -> Decimal {
     let burn_from = hour_of(now.0 - BURN_WINDOW_MILLIS);
-    let recent = history
+    let (cost, covered) = history
         .hours
         .range(burn_from..)
         .fold((Decimal::ZERO, 0), |(cost, covered), (_, hour)| (cost + hour.cost, covered + hour.covered_millis));
-    let recent = per_hour(recent.0, recent.1);
-    let day = history.hours.range(now.0 - DAY_MILLIS..).filter(|(_, hour)| hour.covered_millis > 0);
-    let (low, high) = day
-        .map(|(_, hour)| per_hour(hour.cost, hour.covered_millis))
-        .fold((recent, recent), |(low, high), rate| (low.min(rate), high.max(rate)));
-    (recent.normalize(), low.normalize(), high.normalize())
+    if covered > 0 { (cost * Decimal::from(HOUR_MILLIS) / Decimal::from(covered)).round_dp(12).normalize() } else { Decimal::ZERO }
 }
 
 fn past_periods(history: &MachineHistory, period_start: i64, past_tiers: &BTreeMap<i64, Decimal>) -> Vec<PeriodTotal> {

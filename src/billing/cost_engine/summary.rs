@@ -3,7 +3,8 @@
 //! ([`super::CostEngine::summaries`]); the workers publish it on a compacted topic keyed by machine
 //! id, and budgets, the tabs and `report --from-summary` read their figures from it.
 //!
-//! One message is one JSON object with `"schema": "usagebill.cost-summary.v1"`. Money is exact
+//! One message is one JSON object with `"schema": "usagebill.cost-summary.v2"` (v2 carries the
+//! forecast where v1 carried a burn-rate band). Money is exact
 //! decimal text, as everywhere. A summary carries a `revision`, the machine's distinct records
 //! billed: it only grows, so a view keeps the summary with the highest revision and a late or
 //! replayed older one never replaces a newer one.
@@ -11,12 +12,13 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{HOUR_MILLIS, month_of};
+use super::calendar::{DAY_MILLIS, month_of};
+use super::forecast::Outlook;
 use crate::billing::time_health::TimeHealth;
 use crate::record::{UnixMillis, validate_machine_id};
 
 /// The `schema` of every summary message; the suffix versions the layout.
-pub const SUMMARY_SCHEMA: &str = "usagebill.cost-summary.v1";
+pub const SUMMARY_SCHEMA: &str = "usagebill.cost-summary.v2";
 
 /// Hours of cost series a summary carries (the tab's last-day chart).
 pub const HOURLY_SPAN: usize = 24;
@@ -92,12 +94,8 @@ pub struct CostSummary {
     /// Cost per hour at the recent rate (windows since the start of the previous hour).
     #[serde(with = "rust_decimal::serde::str")]
     pub burn_per_hour: Decimal,
-    /// Lowest hourly rate of the last day's hours (with the recent one): the projection's low end.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub burn_low_per_hour: Decimal,
-    /// Highest hourly rate of the last day's hours (with the recent one): the projection's high end.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub burn_high_per_hour: Decimal,
+    /// The period's cost forecast to its end (see [`super::forecast`]).
+    pub forecast: Outlook,
     /// Cost per hour of the last [`HOURLY_SPAN`] hours, the current one last.
     pub hourly: Series,
     /// Cost per day of the period so far.
@@ -108,17 +106,6 @@ pub struct CostSummary {
 
 fn is_zero(value: &u64) -> bool {
     *value == 0
-}
-
-/// A projection to a period's end: the estimate and its band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Projection {
-    /// At the recent rate.
-    pub estimate: Decimal,
-    /// At the lowest hourly rate of the last day.
-    pub low: Decimal,
-    /// At the highest hourly rate of the last day.
-    pub high: Decimal,
 }
 
 /// Why a summary message was skipped.
@@ -144,7 +131,11 @@ impl CostSummary {
         if summary.currency.len() != 3 || !summary.currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
             return Err(SummaryError(format!("currency {:?} is not a 3-letter ISO 4217 code", summary.currency)));
         }
-        let amounts = [summary.today, summary.period, summary.burn_per_hour, summary.burn_low_per_hour, summary.burn_high_per_hour];
+        let forecast = summary.forecast.forecast().into_iter();
+        let forecast_amounts = forecast.flat_map(|forecast| {
+            [forecast.estimate, forecast.low, forecast.high, forecast.daily_spread].into_iter().chain(forecast.path.iter().copied())
+        });
+        let amounts: Vec<Decimal> = [summary.today, summary.period, summary.burn_per_hour].into_iter().chain(forecast_amounts).collect();
         let series = summary.hourly.costs.iter().chain(&summary.daily.costs).chain(summary.periods.iter().map(|period| &period.cost));
         if amounts.iter().chain(series).any(|amount| amount.is_sign_negative() && !amount.is_zero()) {
             return Err(SummaryError(format!("{}: a negative amount", summary.machine_id)));
@@ -175,18 +166,35 @@ impl CostSummary {
         self.periods.iter().find(|period| period.start == start).map(|period| (period.cost, period.records))
     }
 
-    /// The period's cost carried to its end at the recent rate, with the low–high band.
-    pub fn projection_at(&self, now: UnixMillis) -> Projection {
-        let (_, end) = month_of(now);
-        let period = self.period_at(now);
-        let hours_left = Decimal::from((end.0 - now.0).max(0)) / Decimal::from(HOUR_MILLIS);
-        let at = |rate: Decimal| (period + rate * hours_left).normalize();
-        Projection { estimate: at(self.burn_per_hour), low: at(self.burn_low_per_hour), high: at(self.burn_high_per_hour) }
+    /// The cost expected at the end of the period holding `now`: the forecast's estimate, or with
+    /// no forecast, what is billed (all that is known).
+    pub fn expected_at(&self, now: UnixMillis) -> Decimal {
+        self.outlook_at(now).forecast().map_or_else(|| self.period_at(now), |forecast| forecast.estimate)
+    }
+
+    /// Whether the period holding `now` is expected to cost more than `budget`: the expected cost
+    /// and the start of the UTC day it crosses on (today, when the billed cost already has).
+    pub fn crossing(&self, budget: Decimal, now: UnixMillis) -> Option<(Decimal, UnixMillis)> {
+        let expected = self.expected_at(now);
+        if expected <= budget {
+            return None;
+        }
+        let today = now.utc_day_start();
+        let outlook = self.outlook_at(now);
+        let forecast = outlook.forecast().filter(|_| self.period_at(now) <= budget);
+        let day = forecast.and_then(|forecast| forecast.path.iter().position(|at_day_end| *at_day_end > budget));
+        Some((expected, day.map_or(today, |days| today.plus_millis(days as i64 * DAY_MILLIS))))
+    }
+
+    /// The forecast of the period holding `now`: the one computed with the summary while that
+    /// period lasts, else unknown (nothing of the new period has been billed yet).
+    pub fn outlook_at(&self, now: UnixMillis) -> Outlook {
+        if month_of(now).0 == self.period_start { self.forecast.clone() } else { Outlook::Unknown }
     }
 }
 
 /// A list of decimals as a list of exact texts.
-mod decimal_texts {
+pub(super) mod decimal_texts {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serializer};
 

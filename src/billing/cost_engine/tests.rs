@@ -74,14 +74,14 @@ fn a_summary_equals_the_report_over_its_day_period_and_earlier_periods() {
         assert_eq!(summary.hourly.costs.len(), HOURLY_SPAN);
         assert_eq!(summary.currency, "USD");
         assert_eq!(summary.card_version, "t1");
-        assert!(summary.burn_low_per_hour <= summary.burn_per_hour && summary.burn_per_hour <= summary.burn_high_per_hour);
     }
     let (a, b) = (&summaries[0], &summaries[1]);
     assert_eq!((a.revision, a.gaps, a.period_records), (106, 0, 58));
     assert_eq!((b.revision, b.gaps), (96, 4), "the window billed twice counts once; seqs 5–8 are a gap");
     assert_eq!(a.last_seen.0, NEW_YEAR - 2 * 24 * HOUR + 106 * HOUR);
-    let projection = a.projection_at(now);
-    assert!(projection.low <= projection.estimate && projection.estimate <= projection.high && projection.estimate > a.period);
+    let Outlook::Forecast(forecast) = a.outlook_at(now) else { panic!("{:?}", a.forecast) };
+    assert_eq!(forecast.method, forecast::Method::Line, "four days of history: a line");
+    assert!(forecast.low <= forecast.estimate && forecast.estimate <= forecast.high && forecast.estimate > a.period, "{forecast:?}");
 }
 
 #[test]

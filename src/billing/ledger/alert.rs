@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::UnixMillis;
 
-/// A machine whose projection crossed its budget.
+/// A machine whose forecast crossed its budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetAlert {
     /// The machine.
@@ -15,9 +15,14 @@ pub struct BudgetAlert {
     /// The budget crossed.
     #[serde(with = "rust_decimal::serde::str")]
     pub budget: Decimal,
-    /// The projection to the period's end when the alert was raised.
+    /// The forecast of the period's end when the alert was raised (what was billed, while the
+    /// machine had too little history for a forecast).
     #[serde(with = "rust_decimal::serde::str")]
     pub projected: Decimal,
+    /// The start of the UTC day the cost is expected to cross the budget on (the day raised, when
+    /// the billed cost already had); none in alerts of before forecasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing_day: Option<UnixMillis>,
     /// Currency of both amounts.
     pub currency: String,
     /// When it was raised.

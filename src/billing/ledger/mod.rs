@@ -279,8 +279,8 @@ fn write_offsets(transaction: &Transaction<'_>, offsets: &[(String, i32, i64)]) 
 
 fn write_alerts(transaction: &Transaction<'_>, alerts: &[BudgetAlert]) -> Result<(), LedgerError> {
     let mut statement = transaction.prepare_cached(
-        "INSERT OR IGNORE INTO budget_alerts (machine, period_start_ms, budget, projected, currency, raised_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO budget_alerts (machine, period_start_ms, budget, projected, currency, raised_ms, crossing_day_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for alert in alerts {
         statement.execute(params![
@@ -289,7 +289,8 @@ fn write_alerts(transaction: &Transaction<'_>, alerts: &[BudgetAlert]) -> Result
             alert.budget.to_string(),
             alert.projected.to_string(),
             alert.currency,
-            alert.raised.0
+            alert.raised.0,
+            alert.crossing_day.map(|day| day.0)
         ])?;
     }
     Ok(())

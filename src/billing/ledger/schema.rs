@@ -139,6 +139,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE closed_periods (
         period TEXT PRIMARY KEY
     ) WITHOUT ROWID;",
+    // 7: the UTC day a budget alert's forecast crosses the budget on (empty in alerts of before).
+    "ALTER TABLE budget_alerts ADD COLUMN crossing_day_ms INTEGER;",
 ];
 
 /// The schema version this code writes.

@@ -74,7 +74,8 @@ impl Ledger {
     /// Budget alerts stored in this ledger, oldest first.
     pub fn budget_alerts(&self) -> Result<Vec<BudgetAlert>, LedgerError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT machine, period_start_ms, budget, projected, currency, raised_ms FROM budget_alerts ORDER BY raised_ms, machine",
+            "SELECT machine, period_start_ms, budget, projected, currency, raised_ms, crossing_day_ms FROM budget_alerts
+             ORDER BY raised_ms, machine",
         )?;
         let rows = statement.query_map([], |row| {
             let decimal = |index| super::read_amount(row, index);
@@ -85,6 +86,7 @@ impl Ledger {
                 projected: decimal(3)?,
                 currency: row.get(4)?,
                 raised: UnixMillis(row.get(5)?),
+                crossing_day: row.get::<_, Option<i64>>(6)?.map(UnixMillis),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::SummaryBook;
 use crate::billing::cost_engine::CostSummary;
 use crate::billing::cost_engine::calendar::month_of;
+use crate::billing::cost_engine::forecast::Method;
 use crate::billing::price::round_for_display;
 use crate::billing::table_format::{CsvRow, ReportFormat};
 use crate::billing::time_health::{TimeHealth, span};
@@ -23,15 +24,19 @@ pub struct SummaryRow {
     /// Cost of the period.
     #[serde(with = "rust_decimal::serde::str")]
     pub period: Decimal,
-    /// The period's cost carried to its end at the recent rate (the current period; else its cost).
-    #[serde(with = "rust_decimal::serde::str")]
-    pub projected: Decimal,
-    /// The projection at the last day's lowest hourly rate.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub projected_low: Decimal,
-    /// The projection at the last day's highest hourly rate.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub projected_high: Decimal,
+    /// The forecast of the period's end (the current period; an earlier one's is its cost); none
+    /// without enough history.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub projected: Option<Decimal>,
+    /// The forecast band's low end (10th percentile).
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub projected_low: Option<Decimal>,
+    /// The forecast band's high end (90th percentile).
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub projected_high: Option<Decimal>,
+    /// How it was forecast: `seasonal`, `fleet_pattern`, `line`, `final` (an earlier period), or
+    /// why there is no figure (`not enough history to project (5 h so far)`).
+    pub forecast: String,
     /// Records billed in the period.
     pub records: u64,
     /// Missing seqs, all time.
@@ -60,9 +65,12 @@ impl SummaryRow {
         if records == 0 {
             return None;
         }
-        let projection = summary.projection_at(now);
-        let (projected, projected_low, projected_high) =
-            if current { (projection.estimate, projection.low, projection.high) } else { (period, period, period) };
+        let outlook = summary.outlook_at(now);
+        let ((projected, projected_low, projected_high), forecast) = match outlook.forecast() {
+            _ if !current => ((Some(period), Some(period), Some(period)), "final".to_owned()),
+            Some(forecast) => ((Some(forecast.estimate), Some(forecast.low), Some(forecast.high)), method_name(forecast.method)),
+            None => ((None, None, None), outlook.why_none().unwrap_or_default()),
+        };
         Some(SummaryRow {
             machine_id: summary.machine_id.clone(),
             today: if current { summary.today_at(now) } else { Decimal::ZERO },
@@ -70,6 +78,7 @@ impl SummaryRow {
             projected,
             projected_low,
             projected_high,
+            forecast,
             records,
             gaps: summary.gaps,
             time: summary.time_health(),
@@ -95,6 +104,7 @@ impl CsvRow for SummaryRow {
         "projected",
         "projected_low",
         "projected_high",
+        "forecast",
         "records",
         "gaps",
         "asleep_ms",
@@ -109,9 +119,10 @@ impl CsvRow for SummaryRow {
             self.machine_id.clone(),
             self.today.to_string(),
             self.period.to_string(),
-            self.projected.to_string(),
-            self.projected_low.to_string(),
-            self.projected_high.to_string(),
+            optional(self.projected),
+            optional(self.projected_low),
+            optional(self.projected_high),
+            self.forecast.clone(),
             self.records.to_string(),
             self.gaps.to_string(),
             self.time.asleep_ms.to_string(),
@@ -122,6 +133,14 @@ impl CsvRow for SummaryRow {
             self.card_version.clone(),
         ]
     }
+}
+
+fn optional(amount: Option<Decimal>) -> String {
+    amount.map(|amount| amount.to_string()).unwrap_or_default()
+}
+
+fn method_name(method: Method) -> String {
+    serde_json::to_value(method).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Renders rows as `report` renders totals: amounts in the table rounded to cents, exact in CSV and JSON.
@@ -140,9 +159,12 @@ fn render_table(rows: &[SummaryRow]) -> String {
     for row in rows {
         today += row.today;
         period += row.period;
-        projected += row.projected;
+        projected += row.projected.unwrap_or(row.period);
         records += row.records;
-        let band = format!("{} ({}–{})", cents(row.projected), cents(row.projected_low), cents(row.projected_high));
+        let band = match (row.projected, row.projected_low, row.projected_high) {
+            (Some(estimate), Some(low), Some(high)) => format!("{} ({}–{})", cents(estimate), cents(low), cents(high)),
+            _ => "not enough history".to_owned(),
+        };
         out += &format!(
             "{:<width$}  {:>10}  {:>12}  {:>25}  {:>8}  {:>5}  {:>8}  {:>8}  {:>5}\n",
             row.machine_id,

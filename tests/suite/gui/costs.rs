@@ -137,7 +137,7 @@ fn the_costs_tab_prices_graduated_tiers_as_the_report_does() {
     let reported = Decimal::from_str(report[0]["cost"].as_str().unwrap()).unwrap();
     assert_eq!(shown.period, reported, "the period cost is the report's tiered total");
     assert!(shown.period < steady_record_cost() * Decimal::from(8), "the tiers lowered it: {}", shown.period);
-    let projected = shown.projection_at(UnixMillis::now()).estimate;
+    let projected = shown.expected_at(UnixMillis::now());
     assert!(shown.today <= shown.period && projected >= shown.period, "{shown:?}");
     let money = format::money(reported, "USD");
     assert!(harness.query_all_by_label(&money).count() >= 1, "the table shows {money}");
@@ -202,8 +202,7 @@ fn fleet_summary(machine: &str, records: u64, period: Decimal, last: Option<Deci
         clock_steps: 0,
         last_seen: now,
         burn_per_hour: Decimal::new(1, 3),
-        burn_low_per_hour: Decimal::new(5, 4),
-        burn_high_per_hour: Decimal::new(2, 3),
+        forecast: usagebill::billing::cost_engine::Outlook::Unknown,
         hourly: Series { from: UnixMillis(hour - 23 * 3_600_000), costs: vec![Decimal::ZERO; 23].into_iter().chain([period]).collect() },
         daily: Series { from: period_start, costs: vec![period] },
         periods: last.map(|cost| PeriodTotal { start: last_start, cost, records: 100 }).into_iter().collect(),

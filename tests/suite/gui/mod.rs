@@ -5,6 +5,7 @@
 
 mod agent;
 mod costs;
+mod forecast;
 mod packaging;
 mod settings;
 mod statements;
