@@ -50,7 +50,9 @@ pub fn show(ui: &mut egui::Ui, summary: &CostSummary, now: UnixMillis) -> DrawnF
     if let Some(why) = &none {
         ui.label(egui::RichText::new(format!("Forecast: {why}.")).italics());
     } else if let Some(forecast) = outlook.forecast() {
-        ui.label(format!("Forecast: {} ({})", format::forecast_line(forecast, &summary.currency), forecast.method.describe()));
+        let notes: Vec<&str> =
+            std::iter::once(forecast.method.describe()).chain(forecast.flags.iter().map(|flag| flag.describe())).collect();
+        ui.label(format!("Forecast: {} ({})", format::forecast_line(forecast, &summary.currency), notes.join("; ")));
     }
     let top = band.iter().map(|point| point[2]).chain(billed.iter().map(|point| point[1])).fold(0.0, f64::max).max(1e-6) * 1.1;
     let left = billed.first().map_or(-1.0, |point| point[0]);

@@ -132,7 +132,9 @@ impl CostEngine {
                 past.insert(start, past_tier(&mut self.past_tiers, ledger, &self.card, start, machine)?);
             }
             let current = adjustments.get(machine).copied().unwrap_or_default();
-            summaries.push(summarise::summarise(machine, history, current, &past, fleet.as_ref(), now));
+            // Hours before the prices the machine is billed at now were priced at the old ones.
+            let prices_from = self.card.version_named(&history.latest.1).map(|version| version.effective_from);
+            summaries.push(summarise::summarise(machine, history, current, &past, (fleet.as_ref(), prices_from), now));
         }
         Ok(summaries)
     }

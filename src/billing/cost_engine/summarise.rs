@@ -16,13 +16,14 @@ use crate::billing::time_health::TimeHealth;
 use crate::record::UnixMillis;
 
 /// One machine's summary from its history and the tier adjustments of the current period and of
-/// each closed one (by period start).
+/// each closed one (by period start), with what its forecast needs besides: the fleet's pattern,
+/// and since when the prices it is billed at hold.
 pub(super) fn summarise(
     machine: &str,
     history: &MachineHistory,
     tiers: TierAdjustment,
     past_tiers: &BTreeMap<i64, Decimal>,
-    fleet: Option<&FleetProfile>,
+    (fleet, prices_from): (Option<&FleetProfile>, Option<UnixMillis>),
     now: UnixMillis,
 ) -> CostSummary {
     let (period_start, period_end) = month_of(now);
@@ -35,7 +36,7 @@ pub(super) fn summarise(
     let (period, period_records) = sum_from(period_start.0);
     let burn_per_hour = burn_rate(history, now);
     let period = tiered(period, tiers.period);
-    let inputs = Inputs { hours: history.hourly.view(hour_of_millis(now.0)), fleet, billed: period, now, period_end };
+    let inputs = Inputs { hours: history.hourly.view(hour_of_millis(now.0)), fleet, billed: period, now, period_end, prices_from };
     let this_hour = hour_of(now.0);
     let hourly_from = this_hour - (HOURLY_SPAN as i64 - 1) * HOUR_MILLIS;
     let all = &history.all;

@@ -165,6 +165,8 @@ impl History {
                     billed: rust_decimal::Decimal::try_from(billed).unwrap_or_default(),
                     now,
                     period_end: end,
+                    // The ledger's costs are as billed; the back-test does not know the card.
+                    prices_from: None,
                 };
                 let Outlook::Forecast(forecast) = forecast(&inputs) else {
                     day_sums.not_enough_history += 1;

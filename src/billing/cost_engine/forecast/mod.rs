@@ -69,6 +69,8 @@ pub struct Inputs<'a> {
     pub now: UnixMillis,
     /// The end of the period.
     pub period_end: UnixMillis,
+    /// Since when the prices the machine is billed at now hold (the rate card version's start).
+    pub prices_from: Option<UnixMillis>,
 }
 
 /// The forecast of the period holding `inputs.now`, to its end.
@@ -82,11 +84,23 @@ pub fn forecast(inputs: &Inputs<'_>) -> Outlook {
     let profile = own_profile(hours, fleet_quiet)
         .or_else(|| inputs.fleet.and_then(|fleet| fleet_profile(hours, fleet)))
         .unwrap_or_else(|| line(hours));
+    // Under a week of its own, a machine that has cost nothing yet (a laptop asleep since it was
+    // set up) gives no level to scale a pattern or draw a line by: a figure of zero with no band
+    // would claim a certainty nobody has.
+    if profile.method != Method::Seasonal && hours.sum(hours.earliest(), hours.until()) <= 0.0 {
+        return Outlook::NotEnoughHistory { hours: history as u64 };
+    }
     let spread = daily_spread(hours, &profile, inputs.fleet);
     let until = hours.until();
     let mut flags = Vec::new();
-    if history >= WEEK_HOURS as i64 && hours.sum(until - WEEK_HOURS as i64, until) == 0.0 {
+    if history < WEEK_HOURS as i64 {
+        flags.push(Flag::UnderAWeek);
+    } else if hours.sum(until - WEEK_HOURS as i64, until) == 0.0 {
         flags.push(Flag::NothingLastWeek);
+    }
+    let learned_from = hours.earliest().max(until - (PROFILE_WEEKS * WEEK_HOURS) as i64);
+    if inputs.prices_from.is_some_and(|from| hour_of_millis(from.0) > learned_from) {
+        flags.push(Flag::PricesChanged);
     }
     // Hour by hour to the end, each day's end marking a point of the path.
     let (mut remaining, mut path) = (0.0, Vec::new());
@@ -189,6 +203,10 @@ fn leave_one_day_out_spread(hours: HourView<'_>, quiet: &[bool; 7]) -> f64 {
 fn spread_around(hours: HourView<'_>, profile: &Profile) -> f64 {
     let until = hours.until();
     let days = ((until - hours.earliest()) / 24).clamp(1, (PROFILE_WEEKS * 7) as i64);
+    if days < 2 {
+        // One day says nothing of how days differ: allow them to differ by as much as a day costs.
+        return hours.sum(until - 24, until);
+    }
     let errors: Vec<f64> = (1..=days)
         .map(|day| {
             let (from, to) = (until - 24 * day, until - 24 * (day - 1));

@@ -24,6 +24,22 @@ pub enum Method {
 pub enum Flag {
     /// Nothing was billed in the last week (asleep or off): the forecast adds little or nothing.
     NothingLastWeek,
+    /// Under a week of history: the week's pattern is borrowed or guessed, and the band is wide.
+    UnderAWeek,
+    /// The machine's prices changed within the weeks the forecast learned from, which it takes
+    /// as billed then: until it has weeks at the new prices, the forecast leans towards the old.
+    PricesChanged,
+}
+
+impl Flag {
+    /// The flag in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flag::NothingLastWeek => "nothing billed in the last week",
+            Flag::UnderAWeek => "under a week of history",
+            Flag::PricesChanged => "prices changed within the weeks it learned from",
+        }
+    }
 }
 
 /// A forecast of the period's cost at its end.

@@ -25,7 +25,7 @@ fn at_hour(hour: i64) -> UnixMillis {
 }
 
 fn inputs<'a>(costs: &'a HourlyCosts, fleet: Option<&'a FleetProfile>, now_hour: i64, end_hour: i64, billed: Decimal) -> Inputs<'a> {
-    Inputs { hours: costs.view(now_hour), fleet, billed, now: at_hour(now_hour), period_end: at_hour(end_hour) }
+    Inputs { hours: costs.view(now_hour), fleet, billed, now: at_hour(now_hour), period_end: at_hour(end_hour), prices_from: None }
 }
 
 #[test]
@@ -86,7 +86,11 @@ fn a_machine_asleep_all_week_forecasts_what_it_billed_flagged_never_a_division_b
     assert!(made.flags.contains(&Flag::NothingLastWeek));
     assert!(made.estimate >= Decimal::from(3) && made.estimate <= Decimal::from(3 + 40), "{made:?}");
     assert!(made.low >= Decimal::from(3), "the band never drops below what is billed");
-    // Nothing at all, ever: no history hours with cost.
+    // A day of history, all of it asleep: nothing to scale a pattern by, so no figure.
+    let new_and_asleep = costs_of(MONDAY, 24, |_| 0.0);
+    let outlook = forecast(&inputs(&new_and_asleep, None, MONDAY + 24, MONDAY + 30 * 24, Decimal::ZERO));
+    assert_eq!(outlook, Outlook::NotEnoughHistory { hours: 24 });
+    // Four weeks of nothing at all: its own weeks say nothing, flagged, and never a division by zero.
     let silent = costs_of(MONDAY, 30 * 24, |_| 0.0);
     let Outlook::Forecast(silent) = forecast(&inputs(&silent, None, MONDAY + 30 * 24, MONDAY + 31 * 24, Decimal::ZERO)) else { panic!() };
     assert_eq!((silent.estimate, silent.low, silent.high), (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO));
@@ -106,4 +110,22 @@ fn noisy_weeks_give_a_band_that_widens_with_the_days_left() {
     let points = far.points();
     assert_eq!(points.last().map(|point| (point.low, point.high)), Some((far.low, far.high)), "the chart ends on the figure");
     assert!(points.windows(2).all(|pair| pair[0].high - pair[0].low <= pair[1].high - pair[1].low), "the band widens day by day");
+}
+
+#[test]
+fn a_day_of_history_is_flagged_with_a_band_as_wide_as_a_day_and_a_price_change_is_flagged() {
+    // One Monday of office hours, forecast for the 20 days after it.
+    let costs = costs_of(MONDAY, 24, office_hour);
+    let Outlook::Forecast(first) = forecast(&inputs(&costs, None, MONDAY + 24, MONDAY + 21 * 24, Decimal::from(8))) else { panic!() };
+    assert_eq!((first.method, first.flags.as_slice()), (Method::Line, [Flag::UnderAWeek].as_slice()));
+    assert_eq!(first.daily_spread, Decimal::from(8), "one day says nothing of how days differ: a day's cost");
+    assert!(first.high - first.low > Decimal::from(8 * 20), "wider than the forecast itself: {first:?}");
+    // Prices that changed a week ago, with four weeks learned from: flagged; changed before them: not.
+    let weeks = costs_of(MONDAY, 28 * 24, office_hour);
+    let now = MONDAY + 28 * 24;
+    let changed = |hour: i64| Inputs { prices_from: Some(at_hour(hour)), ..inputs(&weeks, None, now, now + 48, Decimal::ZERO) };
+    let Outlook::Forecast(recent) = forecast(&changed(now - 7 * 24)) else { panic!() };
+    assert_eq!(recent.flags, [Flag::PricesChanged]);
+    let Outlook::Forecast(settled) = forecast(&changed(MONDAY)) else { panic!() };
+    assert!(settled.flags.is_empty(), "{:?}", settled.flags);
 }
