@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Reproduces docs/screenshots/{usage,send,costs,statements,settings}.png: runs the app under Xvfb in
-# embedded mode on a temp data dir, with two headless agents billed into the same ledger first so the
-# Costs tab has several machines, and this machine's agent run under libfaketime in the two months
+# Reproduces docs/screenshots/{usage,send,costs,forecast,statements,settings}.png: runs the app under
+# Xvfb in embedded mode on a temp data dir, with two headless agents billed into the same ledger first
+# so the Costs tab has several machines, two weeks of two simulated office machines billed into it
+# from a broker of our own (scripts/kafka.sh) so it has forecasts, and this machine's agent run under libfaketime in the two months
 # before this one, then closed, so the Statements tab has final statements; lets the charts fill for
 # WARMUP seconds, then clicks each tab and grabs the screen. With MEASURE_SECONDS=N it then reports
 # the app's CPU % and RSS over N seconds on the Usage tab (charts live).
 #
 #   scripts/screenshots.sh [BINARY] [WARMUP]     (defaults: target/release/usagebill, 60)
 #
-# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime (apt-get install them).
+# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime (apt-get install them), and Java
+# for the broker (port 9092 free).
 set -euo pipefail
 binary="$(realpath "${1:-$(dirname "$0")/../target/release/usagebill}")"
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ -d "$data/kafka" ] && scripts/kafka.sh stop "$data/kafka" >/dev/null 2>&1
     rm -rf "$data"
 }
 trap cleanup EXIT
@@ -39,6 +42,15 @@ for machine in rack-a:85 rack-b:15; do
         --interval 1s --sample-interval 250ms --run-for 8s --readings "$data/$name/readings.jsonl" 2>/dev/null
 done
 
+# Two office machines with two weeks of hourly history up to this hour, so that the Costs tab has
+# forecasts to show: simulated onto a broker of our own, billed into the app's ledger by a worker.
+scripts/kafka.sh up "$data/kafka" >/dev/null
+kafka=(--brokers 127.0.0.1:9092 --topic office --data-dir "$data/office")
+from="$(date -u -d "$(date -u '+%Y-%m-%d %H:00') 14 days ago" +%Y-%m-%dT%H:00:00Z)"
+"$binary" "${kafka[@]}" simulate --profile office --machine-prefix office- --machines 2 --records 672 --window 1h --start "$from" 2>/dev/null
+"$binary" "${kafka[@]}" worker --ledger "$data/app/ledger.db" --exit-when-idle 5s --no-feed 2>/dev/null
+scripts/kafka.sh stop "$data/kafka" >/dev/null
+
 Xvfb "$display" -screen 0 "${width}x${height}x24" -nolisten tcp >/dev/null 2>&1 &
 pids+=($!)
 export DISPLAY="$display"
@@ -47,7 +59,7 @@ for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; slee
 # A SASL password in the config shows how the Settings tab masks secrets.
 printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "5s"\n\n[billing]\naccounts = "%s"\n\n[kafka.properties]\n"sasl.username" = "desk-1"\n"sasl.password" = "not-shown-anywhere"\n' \
     "$data/accounts.toml" >"$data/app/config.toml"
-printf '[[version]]\neffective_from = "2020-01-01T00:00:00Z"\n\n[[version.account]]\nid = "acme"\nname = "Acme Corp"\nmachines = ["desk-*", "rack-*"]\n' \
+printf '[[version]]\neffective_from = "2020-01-01T00:00:00Z"\n\n[[version.account]]\nid = "acme"\nname = "Acme Corp"\nmachines = ["desk-*", "rack-*", "office-*"]\n' \
     >"$data/accounts.toml"
 
 # This machine's agent, in the app's data dir (the app's agent carries on its seqs), on a wall clock
@@ -84,6 +96,8 @@ shoot() { sleep 0.5; import -window root "docs/screenshots/$1.png"; echo "docs/s
 click 30 16 && shoot usage
 click 94 16 && click 70 60 2 && shoot send
 click 150 16 && shoot costs
+# The first office machine's row, then its period and forecast.
+click 90 174 && click 401 282 2 && shoot forecast
 # The Statements tab reads when opened; Export CSV on the newest statement shows where the file went.
 click 246 16 2 && click 659 206 2 && shoot statements
 click 341 16 && shoot settings

@@ -68,16 +68,19 @@ pub fn show(ui: &mut egui::Ui, summary: &CostSummary, now: UnixMillis) -> DrawnF
         .x_axis_label("days from now")
         .y_axis_label(format!("cost this period ({})", summary.currency))
         .y_axis_min_width(64.0)
+        .legend(egui_plot::Legend::default().position(egui_plot::Corner::LeftTop))
         .show(ui, |plot_ui| {
             plot_ui.set_plot_bounds_x(left..=right);
             plot_ui.set_plot_bounds_y(0.0..=top);
             if band.len() > 1 {
-                // The band's outline: along the high ends, then back along the low ones.
-                let outline: Vec<[f64; 2]> =
-                    band.iter().map(|point| [point[0], point[2]]).chain(band.iter().rev().map(|point| [point[0], point[1]])).collect();
-                plot_ui.polygon(
-                    Polygon::new("likely (10 %–90 %)", outline).fill_color(egui::Color32::from_rgba_unmultiplied(90, 140, 220, 60)),
-                );
+                // One four-sided piece per day: egui_plot fills a polygon as a fan from its first
+                // point, which is right only for a convex shape, and the whole band is not one.
+                let fill = egui::Color32::from_rgba_unmultiplied(90, 140, 220, 70);
+                for pair in band.windows(2) {
+                    let [from, to] = [pair[0], pair[1]];
+                    let piece = vec![[from[0], from[1]], [to[0], to[1]], [to[0], to[2]], [from[0], from[2]]];
+                    plot_ui.polygon(Polygon::new("likely (10 %–90 %)", piece).fill_color(fill).stroke(egui::Stroke::NONE));
+                }
                 plot_ui.line(Line::new("forecast", estimate).style(egui_plot::LineStyle::dashed_loose()));
             }
             plot_ui.line(Line::new("billed so far", billed.clone()).width(2.0));

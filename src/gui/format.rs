@@ -39,6 +39,9 @@ pub fn forecast_line(forecast: &Forecast, currency: &str) -> String {
     let last_day = forecast.period_end.plus_millis(-1).to_string();
     let month = last_day.get(5..7).and_then(|month| month.parse::<usize>().ok()).and_then(|month| MONTHS.get(month.wrapping_sub(1)));
     let day = last_day.get(8..10).map_or("", |day| day.trim_start_matches('0'));
+    // One precision for the three, the high end's, so that a band reads `0.25–1.29`, not `0.252125–1.29`.
+    let digits = rough_digits(forecast.high);
+    let rough = |amount: Decimal| round_for_display(amount, digits);
     format!(
         "≈ {} {currency} by {day} {} (likely {}–{})",
         rough(forecast.estimate),
@@ -50,16 +53,15 @@ pub fn forecast_line(forecast: &Forecast, currency: &str) -> String {
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/// An estimate to the precision it deserves: whole units from 100, cents from 1, else six places.
-fn rough(amount: Decimal) -> Decimal {
-    let digits = if amount >= Decimal::ONE_HUNDRED {
+/// Places an estimate deserves: none from 100, cents from 1, else six.
+fn rough_digits(amount: Decimal) -> u32 {
+    if amount >= Decimal::ONE_HUNDRED {
         0
     } else if amount >= Decimal::ONE {
         2
     } else {
         COST_DIGITS
-    };
-    round_for_display(amount, digits)
+    }
 }
 
 /// An instant as `2026-11-25 11:02:44 UTC`.
@@ -100,6 +102,30 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+
+    #[test]
+    fn a_forecast_reads_as_a_rough_figure_by_the_periods_last_day_with_its_band() {
+        use crate::billing::cost_engine::forecast::{Forecast, Method};
+        let amount = |text: &str| Decimal::from_str(text).unwrap();
+        let forecast = |estimate: &str, low: &str, high: &str| Forecast {
+            method: Method::Seasonal,
+            history_hours: 700,
+            weeks: 4,
+            made_at: UnixMillis::parse_rfc3339("2026-11-20T10:00:00Z").unwrap(),
+            period_end: UnixMillis::parse_rfc3339("2026-12-01T00:00:00Z").unwrap(),
+            billed: amount("300"),
+            estimate: amount(estimate),
+            low: amount(low),
+            high: amount(high),
+            daily_spread: amount("4"),
+            level_spread: amount("0.05"),
+            path: Vec::new(),
+            flags: Vec::new(),
+        };
+        assert_eq!(forecast_line(&forecast("412.4", "380.2", "450.9"), "USD"), "≈ 412 USD by 30 Nov (likely 380–451)");
+        // The band's high end sets one precision for all three.
+        assert_eq!(forecast_line(&forecast("0.504221", "0.252125", "1.2907"), "EUR"), "≈ 0.50 EUR by 30 Nov (likely 0.25–1.29)");
+    }
 
     #[test]
     fn units_scale_and_stay_visible() {
