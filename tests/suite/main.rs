@@ -3,6 +3,7 @@
 mod agent;
 mod api;
 mod audit;
+mod backtest;
 mod billing;
 mod cluster;
 mod disk;

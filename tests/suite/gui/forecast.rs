@@ -7,40 +7,16 @@ use std::time::Duration;
 
 use egui_kittest::kittest::Queryable;
 use rust_decimal::Decimal;
-use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::budget::{AlertTracker, Budgets};
 use usagebill::billing::cost_engine::{CostEngine, CostSummary, Outlook};
 use usagebill::billing::ledger::Ledger;
 use usagebill::billing::rate_card::RateCard;
 use usagebill::gui::costs_table::{CostTable, TableChoice};
 use usagebill::gui::format;
-use usagebill::record::{UnixMillis, UsageRecord};
+use usagebill::record::UnixMillis;
 
 use super::{STEADY, app, click, embedded_settings, manual_only, open_app, script, wait_for};
-
-const HOUR: i64 = 3_600_000;
-
-/// Bills `hours` hourly windows of `machine` from `first` under the built-in card: 6 of 8 cores
-/// busy from 09 to 17 UTC, a little from 17 to 20, nearly idle otherwise, with a level that
-/// differs from day to day so that the forecast has errors to learn a band from.
-fn bill_office_hours(ledger: &Path, machine: &str, first: UnixMillis, hours: u64) {
-    let mut biller = Biller::new(Ledger::open(ledger).unwrap(), RateCard::built_in());
-    let messages: Vec<RawMessage> = (0..hours)
-        .map(|hour| {
-            let start = first.plus_millis(hour as i64 * HOUR);
-            let (day, hour_of_day) = (hour / 24, (start.0 / HOUR) % 24);
-            let busy = match hour_of_day {
-                9..17 => 75.0,
-                17..20 => 20.0,
-                _ => 2.0,
-            };
-            let level = [1.0, 0.8, 1.25, 0.9, 1.1][day as usize % 5];
-            let record = UsageRecord { cpu_pct: busy * level, seq: hour + 1, ..UsageRecord::steady(machine, 1, start, HOUR) };
-            RawMessage { topic: "seed".into(), partition: 0, offset: hour as i64, payload: Some(record.to_json()) }
-        })
-        .collect();
-    biller.bill(&messages).unwrap();
-}
+use crate::util::{HOUR, bill_office_hours};
 
 #[test]
 fn budgets_the_summary_topic_and_the_costs_tab_give_one_figure_and_one_band() {
