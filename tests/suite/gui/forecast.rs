@@ -1,7 +1,6 @@
 //! The forecast: budgets, the summary topic and the Costs tab give one figure and one band for the
 //! same ledger, and the tab shows the band, or says there is too little history to draw one.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
