@@ -120,9 +120,10 @@ fn the_same_batch_produced_twice_bills_once_and_budgets_alert() {
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
     let cost_topic = unique("costs");
-    let config = format!("[kafka]\ncost_topic = \"{cost_topic}\"\n\n[billing.budgets]\n\"sim-*\" = \"1\"\n");
+    let config = format!("[kafka]\ncost_topic = \"{cost_topic}\"\n\n[billing.budgets]\n\"sim-*\" = \"0.1\"\n");
     std::fs::write(data.path().join("config.toml"), config).unwrap();
-    // 4 machines × 100 windows of 10 s ending now: this period, inside the projection's burn window.
+    // 4 machines × 100 windows of 10 s ending now: about 0.17 USD each this period, past the
+    // 0.1 budget already (17 minutes is too little history to forecast from).
     let start = usagebill::record::UnixMillis::now().plus_millis(-1_000_000).to_string();
     let args = ["--machines", "4", "--records", "400", "--window", "10s", "--start", start.as_str()];
     simulate(data.path(), &broker, &topic, &args);

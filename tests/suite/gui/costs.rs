@@ -148,7 +148,8 @@ fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let topic = unique("usage");
-    // 4 machines × 100 windows of 10 s ending now: this period, inside the projection's burn window.
+    // 4 machines × 100 windows of 10 s ending now: about 0.17 USD each this period, past the
+    // 0.1 budget already (17 minutes is too little history to forecast from).
     let producer = tempfile::tempdir().unwrap();
     let start = UnixMillis::now().plus_millis(-1_000_000).to_string();
     let simulate = ["simulate", "--machines", "4", "--records", "400", "--window", "10s", "--start", start.as_str()];
@@ -161,7 +162,7 @@ fn the_apps_in_process_worker_bills_with_the_configured_budgets() {
     config.kafka.cost_topic = format!("{topic}.costs");
     config.kafka.group_id = unique("app-billing");
     config.worker.embedded = true;
-    config.billing.budgets.insert("sim-*".into(), "1".into());
+    config.billing.budgets.insert("sim-*".into(), "0.1".into());
     config.agent.machine_id = Some("desk-budget".into());
     let settings = Settings::new(config, data.path().join("config.toml"), data.path().to_owned()).unwrap();
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
