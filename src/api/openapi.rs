@@ -86,7 +86,7 @@ mod tests {
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         let fixture = fixture();
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 10);
+        assert_eq!(paths.len(), 11);
         for path in paths.keys() {
             let target = path.replace("{id}", "alpha").replace("{number}", "1");
             let response = get(&fixture.api, &target);
@@ -108,6 +108,9 @@ mod tests {
             ("/api/v1/gaps", "/api/v1/gaps", "200"),
             ("/api/v1/quarantine", "/api/v1/quarantine?limit=5", "200"),
             ("/healthz", "/healthz", "200"),
+            ("/api/v1/summary", "/api/v1/summary", "200"),
+            ("/api/v1/summary", "/api/v1/summary?period=2026-01-01", "200"),
+            ("/api/v1/summary", "/api/v1/summary?period=2026-01-15", "400"),
             ("/api/v1/statements", "/api/v1/statements", "200"),
             ("/api/v1/statements", "/api/v1/statements?account=acme&period=2026-01", "200"),
             ("/api/v1/statements", "/api/v1/statements?account=nobody", "404"),

@@ -21,7 +21,8 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    fn new(name: &str, value: &str, expected: impl Into<String>) -> ParamError {
+    /// `name`=`value` refused; `expected` says what would be accepted.
+    pub fn new(name: &str, value: &str, expected: impl Into<String>) -> ParamError {
         ParamError { name: name.to_owned(), value: value.to_owned(), expected: expected.into() }
     }
 }

@@ -1,9 +1,10 @@
 //! Routing and handlers: authorisation first, then the path, then the method, then the parameters.
-//! The statements' handlers are in `statements.rs`.
+//! The statements' handlers are in `statements.rs`, the summary's in `summary.rs`.
 //! Every answer is a 2xx or a 4xx; a ledger that is missing or unreadable gives empty data and says
 //! so in the `X-Usagebill-Ledger` header and on `/healthz`.
 
 mod statements;
+mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use serde_json::json;
 
 use self::statements::StatementsCache;
 pub use self::statements::{STATEMENTS_FRESH_FOR, STATEMENTS_HEADER};
+use self::summary::SummaryCache;
+pub use self::summary::{SUMMARY_FRESH_FOR, SUMMARY_HEADER};
 use super::auth::ApiToken;
 use super::openapi::OPENAPI_DOCUMENT;
 use super::params::{Format, ParamError, Query, percent_decode, split_target};
@@ -44,6 +47,7 @@ pub struct ApiRequest<'a> {
 pub struct LedgerCache {
     ledger: Option<Ledger>,
     statements: StatementsCache,
+    summary: SummaryCache,
 }
 
 /// Whether a response's data came from the ledger.
@@ -79,14 +83,15 @@ pub struct Api {
     pub metrics: Arc<WorkerMetrics>,
     /// The worker's rate card, for the graduated-tier adjustments `usagebill report` applies.
     pub card: RateCard,
-    /// The worker's cluster, whose statement topic holds the final statements; without one (the
-    /// unit tests, embedded mode) they are read from the ledger.
+    /// The worker's cluster, whose statement and summary topics hold the final statements and the
+    /// fleet's summaries; without one (the unit tests, embedded mode) both come from the ledger.
     pub kafka: Option<KafkaConfig>,
 }
 
 enum Route<'a> {
     Machines,
     Costs,
+    Summary,
     MachineUsage(&'a str),
     Gaps,
     Quarantine,
@@ -101,6 +106,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     Some(match path {
         "/api/v1/machines" => Route::Machines,
         "/api/v1/costs" => Route::Costs,
+        "/api/v1/summary" => Route::Summary,
         "/api/v1/gaps" => Route::Gaps,
         "/api/v1/quarantine" => Route::Quarantine,
         "/api/v1/openapi.json" => Route::OpenApi,
@@ -140,6 +146,7 @@ impl Api {
         let answer = match route {
             Route::Machines => self.machines(raw_query, cache),
             Route::Costs => self.costs(raw_query, cache),
+            Route::Summary => self.summary(raw_query, cache),
             Route::MachineUsage(raw_id) => self.machine_usage(raw_id, raw_query, cache),
             Route::Gaps => self.gaps(raw_query, cache),
             Route::Quarantine => self.quarantine(raw_query, cache),

@@ -1,7 +1,7 @@
 //! What a forecast says, in the form a summary carries it and every view shows it.
 
-use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::record::UnixMillis;
@@ -107,8 +107,12 @@ impl Forecast {
             let remaining = (*estimate - self.billed).to_f64().unwrap_or(0.0);
             let level = self.level_spread.to_f64().unwrap_or(0.0);
             let half = Decimal::try_from(super::band_half_width(spread, days, self.weeks as usize, remaining, level)).unwrap_or_default();
-            let low = (*estimate - half).max(self.billed).round_dp(super::FORECAST_DIGITS);
-            PathPoint { at, estimate: *estimate, low, high: (*estimate + half).round_dp(super::FORECAST_DIGITS) }
+            // Rounded outwards, so that the band always holds the estimate (a zero-width band of
+            // an exact estimate would otherwise round past it); never below what is billed.
+            let low =
+                (*estimate - half).round_dp_with_strategy(super::FORECAST_DIGITS, RoundingStrategy::ToNegativeInfinity).max(self.billed);
+            let high = (*estimate + half).round_dp_with_strategy(super::FORECAST_DIGITS, RoundingStrategy::ToPositiveInfinity);
+            PathPoint { at, estimate: *estimate, low, high }
         });
         points.collect()
     }
