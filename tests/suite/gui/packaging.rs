@@ -61,3 +61,25 @@ fn install_desktop_puts_the_entry_and_icons_under_the_users_data_home_and_remove
     run(&["--uninstall"]);
     assert!(!installed.exists() && !data_home.join("applications/usagebill.desktop").exists());
 }
+
+/// The exposure the README states for both systemd units; the issue asked for at most 3.0.
+const UNIT_EXPOSURE: f64 = 1.1;
+
+#[test]
+fn both_systemd_units_are_hardened_to_the_exposure_the_readme_states() {
+    for unit in ["usagebill-agent.service", "usagebill-worker.service"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(unit);
+        let output = std::process::Command::new("systemd-analyze").args(["security", "--offline=yes", "--no-pager"]).arg(&path).output();
+        let output =
+            output.unwrap_or_else(|error| panic!("cannot run systemd-analyze ({error}): apt-get install systemd (./scripts/test.sh does)"));
+        let report = String::from_utf8_lossy(&output.stdout);
+        let overall = format!("Overall exposure level for {unit}: ");
+        let score: f64 = report
+            .lines()
+            .find_map(|line| line.split_once(&overall).and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok()))
+            .unwrap_or_else(|| panic!("no overall exposure for {unit} in:\n{report}{}", String::from_utf8_lossy(&output.stderr)));
+        assert!(score <= UNIT_EXPOSURE, "{unit} is rated {score}, above the {UNIT_EXPOSURE} the README states:\n{report}");
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains(&format!("rates each {UNIT_EXPOSURE} \"OK\"")), "the README states {UNIT_EXPOSURE}");
+}
