@@ -18,6 +18,10 @@ command -v nft >/dev/null || extra+=(nftables)
 command -v ip >/dev/null || extra+=(iproute2)
 # lintian checks the .deb the package test builds.
 command -v lintian >/dev/null || extra+=(lintian)
+# systemd-analyze rates the hardening of the systemd units in the package test.
+command -v systemd-analyze >/dev/null || extra+=(systemd)
+# desktop-file-validate checks the start-at-login entry the Settings test writes.
+command -v desktop-file-validate >/dev/null || extra+=(desktop-file-utils)
 # libfaketime steps one agent's wall clock in the time-truth tests.
 dpkg -s libfaketime >/dev/null 2>&1 || extra+=(libfaketime)
 # poppler-utils (pdfinfo, pdftotext, pdfdetach) reads the statement PDFs back in their unit tests.

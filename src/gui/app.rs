@@ -156,6 +156,11 @@ impl UsageApp {
         &self.costs
     }
 
+    /// The Settings tab's form.
+    pub fn settings_form(&self) -> &SettingsForm {
+        &self.settings_form
+    }
+
     /// The Statements tab and what its last file request came to.
     pub fn statements_view(&self) -> &StatementsView {
         &self.statements
@@ -180,6 +185,7 @@ impl UsageApp {
                 Event::Statements(snapshot) => self.live.statements = *snapshot,
                 Event::StatementFile(file) => self.statements.on_file(file),
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
+                Event::StartAtLogin(outcome) => self.settings_form.on_start_at_login(outcome),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
                         self.background.follow(&settings);
@@ -204,6 +210,7 @@ impl UsageApp {
         match action {
             Action::Agent(command) => self.background.command(command),
             Action::Statements(request) => self.background.statements(request),
+            Action::StartAtLogin(enabled) => self.background.start_at_login(enabled),
             Action::Apply(settings) => {
                 let overrides = self.overrides_to_keep();
                 self.pending_settings = Some((*settings).clone());

@@ -35,4 +35,6 @@ pub enum Action {
     Apply(Box<Settings>),
     /// A request for the statement reader.
     Statements(StatementRequest),
+    /// Write (true) or remove (false) the start-at-login entry.
+    StartAtLogin(bool),
 }

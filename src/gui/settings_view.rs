@@ -70,6 +70,18 @@ pub struct SettingsForm {
     save_errors: HashMap<SettingsField, String>,
     outcome: Option<Result<String, String>>,
     saving: bool,
+    start_at_login: StartAtLogin,
+}
+
+/// The start-at-login toggle: the entry's state as the supervisor last reported it.
+#[derive(Debug, Default)]
+struct StartAtLogin {
+    /// Whether the entry is there; `None` until the supervisor said.
+    enabled: Option<bool>,
+    /// A change asked for and not yet answered.
+    changing: bool,
+    /// Why the last change (or the look at the entry) failed.
+    error: Option<String>,
 }
 
 // By hand: the derived `Debug` would print `properties` as typed, new secrets included.
@@ -87,6 +99,7 @@ impl fmt::Debug for SettingsForm {
             .field("save_errors", &self.save_errors)
             .field("outcome", &self.outcome)
             .field("saving", &self.saving)
+            .field("start_at_login", &self.start_at_login)
             .finish()
     }
 }
@@ -184,6 +197,23 @@ impl SettingsForm {
         }
     }
 
+    /// The supervisor's word on the start-at-login entry: there or not, or why a change failed.
+    pub fn on_start_at_login(&mut self, outcome: Result<bool, String>) {
+        self.start_at_login.changing = false;
+        match outcome {
+            Ok(enabled) => {
+                self.start_at_login.enabled = Some(enabled);
+                self.start_at_login.error = None;
+            }
+            Err(error) => self.start_at_login.error = Some(error),
+        }
+    }
+
+    /// Whether the app starts at login, as last reported; `None` until then.
+    pub fn start_at_login(&self) -> Option<bool> {
+        self.start_at_login.enabled
+    }
+
     /// Draws the tab.
     pub fn show(&mut self, ui: &mut egui::Ui, settings: &Settings, actions: &mut Vec<Action>) {
         let errors = self.errors();
@@ -231,6 +261,30 @@ impl SettingsForm {
                 Some(Ok(message)) => drop(ui.label(message)),
                 Some(Err(message)) => drop(ui.colored_label(ui.visuals().error_fg_color, message)),
                 None => drop(ui.label(egui::RichText::new(format!("Config file: {}", settings.config_path.display())).weak())),
+            }
+        });
+        ui.add_space(12.0);
+        self.show_start_at_login(ui, settings, actions);
+    }
+
+    /// The start-at-login toggle, applied at once (it is not part of the config file: the entry
+    /// itself is the setting, so removing it by hand turns it off here too).
+    fn show_start_at_login(&mut self, ui: &mut egui::Ui, settings: &Settings, actions: &mut Vec<Action>) {
+        let state = &mut self.start_at_login;
+        ui.horizontal(|ui| {
+            let mut enabled = state.enabled.unwrap_or(false);
+            let known = state.enabled.is_some() && !state.changing;
+            if ui.add_enabled(known, egui::Checkbox::new(&mut enabled, "Start at login")).changed() {
+                state.changing = true;
+                actions.push(Action::StartAtLogin(enabled));
+            }
+            if state.changing {
+                ui.spinner();
+            }
+            match (&state.error, settings.autostart()) {
+                (Some(error), _) => drop(ui.colored_label(ui.visuals().error_fg_color, error)),
+                (None, Some(autostart)) => drop(ui.label(egui::RichText::new(format!("entry: {}", autostart.entry.display())).weak())),
+                (None, None) => {}
             }
         });
     }

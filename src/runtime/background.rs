@@ -90,6 +90,11 @@ impl Background {
         let _ = self.controls.send(Control::Apply(Box::new(settings), overrides));
     }
 
+    /// Writes or removes the start-at-login entry; [`Event::StartAtLogin`] tells the outcome.
+    pub fn start_at_login(&self, enabled: bool) {
+        let _ = self.controls.send(Control::StartAtLogin(enabled));
+    }
+
     /// Reads costs and statements from where `settings` (just saved) keeps them.
     pub fn follow(&self, settings: &Settings) {
         *self.cost_query.lock().expect("the cost query lock") = CostQuery::for_settings(settings);

@@ -3,6 +3,7 @@
 //! ([`background::Background`]).
 
 mod agent;
+pub mod autostart;
 pub mod background;
 pub mod cost_reader;
 mod embedded;

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use super::autostart::Autostart;
 use crate::billing::budget::{BudgetError, Budgets};
 use crate::billing::statement::{Accounts, Cycle};
 use crate::config::{Config, ConfigError};
@@ -23,6 +24,7 @@ pub struct Settings {
     rules: Vec<ThresholdRule>,
     budgets: Budgets,
     accounts: Accounts,
+    autostart: Option<Autostart>,
 }
 
 impl Settings {
@@ -50,12 +52,23 @@ impl Settings {
             let value = config.billing.accounts.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
             invalid("billing.accounts", value, crate::errors::chain(&error))
         })?;
-        Ok(Settings { config, config_path, data_dir, rules, budgets, accounts })
+        Ok(Settings { config, config_path, data_dir, rules, budgets, accounts, autostart: Autostart::for_user() })
     }
 
     /// These settings with another config and data dir (the Settings tab's edits), checked again.
     pub fn with_config(&self, config: Config, data_dir: PathBuf) -> Result<Settings, ConfigError> {
-        Settings::new(config, self.config_path.clone(), data_dir)
+        let next = Settings::new(config, self.config_path.clone(), data_dir)?;
+        Ok(Settings { autostart: self.autostart.clone(), ..next })
+    }
+
+    /// These settings with the start-at-login entry at another place (a test's own folder).
+    pub fn with_autostart(self, autostart: Autostart) -> Settings {
+        Settings { autostart: Some(autostart), ..self }
+    }
+
+    /// This user's start-at-login entry; `None` when there is no home to put it in.
+    pub fn autostart(&self) -> Option<&Autostart> {
+        self.autostart.as_ref()
     }
 
     /// The configured threshold rules.

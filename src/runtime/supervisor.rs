@@ -26,6 +26,8 @@ pub enum Control {
     Command(Command),
     /// Save the settings to their config file, then restart the agent with them.
     Apply(Box<Settings>, AgentOverrides),
+    /// Write (true) or remove (false) the start-at-login entry.
+    StartAtLogin(bool),
     /// Stop everything (the window is closing).
     Shutdown,
 }
@@ -64,6 +66,8 @@ pub enum Event {
     Saved(Result<PathBuf, SaveError>),
     /// The in-process billing worker stopped with an error.
     BackgroundFailed(String),
+    /// Whether the app starts at login (at start, and after each change), or why the change failed.
+    StartAtLogin(Result<bool, String>),
 }
 
 /// Wakes the views (for the app: asks egui for a repaint).
@@ -89,7 +93,10 @@ impl Notifier {
     pub fn send(&self, event: Event) -> bool {
         let reading = matches!(event, Event::Agent(Update::Reading(_)));
         // A statement event answers the person (a tab opened, a button clicked): it wakes at once.
-        let asked = matches!(event, Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_));
+        let asked = matches!(
+            event,
+            Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_) | Event::StartAtLogin(_)
+        );
         let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
         let delivered = self.events.send(event).is_ok();
         if wake {
@@ -110,6 +117,9 @@ pub fn spawn_supervisor(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("app-supervisor".into()).spawn(move || {
         let mut current = Running::start(&settings, &overrides, &source, &notifier, &billed);
+        let autostart = settings.autostart().cloned();
+        let no_home = || "there is no home folder (neither XDG_CONFIG_HOME nor HOME is set) to put the entry in".to_owned();
+        notifier.send(Event::StartAtLogin(autostart.as_ref().map(|entry| entry.enabled()).ok_or_else(no_home)));
         while let Ok(control) = controls.recv() {
             match control {
                 Control::Command(command) => current.command(command),
@@ -121,6 +131,10 @@ pub fn spawn_supervisor(
                     current.stop();
                     current = Running::start(&settings, &overrides, &source, &notifier, &billed);
                     notifier.send(Event::Saved(Ok(settings.config_path.clone())));
+                }
+                Control::StartAtLogin(enabled) => {
+                    let outcome = autostart.as_ref().ok_or_else(no_home).and_then(|entry| entry.set(enabled).map(|()| entry.enabled()));
+                    notifier.send(Event::StartAtLogin(outcome));
                 }
                 Control::Shutdown => break,
             }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use egui_kittest::kittest::{By, NodeT, Queryable};
 use usagebill::config::Config;
+use usagebill::runtime::autostart::Autostart;
 
-use super::{AppHarness, STEADY, click, embedded_settings, manual_only, open_app, script, wait_for};
+use super::{AppHarness, STEADY, app, click, embedded_settings, manual_only, open_app, script, wait_for};
 
 #[test]
 fn settings_show_errors_beside_their_fields_and_save_to_the_config_file() {
@@ -64,4 +65,56 @@ fn settings_list_a_secret_property_but_never_show_its_value() {
     let saved = Config::load(&config_path).unwrap();
     assert_eq!(saved.kafka.properties.get("sasl.password").map(String::as_str), Some(SECRET));
     nowhere(&harness);
+}
+
+#[test]
+fn start_at_login_writes_a_valid_autostart_entry_and_removes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let config_home = tempfile::tempdir().unwrap();
+    // A folder name with a space, so the entry's Exec must quote the program.
+    let program = config_home.path().join("my apps").join("usagebill");
+    std::fs::create_dir_all(program.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_usagebill"), &program).unwrap();
+    let entry = config_home.path().join("autostart/usagebill.desktop");
+    let settings = embedded_settings(data.path(), "desk-1").with_autostart(Autostart { entry: entry.clone(), program: program.clone() });
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Settings");
+    wait_for(&mut harness, "the entry's state", Duration::from_secs(10), |app| app.settings_form().start_at_login() == Some(false));
+    click(&mut harness, "Start at login");
+    wait_for(&mut harness, "the entry written", Duration::from_secs(10), |app| app.settings_form().start_at_login() == Some(true));
+    let validate = std::process::Command::new("desktop-file-validate").arg(&entry).output();
+    let validate = validate.unwrap_or_else(|error| {
+        panic!("cannot run desktop-file-validate ({error}): apt-get install desktop-file-utils (./scripts/test.sh does)")
+    });
+    let said = format!("{}{}", String::from_utf8_lossy(&validate.stdout), String::from_utf8_lossy(&validate.stderr));
+    assert!(validate.status.success() && !said.contains("error"), "the entry does not validate: {said}");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let exec = format!("Exec=\"{}\"", program.display());
+    assert!(text.lines().any(|line| line == exec), "{exec} in:\n{text}");
+    click(&mut harness, "Start at login");
+    wait_for(&mut harness, "the entry removed", Duration::from_secs(10), |app| app.settings_form().start_at_login() == Some(false));
+    assert!(!entry.exists());
+}
+
+#[test]
+fn an_autostart_folder_that_cannot_be_written_is_named_in_settings() {
+    let data = tempfile::tempdir().unwrap();
+    let config_home = tempfile::tempdir().unwrap();
+    // A file where the autostart folder should be.
+    std::fs::write(config_home.path().join("autostart"), "").unwrap();
+    let entry = config_home.path().join("autostart/usagebill.desktop");
+    let autostart = Autostart { entry: entry.clone(), program: env!("CARGO_BIN_EXE_usagebill").into() };
+    let mut harness =
+        open_app(embedded_settings(data.path(), "desk-1").with_autostart(autostart), manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Settings");
+    wait_for(&mut harness, "the entry's state", Duration::from_secs(10), |app| app.settings_form().start_at_login() == Some(false));
+    click(&mut harness, "Start at login");
+    let message = format!("cannot create the folder of {}", entry.display());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while harness.query_by_label_contains(&message).is_none() {
+        assert!(std::time::Instant::now() < deadline, "Settings never said {message:?}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(app(&harness).settings_form().start_at_login(), Some(false), "still off");
 }
