@@ -84,6 +84,9 @@ pub struct FleetTotal {
     pub without_forecast: usize,
     /// The currency (the first row's).
     pub currency: String,
+    /// Machines billed in another currency, left out of the sums (amounts of two currencies do
+    /// not add up).
+    pub other_currency: usize,
 }
 
 /// What the table is asked for.
@@ -134,7 +137,8 @@ impl CostTable {
         let all: Vec<SummaryRow> = summaries.iter().filter_map(|summary| SummaryRow::of(summary, period, now)).collect();
         let mut total = total_of(&all);
         if period == current {
-            let outlooks: Vec<Outlook> = summaries.iter().map(|summary| summary.outlook_at(now)).collect();
+            let outlooks: Vec<Outlook> =
+                summaries.iter().filter(|summary| summary.currency == total.currency).map(|summary| summary.outlook_at(now)).collect();
             total.forecast = Outlook::total(&outlooks);
         }
         // A machine billed before `period`: in a closed period, or in its summary's own period when
@@ -165,12 +169,14 @@ impl CostTable {
 }
 
 fn total_of(rows: &[SummaryRow]) -> FleetTotal {
-    let mut total = FleetTotal {
-        machines: rows.len(),
-        currency: rows.first().map(|row| row.currency.clone()).unwrap_or_default(),
-        ..FleetTotal::default()
-    };
+    let mut total =
+        FleetTotal { machines: 0, currency: rows.first().map(|row| row.currency.clone()).unwrap_or_default(), ..FleetTotal::default() };
     for row in rows {
+        if row.currency != total.currency {
+            total.other_currency += 1;
+            continue;
+        }
+        total.machines += 1;
         total.records += row.records;
         total.today += row.today;
         total.period += row.period;

@@ -15,7 +15,7 @@ use crate::billing::cost_engine::CostSummary;
 use crate::billing::cost_engine::calendar::month_of;
 use crate::feed::summary::SummaryRow;
 use crate::record::UnixMillis;
-use crate::runtime::cost_reader::CostState;
+use crate::runtime::cost_reader::{CostSnapshot, CostState, RETRY};
 
 /// The span of the cost chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,11 +94,7 @@ impl CostsView {
     /// Draws the tab.
     pub fn show(&mut self, ui: &mut egui::Ui, live: &Live) {
         let costs = &live.costs;
-        match &costs.state {
-            CostState::Loading => drop(ui.label("Reading the costs…")),
-            CostState::Failed(error) => drop(ui.colored_label(ui.visuals().error_fg_color, format!("Cannot read the costs: {error}"))),
-            CostState::Ready => {}
-        }
+        costs_status(ui, costs);
         if costs.skipped.0 > 0 {
             let latest = costs.skipped.1.last().map_or("", String::as_str);
             ui.colored_label(ui.visuals().warn_fg_color, format!("{} summary message(s) skipped; the latest: {latest}", costs.skipped.0));
@@ -119,6 +115,10 @@ impl CostsView {
 
     fn draw(&mut self, ui: &mut egui::Ui, live: &Live, table: &CostTable) {
         let costs = &live.costs;
+        if costs.summaries.is_empty() && costs.state != CostState::Ready {
+            // Nothing known yet: the line above says why, and no zeros pose as data.
+            return;
+        }
         self.controls(ui, table, costs.read_at);
         self.total_row(ui, table);
         if table.total.machines == 0 {
@@ -165,8 +165,9 @@ impl CostsView {
         // Wrapped: a long fleet line goes on to the next line instead of off the window's edge.
         ui.horizontal_wrapped(|ui| {
             ui.label(egui::RichText::new(format!("Fleet: {} machine(s)", total.machines)).strong().size(16.0));
-            ui.label(egui::RichText::new(format!("today {}", money(total.today))).size(16.0));
-            ui.label(egui::RichText::new(format!("period {}", money(total.period))).size(16.0));
+            let exact = |amount: Decimal| format!("exact: {}", format::exact_money(amount, &total.currency));
+            ui.label(egui::RichText::new(format!("today {}", money(total.today))).size(16.0)).on_hover_text(exact(total.today));
+            ui.label(egui::RichText::new(format!("period {}", money(total.period))).size(16.0)).on_hover_text(exact(total.period));
             if let Some(forecast) = &total.forecast {
                 let line = format::forecast_line(forecast, &total.currency);
                 let band = format!(
@@ -176,6 +177,10 @@ impl CostsView {
                     money(forecast.high)
                 );
                 ui.label(egui::RichText::new(line).size(16.0)).on_hover_text(band);
+            }
+            if total.other_currency > 0 {
+                let note = format!("{} machine(s) billed in other currencies, not added", total.other_currency);
+                ui.label(egui::RichText::new(note).italics());
             }
             if total.without_forecast > 0 {
                 let note = format!("{} machine(s) too new to forecast", total.without_forecast);
@@ -224,12 +229,19 @@ impl CostsView {
             if ui.add_sized([WIDTHS[0], ROW_HEIGHT], egui::Button::selectable(selected, name)).clicked() {
                 self.selected = Some(row.machine_id.clone());
             }
-            ui.add_sized([WIDTHS[1], ROW_HEIGHT], egui::Label::new(money(row.today)));
-            ui.add_sized([WIDTHS[2], ROW_HEIGHT], egui::Label::new(money(row.period))).on_hover_text(format!("exact: {}", row.period));
+            let exact = |amount: Decimal| format!("exact: {}", format::exact_money(amount, &row.currency));
+            amount_cell(ui, WIDTHS[1], money(row.today)).on_hover_text(exact(row.today));
+            amount_cell(ui, WIDTHS[2], money(row.period)).on_hover_text(exact(row.period));
             match (row.projected, row.projected_low, row.projected_high) {
                 (Some(estimate), Some(low), Some(high)) => {
-                    let band = format!("likely between {} and {} (10 %–90 %; {})", money(low), money(high), row.forecast.replace('_', " "));
-                    ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new(money(estimate))).on_hover_text(band);
+                    let band = format!(
+                        "likely between {} and {} (10 %–90 %; {}); {}",
+                        money(low),
+                        money(high),
+                        row.forecast.replace('_', " "),
+                        exact(estimate)
+                    );
+                    amount_cell(ui, WIDTHS[3], money(estimate)).on_hover_text(band);
                 }
                 _ => {
                     ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new("too new")).on_hover_text(&row.forecast);
@@ -305,4 +317,37 @@ fn period_label(start: UnixMillis, current: UnixMillis) -> String {
         _ if start == previous => format!("{month} (last period)"),
         _ => month,
     }
+}
+
+/// Where the costs stand, in plain words: reading, showing a kept snapshot and how old it is, or
+/// what is wrong, since when and what the app does about it; the library's words behind "details".
+fn costs_status(ui: &mut egui::Ui, costs: &CostSnapshot) {
+    let now = costs.read_at;
+    let kept = costs.saved_at.map(|at| format!("Showing costs as of {} ({})", format::hour_minute(at), format::ago(at, now)));
+    let retrying = format!("retrying every {}", format::duration(RETRY));
+    match (&costs.state, kept) {
+        (CostState::Ready, _) => {}
+        (CostState::Loading, None) => drop(ui.label("Reading the costs…")),
+        (CostState::Loading, Some(kept)) => drop(ui.label(format!("{kept}, while the latest are read…"))),
+        (CostState::Failed(details), kept) => {
+            let problem = costs.problem.as_deref().unwrap_or("the costs cannot be read");
+            let since = costs.failing_since.map(|at| format!(" since {}", format::hour_minute(at))).unwrap_or_default();
+            let line = match kept {
+                Some(kept) => format!("{kept}; {problem}{since}, {retrying}."),
+                None => format!("No costs to show: {problem}{since}, {retrying}. Check the network and the Brokers in Settings."),
+            };
+            ui.colored_label(ui.visuals().warn_fg_color, line);
+            egui::CollapsingHeader::new("details").id_salt("costs-problem").show(ui, |ui| ui.label(details));
+        }
+    }
+}
+
+/// An amount in a column, right-aligned so that the places line up.
+fn amount_cell(ui: &mut egui::Ui, width: f32, text: String) -> egui::Response {
+    let layout = egui::Layout::right_to_left(egui::Align::Center);
+    ui.allocate_ui_with_layout(egui::vec2(width, ROW_HEIGHT), layout, |ui| {
+        ui.set_min_size(egui::vec2(width, ROW_HEIGHT));
+        ui.label(text)
+    })
+    .inner
 }

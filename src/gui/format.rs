@@ -6,9 +6,6 @@ use crate::billing::cost_engine::Forecast;
 use crate::billing::price::round_for_display;
 use crate::record::UnixMillis;
 
-/// Decimal places shown for costs: a few seconds of usage cost millionths of a unit, so cents would read 0.00.
-pub const COST_DIGITS: u32 = 6;
-
 /// A byte count with a binary prefix, e.g. `1.5 GiB`.
 pub fn bytes(count: f64) -> String {
     scaled(count, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB"])
@@ -29,21 +26,84 @@ fn scaled(value: f64, step: f64, units: &[&str]) -> String {
     if unit == 0 || value >= 100.0 { format!("{value:.0} {}", units[unit]) } else { format!("{value:.1} {}", units[unit]) }
 }
 
-/// A cost rounded for display, with its currency: `0.001234 EUR`.
+/// An amount as people read money: the currency's symbol (or code), thousands separated, rounded
+/// to the currency's minor unit (`$6,134.75`, `¥1,200`, `CHF 0.07`); a non-zero amount that would
+/// round to nothing reads `< $0.01`. The exact figure is [`exact_money`], for hover texts and every
+/// export.
 pub fn money(amount: Decimal, currency: &str) -> String {
-    format!("{} {currency}", round_for_display(amount, COST_DIGITS))
+    money_to(amount, currency, minor_unit_digits(currency))
 }
 
-/// A forecast as people read it: `≈ 412 USD by 30 Nov (likely 380–450)`.
+/// The exact amount with its code, unrounded: `0.000067 USD`.
+pub fn exact_money(amount: Decimal, currency: &str) -> String {
+    format!("{} {currency}", amount.normalize())
+}
+
+/// [`money`] to `digits` places (fewer than the minor unit for rough figures).
+fn money_to(amount: Decimal, currency: &str, digits: u32) -> String {
+    let rounded = round_for_display(amount, digits);
+    if rounded.is_zero() && !amount.is_zero() {
+        let smallest = Decimal::new(1, digits);
+        return if amount > Decimal::ZERO {
+            format!("< {}", with_symbol(&grouped(smallest, digits), currency))
+        } else {
+            format!("> -{}", with_symbol(&grouped(smallest, digits), currency))
+        };
+    }
+    let sign = if rounded < Decimal::ZERO { "-" } else { "" };
+    format!("{sign}{}", with_symbol(&grouped(rounded.abs(), digits), currency))
+}
+
+/// `digits` places with a comma between each three whole digits: `6,134.75`.
+fn grouped(amount: Decimal, digits: u32) -> String {
+    let mut fixed = amount;
+    fixed.rescale(digits);
+    let text = fixed.to_string();
+    let (whole, fraction) = text.split_once('.').map_or((text.as_str(), None), |(whole, fraction)| (whole, Some(fraction)));
+    let mut out = String::with_capacity(text.len() + whole.len() / 3);
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if let Some(fraction) = fraction {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    out
+}
+
+fn with_symbol(number: &str, currency: &str) -> String {
+    match currency {
+        "USD" => format!("${number}"),
+        "EUR" => format!("€{number}"),
+        "GBP" => format!("£{number}"),
+        "JPY" => format!("¥{number}"),
+        _ => format!("{currency} {number}"),
+    }
+}
+
+/// The currency's minor unit in decimal places (ISO 4217): none for the yen and the won, three
+/// for the dinars of Bahrain, Iraq, Jordan, Kuwait, Libya and Tunisia and the Omani rial, else two.
+pub fn minor_unit_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "PYG" | "XAF" | "XOF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// A forecast as people read it: `≈ $412 by 30 Nov (likely $380–$451)`.
 pub fn forecast_line(forecast: &Forecast, currency: &str) -> String {
     let last_day = forecast.period_end.plus_millis(-1).to_string();
     let month = last_day.get(5..7).and_then(|month| month.parse::<usize>().ok()).and_then(|month| MONTHS.get(month.wrapping_sub(1)));
     let day = last_day.get(8..10).map_or("", |day| day.trim_start_matches('0'));
-    // One precision for the three, the high end's, so that a band reads `0.25–1.29`, not `0.252125–1.29`.
-    let digits = rough_digits(forecast.high);
-    let rough = |amount: Decimal| round_for_display(amount, digits);
+    // One precision for the three, the high end's, so that a band reads `$0.25–$1.29`, not `$0.25–$1`.
+    let digits = if forecast.high >= Decimal::ONE_HUNDRED { 0 } else { minor_unit_digits(currency) };
+    let rough = |amount: Decimal| money_to(amount, currency, digits);
     format!(
-        "≈ {} {currency} by {day} {} (likely {}–{})",
+        "≈ {} by {day} {} (likely {}–{})",
         rough(forecast.estimate),
         month.copied().unwrap_or(""),
         rough(forecast.low),
@@ -52,17 +112,6 @@ pub fn forecast_line(forecast: &Forecast, currency: &str) -> String {
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/// Places an estimate deserves: none from 100, cents from 1, else six.
-fn rough_digits(amount: Decimal) -> u32 {
-    if amount >= Decimal::ONE_HUNDRED {
-        0
-    } else if amount >= Decimal::ONE {
-        2
-    } else {
-        COST_DIGITS
-    }
-}
 
 /// An instant as `2026-11-25 11:02:44 UTC`.
 pub fn instant(at: UnixMillis) -> String {
@@ -78,6 +127,23 @@ pub fn instant(at: UnixMillis) -> String {
 pub fn time_of_day(at: UnixMillis) -> String {
     let text = instant(at);
     text.get(11..).map_or(text.clone(), str::to_owned)
+}
+
+/// A time of day to the minute, as `14:02 UTC`.
+pub fn hour_minute(at: UnixMillis) -> String {
+    let text = instant(at);
+    text.get(11..16).map_or(text.clone(), |hour_minute| format!("{hour_minute} UTC"))
+}
+
+/// How long before `now` `at` was, roughly: `just now`, `12 min ago`, `3 h ago`, `2 days ago`.
+pub fn ago(at: UnixMillis, now: UnixMillis) -> String {
+    let minutes = (now.0 - at.0).max(0) / 60_000;
+    match minutes {
+        0 => "just now".to_owned(),
+        1..=119 => format!("{minutes} min ago"),
+        120..=2879 => format!("{} h ago", minutes / 60),
+        _ => format!("{} days ago", minutes / 1440),
+    }
 }
 
 /// An axis tick for "seconds before now": `-45 s`, `-10 min`, `now`.
@@ -122,9 +188,11 @@ mod tests {
             path: Vec::new(),
             flags: Vec::new(),
         };
-        assert_eq!(forecast_line(&forecast("412.4", "380.2", "450.9"), "USD"), "≈ 412 USD by 30 Nov (likely 380–451)");
+        assert_eq!(forecast_line(&forecast("412.4", "380.2", "450.9"), "USD"), "≈ $412 by 30 Nov (likely $380–$451)");
+        assert_eq!(forecast_line(&forecast("1412.4", "1380.2", "1450.9"), "CHF"), "≈ CHF 1,412 by 30 Nov (likely CHF 1,380–CHF 1,451)");
         // The band's high end sets one precision for all three.
-        assert_eq!(forecast_line(&forecast("0.504221", "0.252125", "1.2907"), "EUR"), "≈ 0.50 EUR by 30 Nov (likely 0.25–1.29)");
+        assert_eq!(forecast_line(&forecast("0.504221", "0.252125", "101.2907"), "EUR"), "≈ €1 by 30 Nov (likely < €1–€101)");
+        assert_eq!(forecast_line(&forecast("0.504221", "0.002125", "1.2907"), "EUR"), "≈ €0.50 by 30 Nov (likely < €0.01–€1.29)");
     }
 
     #[test]
@@ -137,9 +205,21 @@ mod tests {
     }
 
     #[test]
-    fn money_rounds_half_away_from_zero_only_for_display() {
-        assert_eq!(money(Decimal::from_str("0.0000125").unwrap(), "EUR"), "0.000013 EUR");
-        assert_eq!(money(Decimal::from_str("2").unwrap(), "USD"), "2 USD");
+    fn money_reads_in_the_currencys_symbol_and_minor_unit_with_thousands_apart() {
+        let amount = |text: &str| Decimal::from_str(text).unwrap();
+        assert_eq!(money(amount("6134.748365"), "USD"), "$6,134.75");
+        assert_eq!(money(amount("4397819.195507"), "USD"), "$4,397,819.20");
+        assert_eq!(money(amount("0.005"), "USD"), "$0.01", "half a cent rounds away from zero");
+        assert_eq!(money(amount("0.000067"), "USD"), "< $0.01");
+        assert_eq!(money(amount("-0.000067"), "USD"), "> -$0.01");
+        assert_eq!(money(amount("-1234.5"), "EUR"), "-€1,234.50");
+        assert_eq!(money(Decimal::ZERO, "GBP"), "£0.00");
+        assert_eq!(money(amount("2"), "USD"), "$2.00");
+        assert_eq!(money(amount("1200.4"), "JPY"), "¥1,200");
+        assert_eq!(money(amount("0.0704"), "CHF"), "CHF 0.07");
+        assert_eq!(money(amount("12.3456"), "KWD"), "KWD 12.346");
+        assert_eq!(money(amount("999.999"), "USD"), "$1,000.00");
+        assert_eq!(exact_money(amount("0.000067000"), "USD"), "0.000067 USD");
     }
 
     #[test]
@@ -150,5 +230,10 @@ mod tests {
         assert_eq!(seconds_ago(-45.0), "-45 s");
         assert_eq!(seconds_ago(-600.0), "-10 min");
         assert_eq!(seconds_ago(0.0), "now");
+        assert_eq!(hour_minute(at), "11:02 UTC");
+        assert_eq!(ago(at, at.plus_millis(30_000)), "just now");
+        assert_eq!(ago(at, at.plus_millis(12 * 60_000)), "12 min ago");
+        assert_eq!(ago(at, at.plus_millis(3 * 3_600_000)), "3 h ago");
+        assert_eq!(ago(at, at.plus_millis(50 * 3_600_000)), "2 days ago");
     }
 }

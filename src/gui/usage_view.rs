@@ -199,5 +199,11 @@ fn money_at_a_glance(ui: &mut egui::Ui, live: &Live) {
             money(summary.period_at(now)),
         ))
         .size(16.0),
-    );
+    )
+    .on_hover_text(format!(
+        "exact: {}/h now, today {}, this period {}",
+        format::exact_money(summary.burn_per_hour, &summary.currency),
+        format::exact_money(summary.today_at(now), &summary.currency),
+        format::exact_money(summary.period_at(now), &summary.currency),
+    ));
 }

@@ -2,7 +2,9 @@
 //! a snapshot when one changes. In embedded mode it computes the summaries from the local ledger
 //! when the agent has billed into it (and every 10 s, for any other writer); in Kafka mode it reads
 //! the workers' compacted summary topic, from its start and then as summaries arrive. Either way it
-//! holds about 1 KB a machine and writes nothing to disk, however large the fleet and its history.
+//! holds about 1 KB a machine, however large the fleet and its history. In Kafka mode it keeps the
+//! last summaries read in a snapshot file (see [`super::cost_snapshot`]) and shows them, with their
+//! age, while the brokers cannot be reached.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Settings;
+use super::cost_snapshot;
 use crate::billing::cost_engine::{CostEngine, CostSummary};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
@@ -24,7 +27,9 @@ const REFRESH_ANYWAY: Duration = Duration::from_secs(10);
 /// Most snapshots per second sent to the views while summaries stream in.
 const SEND_EVERY: Duration = Duration::from_millis(100);
 /// How long a failed read waits before it starts again (the broker away, the topic not made yet).
-const RETRY: Duration = Duration::from_secs(2);
+pub const RETRY: Duration = Duration::from_secs(2);
+/// How often, at most, the snapshot file is written while summaries change.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 /// Where the summaries come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +47,8 @@ pub struct CostQuery {
     pub source: CostSource,
     /// The rate card: its tiers in embedded mode, the versions a summary may name in Kafka mode.
     pub rate_card: Option<PathBuf>,
+    /// Where the last summaries read are kept (Kafka mode).
+    pub snapshot_file: Option<PathBuf>,
 }
 
 impl CostQuery {
@@ -52,7 +59,16 @@ impl CostQuery {
         } else {
             CostSource::Kafka(Box::new(settings.config.kafka.clone()))
         };
-        CostQuery { source, rate_card: settings.config.worker.rate_card.clone() }
+        let snapshot_file = (!settings.embedded()).then(|| cost_snapshot::snapshot_path(&settings.data_dir));
+        CostQuery { source, rate_card: settings.config.worker.rate_card.clone(), snapshot_file }
+    }
+
+    /// Where the costs come from, in words.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            CostSource::Ledger(path) => format!("the ledger at {}", path.display()),
+            CostSource::Kafka(kafka) => format!("the brokers at {}", kafka.brokers.join(", ")),
+        }
     }
 }
 
@@ -79,6 +95,14 @@ pub struct CostSnapshot {
     pub skipped: (u64, Vec<String>),
     /// When it was read.
     pub read_at: UnixMillis,
+    /// When the summaries shown were read, if they come from the snapshot file (the source cannot
+    /// be read, or is still being read).
+    pub saved_at: Option<UnixMillis>,
+    /// Since when the source has failed, while it does.
+    pub failing_since: Option<UnixMillis>,
+    /// What is wrong, in plain words, while the costs cannot be read: `can't reach the brokers at
+    /// host:9092`; the library's words are in [`CostState::Failed`].
+    pub problem: Option<String>,
 }
 
 /// Starts the reader; it hands each snapshot to `send` (false: the views are gone) and stops when
@@ -126,6 +150,12 @@ struct Reader {
     state: CostState,
     source: Option<Source>,
     retry_at: Instant,
+    failing_since: Option<UnixMillis>,
+    /// The snapshot file's summaries and when they were read, until the topic has been read.
+    saved: Option<(UnixMillis, SummaryBook)>,
+    /// When the snapshot file was last written, and whether the book changed since.
+    saved_to_disk: Option<Instant>,
+    unsaved: bool,
 }
 
 enum Source {
@@ -136,12 +166,54 @@ enum Source {
 impl Reader {
     fn new(query: &CostQuery) -> Reader {
         let card = RateCard::load(query.rate_card.as_deref()).map(Arc::new).map_err(|error| errors::chain(&error));
-        Reader { query: query.clone(), card, book: SummaryBook::new(), state: CostState::Loading, source: None, retry_at: Instant::now() }
+        let saved = query.snapshot_file.as_deref().and_then(load_saved);
+        Reader {
+            query: query.clone(),
+            card,
+            book: SummaryBook::new(),
+            state: CostState::Loading,
+            source: None,
+            retry_at: Instant::now(),
+            failing_since: None,
+            saved,
+            saved_to_disk: None,
+            unsaved: false,
+        }
+    }
+
+    /// Reads what is new and, once the topic has been read, keeps it in the snapshot file.
+    fn read(&mut self) -> (bool, Duration) {
+        let (changed, idle) = self.read_once();
+        match self.state {
+            CostState::Failed(_) => drop(self.failing_since.get_or_insert_with(UnixMillis::now)),
+            _ => self.failing_since = None,
+        }
+        if self.state == CostState::Ready {
+            // The topic has been read: what it says replaces what the file said.
+            let replaced = self.saved.take().is_some();
+            self.unsaved |= changed || replaced;
+            self.save_when_due();
+            return (changed || replaced, idle);
+        }
+        (changed, idle)
+    }
+
+    fn save_when_due(&mut self) {
+        let Some(path) = &self.query.snapshot_file else { return };
+        if !self.unsaved || self.saved_to_disk.is_some_and(|at| at.elapsed() < SAVE_EVERY) {
+            return;
+        }
+        let summaries: Vec<&CostSummary> = self.book.summaries().collect();
+        if let Err(error) = cost_snapshot::save(path, UnixMillis::now(), &summaries) {
+            tracing::warn!("costs snapshot not kept: {error}");
+        }
+        self.saved_to_disk = Some(Instant::now());
+        self.unsaved = false;
     }
 
     /// Reads what is new; returns whether the summaries changed and how long to wait before the
     /// next read if nothing wakes the thread.
-    fn read(&mut self) -> (bool, Duration) {
+    fn read_once(&mut self) -> (bool, Duration) {
         let card = match &self.card {
             Ok(card) => Arc::clone(card),
             Err(error) => {
@@ -213,7 +285,12 @@ impl Reader {
     }
 
     fn snapshot(&self) -> CostSnapshot {
-        let mut summaries: Vec<CostSummary> = self.book.summaries().cloned().collect();
+        // Until the topic has been read, what the file kept says more than a half-read book.
+        let (book, saved_at) = match &self.saved {
+            Some((saved_at, saved)) if self.state != CostState::Ready => (saved, Some(*saved_at)),
+            _ => (&self.book, None),
+        };
+        let mut summaries: Vec<CostSummary> = book.summaries().cloned().collect();
         summaries.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
         let (skipped, reasons) = self.book.skipped();
         CostSnapshot {
@@ -221,6 +298,38 @@ impl Reader {
             summaries: Arc::new(summaries),
             skipped: (skipped, reasons.to_vec()),
             read_at: UnixMillis::now(),
+            saved_at,
+            failing_since: self.failing_since,
+            problem: self.problem(),
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        if !matches!(self.state, CostState::Failed(_)) {
+            return None;
+        }
+        Some(match (&self.card, &self.query.source) {
+            (Err(_), _) => "the rate card could not be read".to_owned(),
+            (Ok(_), CostSource::Kafka(_)) => format!("can't reach {}", self.query.describe()),
+            (Ok(_), CostSource::Ledger(_)) => format!("can't read {}", self.query.describe()),
+        })
+    }
+}
+
+/// The snapshot file's summaries, or none (with a log line when a file there cannot be used).
+fn load_saved(path: &std::path::Path) -> Option<(UnixMillis, SummaryBook)> {
+    match cost_snapshot::load(path) {
+        Ok(Some((saved_at, summaries))) => {
+            let mut book = SummaryBook::new();
+            for summary in summaries {
+                book.take(summary);
+            }
+            Some((saved_at, book))
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!("ignoring the costs snapshot: {error}");
+            None
         }
     }
 }

@@ -6,6 +6,7 @@ mod agent;
 pub mod autostart;
 pub mod background;
 pub mod cost_reader;
+pub mod cost_snapshot;
 mod embedded;
 mod settings;
 pub mod statement_files;

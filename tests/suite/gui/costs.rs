@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use rust_decimal::Decimal;
 use usagebill::billing::biller::{Biller, RawMessage};
 use usagebill::billing::cost_engine::{CostSummary, PeriodTotal, Series};
@@ -15,8 +15,8 @@ use usagebill::billing::rate_card::RateCard;
 use usagebill::config::Config;
 use usagebill::gui::format;
 use usagebill::record::{UnixMillis, UsageRecord};
-use usagebill::runtime::Settings;
 use usagebill::runtime::cost_reader::CostState;
+use usagebill::runtime::{Settings, cost_snapshot};
 
 use super::{STEADY, app, click, embedded_settings, kafka_settings, manual_only, open_app, script, wait_for};
 use crate::util::{Broker, unique};
@@ -304,4 +304,45 @@ fn the_costs_tab_says_no_bills_yet_until_the_first_record_is_billed() {
     harness.run_ok();
     assert_eq!(harness.query_all_by_label_contains("No bills yet").count(), 0);
     harness.get_by_label_contains("Fleet: 1 machine(s)");
+}
+
+#[test]
+fn offline_the_costs_tab_shows_the_kept_costs_with_their_age_in_money_people_read() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    // A port nothing listens on: the brokers cannot be reached.
+    config.kafka.brokers = vec!["127.0.0.1:9".into()];
+    config.agent.machine_id = Some("desk-1".into());
+    let settings = Settings::new(config, data.path().join("config.toml"), data.path().to_owned()).unwrap();
+    let now = UnixMillis::now();
+    let saved_at = now.plus_millis(-12 * 60_000);
+    let amount = |text: &str| Decimal::from_str(text).unwrap();
+    let mut euro = fleet_summary("eu-desk", 5, amount("12.5"), None, now);
+    euro.currency = "EUR".into();
+    let kept = [
+        fleet_summary("big-rack", 900, amount("6134.748365"), None, now),
+        fleet_summary("cent-box", 5, amount("0.0704"), None, now),
+        fleet_summary("tiny-box", 1, amount("0.000067"), None, now),
+        euro,
+    ];
+    cost_snapshot::save(&cost_snapshot::snapshot_path(data.path()), saved_at, &kept.iter().collect::<Vec<_>>()).unwrap();
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Costs");
+    wait_for(&mut harness, "the kept costs and the brokers' trouble", Duration::from_secs(60), |app| {
+        let costs = &app.live().costs;
+        costs.saved_at == Some(saved_at) && costs.problem.is_some()
+    });
+    let status = harness.get_by_label_contains("Showing costs as of ").accesskit_node();
+    let status = status.label().or(status.value()).unwrap_or_default();
+    assert!(status.contains("(12 min ago); can't reach the brokers at 127.0.0.1:9 since "), "{status}");
+    assert!(status.contains("retrying every 2s"), "{status}");
+    // Thousands apart, cents, under a cent (exact on hover and in exports), a second currency.
+    for shown in ["$6,134.75", "$0.07", "< $0.01", "€12.50"] {
+        assert!(harness.query_all_by_label(shown).count() >= 1, "{shown} is not in the table");
+    }
+    // The fleet adds the dollars only, and says what it left out.
+    let fleet_period = format::money(amount("6134.748365") + amount("0.0704") + amount("0.000067"), "USD");
+    harness.get_by_label(&format!("period {fleet_period}"));
+    harness.get_by_label("1 machine(s) billed in other currencies, not added");
+    assert_eq!(harness.query_all_by_label_contains("period $0.00").count(), 0, "no zeros for data it does not have");
 }
