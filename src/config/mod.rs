@@ -2,6 +2,7 @@
 //!
 //! Every key is documented in `config.example.toml`; unknown keys are rejected.
 
+mod notifications;
 mod suggest;
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::notifications::{NotificationsConfig, QuietHours};
 pub use crate::duration::{HumanDuration, PeriodLength};
 pub use crate::kafka::KafkaConfig;
 use crate::kafka::secret;
@@ -68,6 +70,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Billing rules beyond the rate card: budgets, accounts and statements.
     pub billing: BillingConfig,
+    /// What the desktop app tells the person through desktop notifications.
+    pub notifications: NotificationsConfig,
 }
 
 /// `[billing]`: rules applied to what is billed, and how it ends in statements.
@@ -254,6 +258,9 @@ impl Config {
         }
         if self.billing.grace.0 > std::time::Duration::from_secs(90 * 86_400) {
             return Err(bad("billing.grace", &self.billing.grace, "at most 90d"));
+        }
+        if self.notifications.outage_after.at_least_one_second().is_err() {
+            return Err(bad("notifications.outage_after", &self.notifications.outage_after, "at least 1s"));
         }
         if !(1..=1_000_000).contains(&self.worker.batch_size) {
             return Err(bad("worker.batch_size", &self.worker.batch_size, "between 1 and 1000000"));

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 
 use super::live::Action;
-use crate::config::{ConfigError, validate_broker, validate_topic};
+use crate::config::{ConfigError, QuietHours, validate_broker, validate_topic};
 use crate::kafka::secret;
 use crate::record::validate_machine_id;
 use crate::runtime::supervisor::SaveError;
@@ -39,6 +39,8 @@ pub enum SettingsField {
     RateCard,
     /// Data dir.
     DataDir,
+    /// Quiet hours for notifications.
+    QuietHours,
 }
 
 impl SettingsField {
@@ -49,6 +51,7 @@ impl SettingsField {
             "kafka.topic" => Some(SettingsField::Topic),
             "agent.machine_id" => Some(SettingsField::MachineId),
             "worker.rate_card" => Some(SettingsField::RateCard),
+            "notifications.quiet_hours" => Some(SettingsField::QuietHours),
             _ => None,
         }
     }
@@ -66,6 +69,9 @@ pub struct SettingsForm {
     masked: BTreeSet<String>,
     rate_card: String,
     data_dir: String,
+    /// Which notifications are on: threshold, budget, outage.
+    notify: [bool; 3],
+    quiet_hours: String,
     /// Errors only the save could find (a rate card that does not parse), until the next edit.
     save_errors: HashMap<SettingsField, String>,
     outcome: Option<Result<String, String>>,
@@ -96,6 +102,8 @@ impl fmt::Debug for SettingsForm {
             .field("masked", &self.masked)
             .field("rate_card", &self.rate_card)
             .field("data_dir", &self.data_dir)
+            .field("notify", &self.notify)
+            .field("quiet_hours", &self.quiet_hours)
             .field("save_errors", &self.save_errors)
             .field("outcome", &self.outcome)
             .field("saving", &self.saving)
@@ -114,6 +122,8 @@ impl SettingsForm {
             machine_id: overrides.machine_id.clone().or_else(|| config.agent.machine_id.clone()).unwrap_or_default(),
             rate_card: config.worker.rate_card.as_deref().map(|path| path.display().to_string()).unwrap_or_default(),
             data_dir: settings.data_dir.display().to_string(),
+            notify: [config.notifications.threshold, config.notifications.budget, config.notifications.outage],
+            quiet_hours: config.notifications.quiet_hours.map(|hours| hours.to_string()).unwrap_or_default(),
             ..SettingsForm::default()
         };
         form.show_properties(&config.kafka.properties);
@@ -178,6 +188,8 @@ impl SettingsForm {
         );
         note(SettingsField::KafkaProperties, self.properties_error());
         note(SettingsField::DataDir, self.data_dir.trim().is_empty().then(|| "a directory is needed".to_owned()));
+        let quiet = self.quiet_hours.trim();
+        note(SettingsField::QuietHours, (!quiet.is_empty()).then(|| QuietHours::parse(quiet).err()).flatten());
         errors
     }
 
@@ -239,6 +251,7 @@ impl SettingsForm {
                 ui.end_row();
             }
         });
+        edited |= self.show_notifications(ui, &errors);
         if edited {
             self.save_errors.clear();
             self.outcome = None;
@@ -265,6 +278,29 @@ impl SettingsForm {
         });
         ui.add_space(12.0);
         self.show_start_at_login(ui, settings, actions);
+    }
+
+    /// Which notifications are shown, and the quiet hours; saved with the rest of the form.
+    fn show_notifications(&mut self, ui: &mut egui::Ui, errors: &HashMap<SettingsField, String>) -> bool {
+        let mut edited = false;
+        ui.add_space(8.0);
+        ui.label(egui::RichText::new("Notifications").strong());
+        ui.horizontal_wrapped(|ui| {
+            let kinds = ["a threshold rule sent", "a budget crossed or forecast to", "brokers unreachable, and back"];
+            for (on, label) in self.notify.iter_mut().zip(kinds) {
+                edited |= ui.checkbox(on, label).changed();
+            }
+        });
+        ui.horizontal(|ui| {
+            let name = ui.label("Quiet hours");
+            let editor = egui::TextEdit::singleline(&mut self.quiet_hours).hint_text("22:00-07:00").desired_width(120.0);
+            edited |= ui.add(editor).labelled_by(name.id).changed();
+            match errors.get(&SettingsField::QuietHours) {
+                Some(error) => drop(ui.colored_label(ui.visuals().error_fg_color, error)),
+                None => drop(ui.label(egui::RichText::new("local time; empty: none (the desktop's do-not-disturb applies too)").weak())),
+            }
+        });
+        edited
     }
 
     /// The start-at-login toggle, applied at once (it is not part of the config file: the entry
@@ -300,6 +336,9 @@ impl SettingsForm {
         config.kafka.properties = self.properties_to_save(&settings.config.kafka.properties);
         let rate_card = self.rate_card.trim();
         config.worker.rate_card = (!rate_card.is_empty()).then(|| PathBuf::from(rate_card));
+        [config.notifications.threshold, config.notifications.budget, config.notifications.outage] = self.notify;
+        let quiet = self.quiet_hours.trim();
+        config.notifications.quiet_hours = if quiet.is_empty() { None } else { QuietHours::parse(quiet).ok() };
         let mut data_dir = settings.data_dir.clone();
         let edited_dir = PathBuf::from(self.data_dir.trim());
         // A data dir given by flag or env stays out of the file unless the person changed it here.

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::cost_reader::{self as costs, CostQuery};
+use super::notices::{self, NoticeInput, NoticeSender};
 use super::statement_reader::{self, StatementNews, StatementQuery, StatementRequest};
 use super::supervisor::{self, Control, Event, Notifier, Waker};
 use super::{AgentOverrides, ReadingSource, Settings};
@@ -31,6 +32,10 @@ pub struct Background {
     statements_shown: Arc<AtomicBool>,
     statement_requests: Option<Sender<StatementRequest>>,
     statement_thread: Option<JoinHandle<()>>,
+    notices: NoticeSender,
+    /// Ends by itself once every sender is gone; never waited for (a notification service that
+    /// hangs must not hold up the window's closing).
+    _notices_thread: JoinHandle<()>,
 }
 
 impl Background {
@@ -39,7 +44,9 @@ impl Background {
     pub fn start(settings: &Settings, overrides: AgentOverrides, source: ReadingSource, wake: Waker) -> std::io::Result<Background> {
         let (event_sender, events) = mpsc::channel();
         let readings_shown = Arc::new(AtomicBool::new(true));
-        let notifier = Notifier::new(event_sender, wake, Arc::clone(&readings_shown));
+        let (notices, notices_thread) =
+            notices::spawn(settings.config.notifications.clone(), settings.budgets().clone(), settings.notification_bus().clone())?;
+        let notifier = Notifier::new(event_sender, wake, Arc::clone(&readings_shown), notices.clone());
         let (cost_wake, wake_receiver) = mpsc::channel();
         let (controls, control_receiver) = mpsc::channel();
         // The id the agent will use when it is given; else the agent's, once it started (`machine_started`).
@@ -72,6 +79,8 @@ impl Background {
             statements_shown,
             statement_requests: Some(statement_requests),
             statement_thread: Some(statement_thread),
+            notices,
+            _notices_thread: notices_thread,
         })
     }
 
@@ -100,6 +109,7 @@ impl Background {
         *self.cost_query.lock().expect("the cost query lock") = CostQuery::for_settings(settings);
         self.wake_cost_reader();
         self.statement_query.lock().expect("the statement query lock").settings = settings.clone();
+        self.notices.send(NoticeInput::Settings(settings.config.notifications.clone(), settings.budgets().clone()));
         self.statements(StatementRequest::Refresh);
     }
 

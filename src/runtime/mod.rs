@@ -8,6 +8,7 @@ pub mod background;
 pub mod cost_reader;
 pub mod cost_snapshot;
 mod embedded;
+pub mod notices;
 mod settings;
 pub mod statement_files;
 pub mod statement_reader;

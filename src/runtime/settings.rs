@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::autostart::Autostart;
+use super::notices::NotificationBus;
 use crate::billing::budget::{BudgetError, Budgets};
 use crate::billing::statement::{Accounts, Cycle};
 use crate::config::{Config, ConfigError};
@@ -25,6 +26,7 @@ pub struct Settings {
     budgets: Budgets,
     accounts: Accounts,
     autostart: Option<Autostart>,
+    notification_bus: NotificationBus,
 }
 
 impl Settings {
@@ -52,18 +54,37 @@ impl Settings {
             let value = config.billing.accounts.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
             invalid("billing.accounts", value, crate::errors::chain(&error))
         })?;
-        Ok(Settings { config, config_path, data_dir, rules, budgets, accounts, autostart: Autostart::for_user() })
+        Ok(Settings {
+            config,
+            config_path,
+            data_dir,
+            rules,
+            budgets,
+            accounts,
+            autostart: Autostart::for_user(),
+            notification_bus: NotificationBus::Session,
+        })
     }
 
     /// These settings with another config and data dir (the Settings tab's edits), checked again.
     pub fn with_config(&self, config: Config, data_dir: PathBuf) -> Result<Settings, ConfigError> {
         let next = Settings::new(config, self.config_path.clone(), data_dir)?;
-        Ok(Settings { autostart: self.autostart.clone(), ..next })
+        Ok(Settings { autostart: self.autostart.clone(), notification_bus: self.notification_bus.clone(), ..next })
     }
 
     /// These settings with the start-at-login entry at another place (a test's own folder).
     pub fn with_autostart(self, autostart: Autostart) -> Settings {
         Settings { autostart: Some(autostart), ..self }
+    }
+
+    /// These settings with notifications on another bus (a test's private one).
+    pub fn with_notification_bus(self, bus: NotificationBus) -> Settings {
+        Settings { notification_bus: bus, ..self }
+    }
+
+    /// The bus of the desktop's notification service.
+    pub fn notification_bus(&self) -> &NotificationBus {
+        &self.notification_bus
     }
 
     /// This user's start-at-login entry; `None` when there is no home to put it in.

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::cost_reader::CostSnapshot;
+use super::notices::{NoticeInput, NoticeSender};
 use super::statement_files::StatementFile;
 use super::statement_reader::StatementSnapshot;
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
@@ -79,12 +80,15 @@ pub struct Notifier {
     events: Sender<Event>,
     wake: Waker,
     readings_shown: Arc<AtomicBool>,
+    /// The desktop notifications thread, told each status and each reading of the costs.
+    notices: NoticeSender,
 }
 
 impl Notifier {
-    /// A notifier into `events` that calls `wake`; readings wake only while `readings_shown`.
-    pub fn new(events: Sender<Event>, wake: Waker, readings_shown: Arc<AtomicBool>) -> Self {
-        Notifier { events, wake, readings_shown }
+    /// A notifier into `events` that calls `wake` (readings wake only while `readings_shown`) and
+    /// tells `notices` what desktop notifications are made from.
+    pub fn new(events: Sender<Event>, wake: Waker, readings_shown: Arc<AtomicBool>, notices: NoticeSender) -> Self {
+        Notifier { events, wake, readings_shown, notices }
     }
 
     /// Delivers `event`; false once the views are gone. While readings are shown, only a reading
@@ -98,6 +102,11 @@ impl Notifier {
             Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_) | Event::StartAtLogin(_)
         );
         let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
+        match &event {
+            Event::Agent(Update::Status(status)) => self.notices.send(NoticeInput::Status(Box::new(status.clone()))),
+            Event::Costs(costs) => self.notices.send(NoticeInput::Costs(costs.clone())),
+            _ => {}
+        }
         let delivered = self.events.send(event).is_ok();
         if wake {
             (self.wake)();

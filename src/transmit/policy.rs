@@ -28,6 +28,8 @@ struct RuleState {
     rule: ThresholdRule,
     held_since: Option<UnixMillis>,
     quiet_until: UnixMillis,
+    /// Fired since the condition last stopped holding: one episode, however many windows it closes.
+    in_episode: bool,
 }
 
 /// The policy's state.
@@ -38,6 +40,8 @@ pub struct SendPolicy {
     cooldown: Duration,
     paused: bool,
     rules: Vec<RuleState>,
+    /// Rules that began an episode since [`SendPolicy::take_episodes`] was last called.
+    episodes: Vec<ThresholdRule>,
 }
 
 impl SendPolicy {
@@ -49,6 +53,7 @@ impl SendPolicy {
             cooldown: settings.cooldown,
             paused: settings.paused,
             rules: Vec::new(),
+            episodes: Vec::new(),
         };
         policy.set_rules(settings.rules);
         policy
@@ -91,7 +96,10 @@ impl SendPolicy {
 
     /// Replaces the rules; their hold clocks restart.
     pub fn set_rules(&mut self, rules: Vec<ThresholdRule>) {
-        self.rules = rules.into_iter().map(|rule| RuleState { rule, held_since: None, quiet_until: UnixMillis(i64::MIN) }).collect();
+        self.rules = rules
+            .into_iter()
+            .map(|rule| RuleState { rule, held_since: None, quiet_until: UnixMillis(i64::MIN), in_episode: false })
+            .collect();
     }
 
     /// Feeds a reading to the rules; returns `Threshold` when one has held long enough.
@@ -101,6 +109,7 @@ impl SendPolicy {
         for state in &mut self.rules {
             if !state.rule.holds_for(reading) {
                 state.held_since = None;
+                state.in_episode = false;
                 continue;
             }
             // The reading covers the time since the previous one, so the condition began then.
@@ -108,11 +117,21 @@ impl SendPolicy {
             let since = *state.held_since.get_or_insert(began);
             if now.millis_since(since) >= state.rule.hold.as_millis() as i64 && now >= state.quiet_until {
                 fired = true;
+                if !state.in_episode {
+                    state.in_episode = true;
+                    self.episodes.push(state.rule);
+                }
                 state.held_since = None;
                 state.quiet_until = now.plus_millis(self.cooldown.as_millis() as i64);
             }
         }
         fired.then_some(Trigger::Threshold)
+    }
+
+    /// The rules that began an episode (fired after their condition had stopped holding, or for
+    /// the first time) since the last call: what the person is told about once.
+    pub fn take_episodes(&mut self) -> Vec<ThresholdRule> {
+        std::mem::take(&mut self.episodes)
     }
 
     /// Whether the window open since `window_start`, covered to `now` by readings that come every
@@ -195,5 +214,23 @@ mod tests {
         assert_eq!(policy.observe(&reading(4, 95.0)), None);
         assert_eq!(policy.observe(&reading(5, 95.0)), None);
         assert_eq!(policy.observe(&reading(6, 95.0)), Some(Trigger::Threshold));
+    }
+
+    #[test]
+    fn a_rule_held_through_many_firings_is_one_episode_until_it_stops_holding() {
+        let mut policy = SendPolicy::new(settings());
+        for second in 1..=3 {
+            policy.observe(&reading(second, 95.0));
+        }
+        assert_eq!(policy.take_episodes().len(), 1, "the first firing begins an episode");
+        for second in 4..=23 {
+            policy.observe(&reading(second, 95.0));
+        }
+        assert!(policy.take_episodes().is_empty(), "firing again while it still holds is the same episode");
+        policy.observe(&reading(24, 50.0));
+        for second in 44..=47 {
+            policy.observe(&reading(second, 95.0));
+        }
+        assert_eq!(policy.take_episodes().len(), 1, "after a dip it is a new episode");
     }
 }

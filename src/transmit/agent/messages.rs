@@ -103,6 +103,11 @@ pub struct AgentStatus {
     pub problem: Option<Problem>,
     /// The outbox hit its size bound and merged windows (count of merges so far).
     pub merged_windows: u64,
+    /// Threshold-rule episodes so far: a rule firing after its condition had stopped holding
+    /// (however many windows one episode closes).
+    pub threshold_episodes: u64,
+    /// The rule of the latest episode.
+    pub last_threshold: Option<ThresholdRule>,
 }
 
 /// What the agent tells its observers.

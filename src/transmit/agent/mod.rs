@@ -89,6 +89,8 @@ impl<T: Transport> Agent<T> {
             next_seq,
             problem: None,
             merged_windows: 0,
+            threshold_episodes: 0,
+            last_threshold: None,
         };
         Ok(Agent {
             settings,
@@ -118,6 +120,8 @@ impl<T: Transport> Agent<T> {
     pub fn run(mut self, inputs: Receiver<Input>, updates: &dyn Fn(Update)) -> AgentStatus {
         updates(Update::Status(self.status.clone()));
         loop {
+            // Taken before the input, so a change a reading makes (an episode) is told too.
+            let before = self.status.clone();
             match inputs.recv_timeout(Duration::from_millis(50)) {
                 Ok(Input::Reading(reading)) => {
                     let placed = self.on_reading(&reading);
@@ -127,7 +131,6 @@ impl<T: Transport> Agent<T> {
                 Ok(Input::Command(command)) => self.on_command(command),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            let before = self.status.clone();
             self.step(UnixMillis::now());
             if self.status != before {
                 updates(Update::Status(self.status.clone()));

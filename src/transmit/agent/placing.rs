@@ -24,6 +24,10 @@ impl<T: Transport> Agent<T> {
         if let Some(trigger) = self.settings.policy.observe(&placed) {
             self.close_window(trigger);
         }
+        for rule in self.settings.policy.take_episodes() {
+            self.status.threshold_episodes += 1;
+            self.status.last_threshold = Some(rule);
+        }
         let reading_millis = self.settings.sample_interval.as_millis() as i64;
         if let Some(trigger) = self.settings.policy.due(self.window.start(), self.window.end(), reading_millis) {
             self.close_window(trigger);

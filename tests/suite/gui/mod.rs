@@ -6,6 +6,7 @@
 mod agent;
 mod costs;
 mod forecast;
+mod notifications;
 mod packaging;
 mod settings;
 mod statements;

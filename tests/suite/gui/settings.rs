@@ -118,3 +118,23 @@ fn an_autostart_folder_that_cannot_be_written_is_named_in_settings() {
     }
     assert_eq!(app(&harness).settings_form().start_at_login(), Some(false), "still off");
 }
+
+#[test]
+fn notification_choices_and_quiet_hours_are_checked_and_saved() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = embedded_settings(data.path(), "desk-1");
+    let config_path = settings.config_path.clone();
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    click(&mut harness, "Settings");
+    harness.get_by_label("Quiet hours").set_text_value_accesskit("22-07");
+    harness.run_ok();
+    harness.get_by_label_contains("\"22-07\" is not a span of local time like \"22:00-07:00\"");
+    assert!(harness.get_by_label("Save and apply").accesskit_node().is_disabled(), "nothing invalid is saved");
+    harness.get_by_label("Quiet hours").set_text_value_accesskit("22:30-06:45");
+    click(&mut harness, "a budget crossed or forecast to");
+    click(&mut harness, "Save and apply");
+    wait_for(&mut harness, "the save", Duration::from_secs(15), |app| app.settings().config.notifications.quiet_hours.is_some());
+    let saved = Config::load(&config_path).unwrap().notifications;
+    assert_eq!(saved.quiet_hours.map(|hours| hours.to_string()).as_deref(), Some("22:30-06:45"));
+    assert!(saved.threshold && !saved.budget && saved.outage, "{saved:?}");
+}
