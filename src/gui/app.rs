@@ -1,7 +1,7 @@
 //! The app: the state the views read, the background handles, the frame (tabs, status bar, the
 //! current view) and the actions the views queue, applied after the frame.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eframe::egui;
@@ -12,7 +12,7 @@ use super::send_view::SendView;
 use super::settings_view::SettingsForm;
 use super::statements_view::StatementsView;
 use super::usage_view::UsageView;
-use crate::runtime::background::Background;
+use crate::runtime::background::{Background, Stopping};
 use crate::runtime::supervisor::Event;
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::{AgentStatus, Update};
@@ -66,6 +66,8 @@ pub struct UsageApp {
     costs: CostsView,
     statements: StatementsView,
     settings_form: SettingsForm,
+    /// Where the closing window leaves the threads still stopping (see [`UsageApp::close`]).
+    stopping_slot: Option<Arc<Mutex<Option<Stopping>>>>,
 }
 
 impl UsageApp {
@@ -86,6 +88,7 @@ impl UsageApp {
             costs: CostsView::default(),
             statements: StatementsView::default(),
             settings_form,
+            stopping_slot: None,
         })
     }
 
@@ -234,6 +237,17 @@ impl UsageApp {
     pub fn shut_down(&mut self) {
         self.background.shut_down();
     }
+
+    /// Asks the background threads to stop and returns at once: the window closes while the agent
+    /// delivers; [`gui::run`](super::run) waits on what this returns before the process exits.
+    pub fn close(&mut self) -> Stopping {
+        self.background.stop_in_background()
+    }
+
+    /// Where [`UsageApp::close`] leaves the threads still stopping when eframe closes the window.
+    pub fn leave_stopping_in(&mut self, slot: Arc<Mutex<Option<Stopping>>>) {
+        self.stopping_slot = Some(slot);
+    }
 }
 
 impl Drop for UsageApp {
@@ -253,6 +267,10 @@ impl eframe::App for UsageApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.shut_down();
+        let stopping = self.close();
+        match &self.stopping_slot {
+            Some(slot) => *slot.lock().expect("the stopping slot") = Some(stopping),
+            None => stopping.wait(),
+        }
     }
 }

@@ -18,6 +18,8 @@ pub mod statements_view;
 mod status_bar;
 pub mod usage_view;
 
+use std::sync::{Arc, Mutex};
+
 use eframe::egui;
 
 pub use self::app::{Tab, UsageApp};
@@ -39,12 +41,24 @@ pub fn run(settings: Settings, overrides: AgentOverrides) -> anyhow::Result<()> 
         Err(error) => tracing::warn!("the built-in icon does not decode: {error}"),
     }
     let options = eframe::NativeOptions { viewport, ..Default::default() };
-    eframe::run_native(
+    // Closing the window only asks the agent to stop; it closes its last window and delivers for a
+    // few seconds after the window is gone, and the process waits for that here.
+    let stopping = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&stopping);
+    let outcome = eframe::run_native(
         "usagebill",
         options,
-        Box::new(move |creation| Ok(Box::new(UsageApp::new(settings, overrides, ReadingSource::Machine, creation.egui_ctx.clone())?))),
-    )
-    .map_err(|error| anyhow::anyhow!("opening the window: {error}"))
+        Box::new(move |creation| {
+            let mut app = UsageApp::new(settings, overrides, ReadingSource::Machine, creation.egui_ctx.clone())?;
+            app.leave_stopping_in(slot);
+            Ok(Box::new(app))
+        }),
+    );
+    let left = stopping.lock().expect("the stopping slot").take();
+    if let Some(left) = left {
+        left.wait();
+    }
+    outcome.map_err(|error| anyhow::anyhow!("opening the window: {error}"))
 }
 
 #[cfg(test)]

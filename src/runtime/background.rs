@@ -151,18 +151,44 @@ impl Background {
 
     /// Stops the agent (delivering for up to 5 s what it can) and the readers; waits for them.
     pub fn shut_down(&mut self) {
+        self.stop_in_background().wait();
+    }
+
+    /// Asks every thread to stop and returns at once, with what to wait on: the window can close
+    /// while the agent still delivers, and the process waits before it exits.
+    pub fn stop_in_background(&mut self) -> Stopping {
         let _ = self.controls.send(Control::Shutdown);
+        self.cost_wake = None;
+        self.statement_requests = None;
+        Stopping {
+            supervisor: self.supervisor.take(),
+            cost_thread: self.cost_thread.take(),
+            statement_thread: self.statement_thread.take(),
+        }
+    }
+}
+
+/// Threads asked to stop, not yet stopped.
+#[derive(Debug, Default)]
+#[must_use = "the threads may still be writing: wait for them before the process exits"]
+pub struct Stopping {
+    supervisor: Option<JoinHandle<()>>,
+    cost_thread: Option<JoinHandle<()>>,
+    statement_thread: Option<JoinHandle<()>>,
+}
+
+impl Stopping {
+    /// Waits for the agent (it closes its window into the outbox and delivers for up to 5 s) and
+    /// the cost reader. A statement read from the ledger ends within moments; one waiting on
+    /// unreachable brokers may take a minute, and is left to end on its own (it writes nothing a
+    /// cut-short read would leave half done).
+    pub fn wait(mut self) {
         if let Some(supervisor) = self.supervisor.take() {
             let _ = supervisor.join();
         }
-        self.cost_wake = None;
         if let Some(reader) = self.cost_thread.take() {
             let _ = reader.join();
         }
-        // A read from the ledger ends within moments; one waiting on unreachable brokers may take
-        // a minute, and the window should not: such a reader is left to end on its own (it writes
-        // nothing a cut-short read would leave half done).
-        self.statement_requests = None;
         if let Some(reader) = self.statement_thread.take() {
             let deadline = Instant::now() + STATEMENT_READER_WAIT;
             while !reader.is_finished() && Instant::now() < deadline {

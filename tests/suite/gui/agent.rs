@@ -153,3 +153,21 @@ fn kafka_mode_send_now_delivers_to_the_topic() {
     assert_eq!((records[0].machine_id.as_str(), records[0].seq, records[0].trigger), ("desk-kafka", 1, Trigger::Manual));
     assert!(app(&harness).send_view().notice().is_some_and(|notice| !notice.failed));
 }
+
+#[test]
+fn closing_returns_at_once_while_the_agent_keeps_its_last_window_for_the_brokers() {
+    let data = tempfile::tempdir().unwrap();
+    // Nothing listens here: every delivery waits out its timeout, as with brokers gone.
+    let unreachable = crate::util::Broker::external(format!("127.0.0.1:{}", crate::util::free_port()));
+    let settings = super::kafka_settings(data.path(), &unreachable, "desk-close");
+    let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
+    wait_for(&mut harness, "a few readings", Duration::from_secs(10), |app| app.live().history.len() >= 3);
+    let began = std::time::Instant::now();
+    let stopping = harness.state_mut().app.as_mut().unwrap().close();
+    let closed_in = began.elapsed();
+    assert!(closed_in < Duration::from_millis(200), "closing took {closed_in:?} on the UI thread");
+    stopping.wait();
+    let outbox = rusqlite::Connection::open(data.path().join("outbox.db")).unwrap();
+    let waiting: i64 = outbox.query_row("SELECT count(*) FROM waiting", [], |row| row.get(0)).unwrap();
+    assert_eq!(waiting, 1, "the window open at closing waits in the outbox for the brokers");
+}
