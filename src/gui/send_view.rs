@@ -9,6 +9,8 @@ use eframe::egui;
 use super::format;
 use super::live::{Action, Live};
 use crate::config::HumanDuration;
+use crate::kafka::LinkState;
+use crate::record::UnixMillis;
 use crate::transmit::agent::{AgentStatus, Command};
 use crate::transmit::rule::ThresholdRule;
 
@@ -68,7 +70,7 @@ impl SendView {
             self.notice = Some(Notice { text, failed: false, until: Instant::now() + NOTICE_FOR });
         } else if let Some(problem) = new_problem {
             self.awaiting_send_now = false;
-            let text = format!("Send failed — {problem}");
+            let text = format!("Send failed — {}", problem.plain());
             self.notice = Some(Notice { text, failed: true, until: Instant::now() + NOTICE_FOR });
         }
     }
@@ -119,8 +121,16 @@ impl SendView {
             ui.label(format!("{} record(s)", status.delivered_total));
             ui.end_row();
             ui.label("Link to the broker:");
-            ui.label(status.link.label());
+            ui.label(link_words(status, UnixMillis::now()));
             ui.end_row();
+            if let Some(problem) = &status.problem {
+                ui.label("Problem:");
+                ui.vertical(|ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, problem.plain());
+                    egui::CollapsingHeader::new("details").id_salt("send-problem").show(ui, |ui| ui.label(problem.details()));
+                });
+                ui.end_row();
+            }
             ui.label("Open window:");
             ui.label(format!("since {}, will be seq {}", format::time_of_day(status.window_start), status.next_seq));
             ui.end_row();
@@ -198,5 +208,24 @@ fn parse_rule(text: &str) -> Result<ThresholdRule, String> {
         Err("write a rule, e.g. cpu_pct > 90 for 30s, or remove it".to_owned())
     } else {
         ThresholdRule::parse(text)
+    }
+}
+
+/// The link in plain words: since when it is down, when the next try is, and what waits.
+fn link_words(status: &AgentStatus, now: UnixMillis) -> String {
+    match (status.link, status.down_since) {
+        (LinkState::Down, Some(since)) => {
+            let next = match status.next_try {
+                Some(at) if at > now => format!("next try in {} s", (at.millis_since(now) + 999) / 1000),
+                _ => "trying now".to_owned(),
+            };
+            format!(
+                "unreachable since {} ({}); {next}. {} record(s) wait in the outbox, kept on disk, and go as soon as it answers.",
+                format::time_of_day(since),
+                format::ago(since, now),
+                status.outbox_depth
+            )
+        }
+        (link, _) => link.label().to_owned(),
     }
 }

@@ -29,15 +29,16 @@ pub fn show(ui: &mut egui::Ui, settings: &Settings, live: &Live) {
             ui.separator();
             ui.label(format!("Machine: {machine}"));
         }
+        // Plain words on the bar, the library's words on hover.
         let problem = live
             .agent_error
             .as_deref()
-            .map(|error| format!("Agent: {error}"))
-            .or_else(|| live.background_error.clone())
-            .or_else(|| live.status.as_ref().and_then(|status| status.problem.as_ref().map(ToString::to_string)));
-        if let Some(problem) = problem {
+            .map(|error| ("The agent is not running; fix the setting it names and save.".to_owned(), error.to_owned()))
+            .or_else(|| live.background_error.clone().map(|error| ("The billing in this app stopped.".to_owned(), error)))
+            .or_else(|| live.status.as_ref().and_then(|status| status.problem.as_ref().map(|p| (p.plain(), p.details().to_owned()))));
+        if let Some((plain, details)) = problem {
             ui.separator();
-            ui.colored_label(ui.visuals().error_fg_color, problem);
+            ui.colored_label(ui.visuals().error_fg_color, plain).on_hover_text(details);
         }
     });
 }

@@ -215,6 +215,8 @@ mod tests {
             merged_windows: 0,
             threshold_episodes: episodes,
             last_threshold: (episodes > 0).then(|| ThresholdRule::parse("cpu_pct > 90 for 30s").unwrap()),
+            down_since: None,
+            next_try: None,
         }
     }
 

@@ -61,6 +61,29 @@ pub enum Problem {
     Send(String),
 }
 
+impl Problem {
+    /// What happened and what the agent does about it, in plain words (the library's words are
+    /// [`Problem::details`]).
+    pub fn plain(&self) -> String {
+        match self {
+            Problem::OutboxWrite { disk_full: true, held, .. } => {
+                format!("The disk is full: {held} window(s) wait in memory until the outbox can be written. Free some space.")
+            }
+            Problem::OutboxWrite { held, .. } => format!("The outbox can't be written: {held} window(s) wait in memory; retrying."),
+            Problem::Outbox(_) => "The outbox can't be read: nothing more is sent until it can; retrying.".to_owned(),
+            Problem::Send(_) => "Can't deliver to the brokers: the records stay in the outbox and go again.".to_owned(),
+        }
+    }
+
+    /// The underlying error, as the library said it.
+    pub fn details(&self) -> &str {
+        match self {
+            Problem::OutboxWrite { error, .. } => error,
+            Problem::Outbox(error) | Problem::Send(error) => error,
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -108,6 +131,10 @@ pub struct AgentStatus {
     pub threshold_episodes: u64,
     /// The rule of the latest episode.
     pub last_threshold: Option<ThresholdRule>,
+    /// Since when the broker has been unreachable, while it is.
+    pub down_since: Option<UnixMillis>,
+    /// When the waiting records are offered again, while the broker is unreachable.
+    pub next_try: Option<UnixMillis>,
 }
 
 /// What the agent tells its observers.

@@ -91,6 +91,8 @@ impl<T: Transport> Agent<T> {
             merged_windows: 0,
             threshold_episodes: 0,
             last_threshold: None,
+            down_since: None,
+            next_try: None,
         };
         Ok(Agent {
             settings,
@@ -297,6 +299,12 @@ impl<T: Transport> Agent<T> {
         let link = self.transport.state();
         self.note_outage(link, depth);
         let policy = &self.settings.policy;
+        if link == LinkState::Down {
+            self.status.down_since.get_or_insert_with(UnixMillis::now);
+        } else {
+            self.status.down_since = None;
+        }
+        self.status.next_try = self.retry_at.filter(|_| link == LinkState::Down);
         self.status.link = link;
         self.status.paused = policy.is_paused();
         self.status.interval = policy.interval();
