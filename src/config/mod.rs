@@ -72,6 +72,23 @@ pub struct Config {
     pub billing: BillingConfig,
     /// What the desktop app tells the person through desktop notifications.
     pub notifications: NotificationsConfig,
+    /// How the desktop app's window behaves.
+    pub desktop: DesktopConfig,
+}
+
+/// `[desktop]`: how the desktop app's window behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DesktopConfig {
+    /// Closing the window keeps the agent running in the tray, where there is a tray host (without
+    /// one closing quits, whatever this says). Quit from the tray's menu.
+    pub close_to_tray: bool,
+}
+
+impl Default for DesktopConfig {
+    fn default() -> Self {
+        DesktopConfig { close_to_tray: true }
+    }
 }
 
 /// `[billing]`: rules applied to what is billed, and how it ends in statements.

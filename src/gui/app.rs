@@ -14,8 +14,9 @@ use super::statements_view::StatementsView;
 use super::usage_view::UsageView;
 use crate::runtime::background::{Background, Stopping};
 use crate::runtime::supervisor::Event;
+use crate::runtime::tray::{TrayAction, TrayEvent};
 use crate::runtime::{AgentOverrides, ReadingSource, Settings};
-use crate::transmit::agent::{AgentStatus, Update};
+use crate::transmit::agent::{AgentStatus, Command, Update};
 
 /// How soon after news from the background the window repaints. Not zero: egui paints twice for a
 /// zero-delay request (to let layouts settle), and under software GL each frame costs tens of
@@ -68,6 +69,12 @@ pub struct UsageApp {
     settings_form: SettingsForm,
     /// Where the closing window leaves the threads still stopping (see [`UsageApp::close`]).
     stopping_slot: Option<Arc<Mutex<Option<Stopping>>>>,
+    /// Whether the tray icon is up (or why not); `None` until its thread says.
+    tray: Option<Result<(), String>>,
+    /// Quit from the tray: the next close is not kept in the tray.
+    quitting: bool,
+    /// Window commands the background asked for (the tray's Open and Quit), sent in the next frame.
+    viewport_commands: Vec<egui::ViewportCommand>,
 }
 
 impl UsageApp {
@@ -89,12 +96,16 @@ impl UsageApp {
             statements: StatementsView::default(),
             settings_form,
             stopping_slot: None,
+            tray: None,
+            quitting: false,
+            viewport_commands: Vec::new(),
         })
     }
 
     /// Draws one frame into `ui` (the whole window).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.drain_events();
+        self.follow_the_window(ui.ctx());
         let mut actions = Vec::new();
         // The panels leave their background to the frame's clear colour (see `clear_color`): a
         // software renderer then clears the window with a memset instead of shading every pixel
@@ -189,6 +200,13 @@ impl UsageApp {
                 Event::StatementFile(file) => self.statements.on_file(file),
                 Event::BackgroundFailed(error) => self.live.background_error = Some(error),
                 Event::StartAtLogin(outcome) => self.settings_form.on_start_at_login(outcome),
+                Event::Tray(TrayEvent::Ready(outcome)) => {
+                    if let Err(why) = &outcome {
+                        tracing::info!("{why}; closing the window quits");
+                    }
+                    self.tray = Some(outcome);
+                }
+                Event::Tray(TrayEvent::Action(action)) => self.on_tray(action),
                 Event::Saved(Ok(path)) => {
                     if let Some(settings) = self.pending_settings.take() {
                         self.background.follow(&settings);
@@ -201,6 +219,45 @@ impl UsageApp {
                     self.settings_form.failed(error);
                 }
             }
+        }
+    }
+
+    fn on_tray(&mut self, action: TrayAction) {
+        tracing::debug!("tray: {action:?} applied");
+        match action {
+            TrayAction::SendNow => self.background.command(Command::SendNow),
+            TrayAction::Pause => self.background.command(Command::Pause),
+            TrayAction::Resume => self.background.command(Command::Resume),
+            TrayAction::Open => {
+                self.viewport_commands.extend([egui::ViewportCommand::Minimized(false), egui::ViewportCommand::Focus]);
+            }
+            TrayAction::Quit => {
+                self.quitting = true;
+                self.viewport_commands.push(egui::ViewportCommand::Close);
+            }
+        }
+    }
+
+    /// Whether closing the window keeps the app running in the tray: a tray icon is up and the
+    /// settings say so, and Quit was not chosen.
+    pub fn keeps_running_in_tray(&self) -> bool {
+        matches!(self.tray, Some(Ok(()))) && self.settings.config.desktop.close_to_tray && !self.quitting
+    }
+
+    /// Whether the tray icon is up, or why not; `None` until its thread says.
+    pub fn tray(&self) -> Option<&Result<(), String>> {
+        self.tray.as_ref()
+    }
+
+    /// Keeps a closed window in the tray (minimised: eframe cannot show a hidden window again),
+    /// and sends the window commands the tray asked for.
+    fn follow_the_window(&mut self, ctx: &egui::Context) {
+        for command in self.viewport_commands.drain(..) {
+            ctx.send_viewport_cmd(command);
+        }
+        if ctx.input(|input| input.viewport().close_requested()) && self.keeps_running_in_tray() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(true));
         }
     }
 

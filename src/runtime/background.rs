@@ -13,9 +13,12 @@ use super::cost_reader::{self as costs, CostQuery};
 use super::notices::{self, NoticeInput, NoticeSender};
 use super::statement_reader::{self, StatementNews, StatementQuery, StatementRequest};
 use super::supervisor::{self, Control, Event, Notifier, Waker};
+use super::tray::{self, Tray};
 use super::{AgentOverrides, ReadingSource, Settings};
 use crate::transmit::agent::Command;
 
+/// The tray icon's picture (the app's icon, at a size tray hosts scale down well).
+const TRAY_ICON_PNG: &[u8] = include_bytes!("../../assets/usagebill.png");
 /// How long shutting down waits for the statement reader to finish a read.
 const STATEMENT_READER_WAIT: Duration = Duration::from_secs(2);
 
@@ -33,6 +36,7 @@ pub struct Background {
     statement_requests: Option<Sender<StatementRequest>>,
     statement_thread: Option<JoinHandle<()>>,
     notices: NoticeSender,
+    tray: Tray,
     /// Ends by itself once every sender is gone; never waited for (a notification service that
     /// hangs must not hold up the window's closing).
     _notices_thread: JoinHandle<()>,
@@ -46,7 +50,17 @@ impl Background {
         let readings_shown = Arc::new(AtomicBool::new(true));
         let (notices, notices_thread) =
             notices::spawn(settings.config.notifications.clone(), settings.budgets().clone(), settings.notification_bus().clone())?;
-        let notifier = Notifier::new(event_sender, wake, Arc::clone(&readings_shown), notices.clone());
+        let (tray, tray_inbox) = Tray::channel();
+        let notifier = Notifier::new(event_sender, wake, Arc::clone(&readings_shown), notices.clone(), tray.clone());
+        let tray_notifier = notifier.clone();
+        let icon = eframe::icon_data::from_png_bytes(TRAY_ICON_PNG).ok().map(|icon| (icon.width, icon.height, icon.rgba));
+        tray::spawn(
+            tray_inbox,
+            Box::new(move |event| {
+                tray_notifier.send(Event::Tray(event));
+            }),
+            icon,
+        )?;
         let (cost_wake, wake_receiver) = mpsc::channel();
         let (controls, control_receiver) = mpsc::channel();
         // The id the agent will use when it is given; else the agent's, once it started (`machine_started`).
@@ -80,6 +94,7 @@ impl Background {
             statement_requests: Some(statement_requests),
             statement_thread: Some(statement_thread),
             notices,
+            tray,
             _notices_thread: notices_thread,
         })
     }
@@ -158,6 +173,7 @@ impl Background {
     /// while the agent still delivers, and the process waits before it exits.
     pub fn stop_in_background(&mut self) -> Stopping {
         let _ = self.controls.send(Control::Shutdown);
+        self.tray.stop();
         self.cost_wake = None;
         self.statement_requests = None;
         Stopping {

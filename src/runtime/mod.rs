@@ -14,6 +14,7 @@ pub mod statement_files;
 pub mod statement_reader;
 pub mod statements;
 pub mod supervisor;
+pub mod tray;
 mod worker;
 
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};

@@ -14,6 +14,7 @@ use super::cost_reader::CostSnapshot;
 use super::notices::{NoticeInput, NoticeSender};
 use super::statement_files::StatementFile;
 use super::statement_reader::StatementSnapshot;
+use super::tray::{Tray, TrayEvent, TrayStatus};
 use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
 use crate::errors;
@@ -69,6 +70,8 @@ pub enum Event {
     BackgroundFailed(String),
     /// Whether the app starts at login (at start, and after each change), or why the change failed.
     StartAtLogin(Result<bool, String>),
+    /// The tray icon came up (or could not), or was clicked.
+    Tray(TrayEvent),
 }
 
 /// Wakes the views (for the app: asks egui for a repaint).
@@ -82,13 +85,15 @@ pub struct Notifier {
     readings_shown: Arc<AtomicBool>,
     /// The desktop notifications thread, told each status and each reading of the costs.
     notices: NoticeSender,
+    /// The tray icon, told the outbox and whether sending is paused.
+    tray: Tray,
 }
 
 impl Notifier {
-    /// A notifier into `events` that calls `wake` (readings wake only while `readings_shown`) and
-    /// tells `notices` what desktop notifications are made from.
-    pub fn new(events: Sender<Event>, wake: Waker, readings_shown: Arc<AtomicBool>, notices: NoticeSender) -> Self {
-        Notifier { events, wake, readings_shown, notices }
+    /// A notifier into `events` that calls `wake` (readings wake only while `readings_shown`),
+    /// tells `notices` what desktop notifications are made from and `tray` what its icon shows.
+    pub fn new(events: Sender<Event>, wake: Waker, readings_shown: Arc<AtomicBool>, notices: NoticeSender, tray: Tray) -> Self {
+        Notifier { events, wake, readings_shown, notices, tray }
     }
 
     /// Delivers `event`; false once the views are gone. While readings are shown, only a reading
@@ -99,11 +104,19 @@ impl Notifier {
         // A statement event answers the person (a tab opened, a button clicked): it wakes at once.
         let asked = matches!(
             event,
-            Event::Saved(_) | Event::AgentFailed(_) | Event::Statements(_) | Event::StatementFile(_) | Event::StartAtLogin(_)
+            Event::Saved(_)
+                | Event::AgentFailed(_)
+                | Event::Statements(_)
+                | Event::StatementFile(_)
+                | Event::StartAtLogin(_)
+                | Event::Tray(_)
         );
         let wake = reading == self.readings_shown.load(Ordering::Relaxed) || asked;
         match &event {
-            Event::Agent(Update::Status(status)) => self.notices.send(NoticeInput::Status(Box::new(status.clone()))),
+            Event::Agent(Update::Status(status)) => {
+                self.tray.show(TrayStatus { outbox: status.outbox_depth, paused: status.paused });
+                self.notices.send(NoticeInput::Status(Box::new(status.clone())));
+            }
             Event::Costs(costs) => self.notices.send(NoticeInput::Costs(costs.clone())),
             _ => {}
         }

@@ -10,6 +10,7 @@ mod notifications;
 mod packaging;
 mod settings;
 mod statements;
+mod tray;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -14,9 +14,10 @@ use super::{AppHarness, STEADY, app, embedded_settings, kafka_settings, manual_o
 use crate::util::{Broker, free_port};
 
 /// A private desktop session: X server, bus, notification service and a monitor of the bus.
-struct DesktopSession {
+pub(super) struct DesktopSession {
     children: Vec<Child>,
-    address: String,
+    pub(super) address: String,
+    pub(super) display: String,
     monitor_log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -28,7 +29,7 @@ fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)], stdout: Stdio) -> 
 }
 
 impl DesktopSession {
-    fn start() -> DesktopSession {
+    pub(super) fn start() -> DesktopSession {
         let dir = tempfile::tempdir().unwrap();
         // A display number no other test or session holds.
         let display = (100..400).map(|n| n + std::process::id() % 300).find(|n| !PathBuf::from(format!("/tmp/.X{n}-lock")).exists());
@@ -55,10 +56,10 @@ impl DesktopSession {
             std::thread::sleep(Duration::from_millis(200));
         }
         children.extend(dunst);
-        DesktopSession { children, address, monitor_log, _dir: dir }
+        DesktopSession { children, address, display, monitor_log, _dir: dir }
     }
 
-    fn bus(&self) -> NotificationBus {
+    pub(super) fn bus(&self) -> NotificationBus {
         NotificationBus::Address(self.address.clone())
     }
 
