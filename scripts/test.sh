@@ -20,9 +20,9 @@ command -v ip >/dev/null || extra+=(iproute2)
 command -v lintian >/dev/null || extra+=(lintian)
 # systemd-analyze rates the hardening of the systemd units in the package test.
 command -v systemd-analyze >/dev/null || extra+=(systemd)
-# The notification tests: a private bus (dbus-daemon), dbus-monitor and dbus-send (dbus-bin), and
-# dunst as the notification service on an Xvfb display.
-for package in xvfb dbus-daemon dbus-bin dunst; do dpkg -s "$package" >/dev/null 2>&1 || extra+=("$package"); done
+# The notification and tray tests: a private bus (dbus-daemon), dbus-monitor and dbus-send
+# (dbus-bin), dunst as the notification service on an Xvfb display, xdotool to find the window.
+for package in xvfb dbus-daemon dbus-bin dunst xdotool; do dpkg -s "$package" >/dev/null 2>&1 || extra+=("$package"); done
 # desktop-file-validate checks the start-at-login entry the Settings test writes.
 command -v desktop-file-validate >/dev/null || extra+=(desktop-file-utils)
 # libfaketime steps one agent's wall clock in the time-truth tests.

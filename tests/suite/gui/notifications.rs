@@ -31,10 +31,12 @@ fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)], stdout: Stdio) -> 
 impl DesktopSession {
     pub(super) fn start() -> DesktopSession {
         let dir = tempfile::tempdir().unwrap();
-        // A display number no other test or session holds.
-        let display = (100..400).map(|n| n + std::process::id() % 300).find(|n| !PathBuf::from(format!("/tmp/.X{n}-lock")).exists());
-        let display = format!(":{}", display.expect("a free X display number"));
-        let xvfb = spawn("Xvfb", &[&display, "-screen", "0", "800x600x24", "-nolisten", "tcp"], &[], Stdio::null());
+        // Xvfb picks a display number no one holds and prints it.
+        let mut xvfb = spawn("Xvfb", &["-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"], &[], Stdio::piped());
+        let mut number = String::new();
+        BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut number).unwrap();
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb printed no display number");
         let mut bus = spawn("dbus-daemon", &["--session", "--nofork", "--print-address=1"], &[], Stdio::piped());
         let mut address = String::new();
         BufReader::new(bus.stdout.take().unwrap()).read_line(&mut address).unwrap();

@@ -94,6 +94,42 @@ fn tooltip(session: &DesktopSession, item: &str) -> String {
     )
 }
 
+/// Asks the app's window to close as a window manager's close button does: a WM_DELETE_WINDOW
+/// message (Xvfb runs no window manager, so the test sends it, through libX11 from Python).
+fn close_window(session: &DesktopSession) {
+    let search = Command::new("xdotool").args(["search", "--name", "^usagebill$"]).env("DISPLAY", &session.display).output();
+    let search = search.unwrap_or_else(|error| panic!("cannot run xdotool ({error}): apt-get install xdotool (./scripts/test.sh does)"));
+    let window = String::from_utf8_lossy(&search.stdout).lines().next().unwrap_or_default().trim().to_owned();
+    assert!(!window.is_empty(), "no usagebill window on {}", session.display);
+    let script = r#"
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XInternAtom.restype = ctypes.c_ulong
+x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+x.XFlush.argtypes = [ctypes.c_void_p]
+class Message(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+class Event(ctypes.Union):
+    _fields_ = [("message", Message), ("pad", ctypes.c_long * 24)]
+display = x.XOpenDisplay(None)
+event = Event()
+event.message.type = 33  # ClientMessage
+event.message.window = int(sys.argv[1])
+event.message.message_type = x.XInternAtom(display, b"WM_PROTOCOLS", 0)
+event.message.format = 32
+event.message.data[0] = x.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+x.XSendEvent(display, int(sys.argv[1]), 0, 0, ctypes.byref(event))
+x.XFlush(display)
+"#;
+    let status =
+        Command::new("python3").args(["-c", script, &window]).env("DISPLAY", &session.display).stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "sending WM_DELETE_WINDOW failed");
+}
+
 fn until(what: &str, within: Duration, app: &mut Child, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
@@ -143,6 +179,11 @@ fn the_tray_menu_sends_pauses_and_quits_the_running_app() {
     assert!(tooltip(&session, &item).contains("sending paused"), "{}", tooltip(&session, &item));
     click(&session, &item, "Resume");
     until("Pause in the menu again", Duration::from_secs(10), &mut app, || menu(&session, &item).iter().any(|(_, label)| label == "Pause"));
+    // Closing the window keeps the app running in the tray.
+    close_window(&session);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(app.try_wait().unwrap().is_none(), "closing the window quit the app although a tray host is there");
+    assert!(!menu(&session, &item).is_empty(), "the icon is still in the tray");
     // Quit ends the app, which closes its last window into the outbox or the ledger first.
     click(&session, &item, "Quit");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -155,4 +196,40 @@ fn the_tray_menu_sends_pauses_and_quits_the_running_app() {
     };
     assert!(status.success(), "{status}");
     assert!(super::billed(&ledger, "desk-tray").len() >= 2, "the window open at Quit was billed too");
+}
+
+#[test]
+fn without_a_tray_host_closing_the_window_quits() {
+    let session = DesktopSession::start();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("config.toml"), "[agent]\nmachine_id = \"desk-no-tray\"\n").unwrap();
+    let mut app = usagebill(data.path())
+        .env("DISPLAY", &session.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.address)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Command::new("xdotool")
+        .args(["search", "--name", "^usagebill$"])
+        .env("DISPLAY", &session.display)
+        .status()
+        .is_ok_and(|s| !s.success())
+    {
+        assert!(Instant::now() < deadline, "no window within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    close_window(&session);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = app.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the app did not quit when its window closed without a tray host");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
 }
