@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Reproduces docs/screenshots/{usage,send,costs,forecast,statements,settings}.png: runs the app under
+# Reproduces docs/screenshots/{usage,send,costs,forecast,statements,settings,offline,notification}.png: runs the app under
 # Xvfb in embedded mode on a temp data dir, with two headless agents billed into the same ledger first
 # so the Costs tab has several machines, two weeks of two simulated office machines billed into it
 # from a broker of our own (scripts/kafka.sh) so it has forecasts, and this machine's agent run under libfaketime in the two months
 # before this one, then closed, so the Statements tab has final statements; lets the charts fill for
-# WARMUP seconds, then clicks each tab and grabs the screen. With MEASURE_SECONDS=N it then reports
+# WARMUP seconds, then clicks each tab and grabs the screen. Then, in Kafka mode on a private D-Bus
+# session with dunst as the notification service, it reads a fleet's costs from the broker, stops the
+# broker, and opens the app again: the offline Costs tab and the outage notification. With
+# MEASURE_SECONDS=N it then reports
 # the app's CPU % and RSS over N seconds on the Usage tab (charts live).
 #
 #   scripts/screenshots.sh [BINARY] [WARMUP]     (defaults: target/release/usagebill, 60)
 #
-# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime (apt-get install them), and Java
-# for the broker (port 9092 free).
+# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime, dbus-daemon, dunst (apt-get
+# install them), and Java for the broker (port 9092 free).
 set -euo pipefail
 binary="$(realpath "${1:-$(dirname "$0")/../target/release/usagebill}")"
 cd "$(dirname "$0")/.."
@@ -101,6 +104,41 @@ click 90 174 && click 401 282 2 && shoot forecast
 # The Statements tab reads when opened; Export CSV on the newest statement shows where the file went.
 click 246 16 2 && click 659 206 2 && shoot statements
 click 341 16 && shoot settings
+
+# Offline: a fleet's costs read from the broker once (the app keeps them on disk), then the broker
+# stopped and the app opened again, in Kafka mode with notifications on a private bus.
+mkdir -p "$data/fleet"
+printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "1s"\n\n[kafka]\nbrokers = ["127.0.0.1:9092"]\ntopic = "fleet"\n\n[notifications]\noutage_after = "20s"\n' \
+    >"$data/fleet/config.toml"
+fleet=(--config "$data/fleet/config.toml" --data-dir "$data/fleet")
+scripts/kafka.sh up "$data/kafka" >/dev/null
+"$binary" "${fleet[@]}" simulate --profile office --machine-prefix office- --machines 6 --records 2016 --window 1h --start "$from" 2>/dev/null
+"$binary" "${fleet[@]}" worker --ledger "$data/fleet/worker.db" --exit-when-idle 20s 2>/dev/null
+kill "$app_pid" 2>/dev/null || true
+wait "$app_pid" 2>/dev/null || true
+dbus-daemon --session --nofork --print-address=1 >"$data/bus-address" &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$data/bus-address" ] && break; sleep 0.1; done
+DBUS_SESSION_BUS_ADDRESS="$(head -n1 "$data/bus-address")"
+export DBUS_SESSION_BUS_ADDRESS
+dunst >/dev/null 2>&1 &
+pids+=($!)
+"$binary" "${fleet[@]}" 2>"$data/fleet.log" &
+app_pid=$!
+pids+=("$app_pid")
+for _ in $(seq 300); do [ -s "$data/fleet/costs-snapshot.jsonl" ] && break; sleep 0.1; done
+kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
+scripts/kafka.sh stop "$data/kafka" >/dev/null
+"$binary" "${fleet[@]}" 2>>"$data/fleet.log" &
+app_pid=$!
+pids+=("$app_pid")
+for _ in $(seq 100); do xdotool search --name '^usagebill$' >/dev/null 2>&1 && break; sleep 0.1; done
+window="$(xdotool search --name '^usagebill$' | head -n1)"
+xdotool windowmove "$window" 0 0 windowsize "$window" "$width" "$height"
+sleep 2
+click 150 16 15 && shoot offline
+# The outage notification, once the brokers have been out of reach for outage_after with windows waiting.
+sleep 12 && shoot notification
 
 if [ "$measure" -gt 0 ]; then
     click 30 16

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use usagebill::config::{HumanDuration, QuietHours};
+use usagebill::runtime::Settings;
 use usagebill::runtime::notices::{NotificationBus, local_minute_now};
 
 use super::{AppHarness, STEADY, app, embedded_settings, kafka_settings, manual_only, open_app, script};
@@ -113,14 +114,21 @@ impl Drop for DesktopSession {
     }
 }
 
+/// Embedded settings for `machine` with a rule a steady 40 % CPU holds and a budget its first
+/// record crosses, notifying on `session`'s bus, quiet in `quiet`.
+fn rule_and_budget(data: &std::path::Path, machine: &str, session: &DesktopSession, quiet: Option<QuietHours>) -> Settings {
+    let mut config = embedded_settings(data, machine).config;
+    config.agent.rules = vec!["cpu_pct > 30 for 1s".into()];
+    config.billing.budgets.insert("desk-*".into(), "0.000001".into());
+    config.notifications.quiet_hours = quiet;
+    Settings::new(config, data.join("config.toml"), data.to_owned()).unwrap().with_notification_bus(session.bus())
+}
+
 #[test]
 fn a_threshold_rule_and_a_budget_crossing_are_each_notified_once() {
     let session = DesktopSession::start();
     let data = tempfile::tempdir().unwrap();
-    let mut settings = embedded_settings(data.path(), "desk-1");
-    settings.config.agent.rules = vec!["cpu_pct > 30 for 1s".into()];
-    settings.config.billing.budgets.insert("desk-*".into(), "0.000001".into());
-    let settings = settings.with_config(settings.config.clone(), data.path().to_owned()).unwrap().with_notification_bus(session.bus());
+    let settings = rule_and_budget(data.path(), "desk-1", &session, None);
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     let (_, body) = session.wait_for(&mut harness, "Threshold rule held: cpu_pct > 30 for 1s", Duration::from_secs(30));
     assert!(body.contains("sent"), "{body}");
@@ -165,15 +173,11 @@ fn an_outage_with_windows_waiting_and_its_recovery_are_notified() {
 fn nothing_is_notified_inside_the_quiet_hours() {
     let session = DesktopSession::start();
     let data = tempfile::tempdir().unwrap();
-    let mut settings = embedded_settings(data.path(), "desk-quiet");
-    settings.config.agent.rules = vec!["cpu_pct > 30 for 1s".into()];
-    settings.config.billing.budgets.insert("desk-*".into(), "0.000001".into());
     // An hour either side of now, in this machine's local time.
     let minute = local_minute_now();
     let at = |minute: u16| format!("{:02}:{:02}", minute / 60, minute % 60);
     let quiet = format!("{}-{}", at((minute + 1380) % 1440), at((minute + 60) % 1440));
-    settings.config.notifications.quiet_hours = Some(QuietHours::parse(&quiet).unwrap());
-    let settings = settings.with_config(settings.config.clone(), data.path().to_owned()).unwrap().with_notification_bus(session.bus());
+    let settings = rule_and_budget(data.path(), "desk-quiet", &session, Some(QuietHours::parse(&quiet).unwrap()));
     let mut harness = open_app(settings, manual_only(), script(data.path(), &[STEADY]));
     // Both events happen (the rule fires, the budget is crossed) and stay unannounced.
     let deadline = Instant::now() + Duration::from_secs(30);

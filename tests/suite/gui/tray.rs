@@ -130,6 +130,31 @@ x.XFlush(display)
     assert!(status.success(), "sending WM_DELETE_WINDOW failed");
 }
 
+/// Starts the real app on `session`'s display and bus with `config` (TOML) in `data`.
+fn start_app(session: &DesktopSession, data: &std::path::Path, config: &str) -> Child {
+    std::fs::write(data.join("config.toml"), config).unwrap();
+    usagebill(data)
+        .env("DISPLAY", &session.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.address)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `app` to exit by itself within `within`.
+fn exits(app: &mut Child, within: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = app.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn until(what: &str, within: Duration, app: &mut Child, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
@@ -152,15 +177,7 @@ fn the_tray_menu_sends_pauses_and_quits_the_running_app() {
         .build()
         .unwrap();
     let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("config.toml"), "[agent]\nmachine_id = \"desk-tray\"\nsend_interval = \"1h\"\n").unwrap();
-    let mut app = usagebill(data.path())
-        .env("DISPLAY", &session.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &session.address)
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut app = start_app(&session, data.path(), "[agent]\nmachine_id = \"desk-tray\"\nsend_interval = \"1h\"\n");
     until("the icon's registration", Duration::from_secs(30), &mut app, || !items.lock().unwrap().is_empty());
     let item = items.lock().unwrap()[0].clone();
     let labels: Vec<String> = menu(&session, &item).into_iter().map(|(_, label)| label).collect();
@@ -186,14 +203,7 @@ fn the_tray_menu_sends_pauses_and_quits_the_running_app() {
     assert!(!menu(&session, &item).is_empty(), "the icon is still in the tray");
     // Quit ends the app, which closes its last window into the outbox or the ledger first.
     click(&session, &item, "Quit");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = app.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the app did not quit from the tray");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exits(&mut app, Duration::from_secs(20), "the app did not quit from the tray");
     assert!(status.success(), "{status}");
     assert!(super::billed(&ledger, "desk-tray").len() >= 2, "the window open at Quit was billed too");
 }
@@ -202,34 +212,13 @@ fn the_tray_menu_sends_pauses_and_quits_the_running_app() {
 fn without_a_tray_host_closing_the_window_quits() {
     let session = DesktopSession::start();
     let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("config.toml"), "[agent]\nmachine_id = \"desk-no-tray\"\n").unwrap();
-    let mut app = usagebill(data.path())
-        .env("DISPLAY", &session.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &session.address)
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Command::new("xdotool")
-        .args(["search", "--name", "^usagebill$"])
-        .env("DISPLAY", &session.display)
-        .status()
-        .is_ok_and(|s| !s.success())
-    {
-        assert!(Instant::now() < deadline, "no window within 30 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut app = start_app(&session, data.path(), "[agent]\nmachine_id = \"desk-no-tray\"\n");
+    until("the window", Duration::from_secs(30), &mut app, || {
+        let search = Command::new("xdotool").args(["search", "--name", "^usagebill$"]).env("DISPLAY", &session.display).output();
+        search.is_ok_and(|output| output.status.success())
+    });
     std::thread::sleep(Duration::from_secs(2));
     close_window(&session);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = app.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the app did not quit when its window closed without a tray host");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exits(&mut app, Duration::from_secs(20), "the app did not quit when its window closed without a tray host");
     assert!(status.success(), "{status}");
 }
