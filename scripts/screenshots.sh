@@ -108,7 +108,7 @@ click 341 16 && shoot settings
 # Offline: a fleet's costs read from the broker once (the app keeps them on disk), then the broker
 # stopped and the app opened again, in Kafka mode with notifications on a private bus.
 mkdir -p "$data/fleet"
-printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "1s"\n\n[kafka]\nbrokers = ["127.0.0.1:9092"]\ntopic = "fleet"\n\n[notifications]\noutage_after = "20s"\n' \
+printf '[agent]\nmachine_id = "desk-1"\nsend_interval = "1s"\n\n[kafka]\nbrokers = ["127.0.0.1:9092"]\ntopic = "fleet"\nmessage_timeout = "5s"\n\n[notifications]\noutage_after = "30s"\n' \
     >"$data/fleet/config.toml"
 fleet=(--config "$data/fleet/config.toml" --data-dir "$data/fleet")
 scripts/kafka.sh up "$data/kafka" >/dev/null
@@ -121,7 +121,9 @@ pids+=($!)
 for _ in $(seq 50); do [ -s "$data/bus-address" ] && break; sleep 0.1; done
 DBUS_SESSION_BUS_ADDRESS="$(head -n1 "$data/bus-address")"
 export DBUS_SESSION_BUS_ADDRESS
-dunst >/dev/null 2>&1 &
+# Notifications stay until closed, so the screenshot finds the one the app sends.
+printf '[global]\nfont = "DejaVu Sans 11"\n\n[urgency_normal]\ntimeout = 0\n' >"$data/dunstrc"
+dunst -config "$data/dunstrc" >/dev/null 2>&1 &
 pids+=($!)
 "$binary" "${fleet[@]}" 2>"$data/fleet.log" &
 app_pid=$!
@@ -137,8 +139,10 @@ window="$(xdotool search --name '^usagebill$' | head -n1)"
 xdotool windowmove "$window" 0 0 windowsize "$window" "$width" "$height"
 sleep 2
 click 150 16 15 && shoot offline
-# The outage notification, once the brokers have been out of reach for outage_after with windows waiting.
-sleep 12 && shoot notification
+# The outage notification, once the brokers have been out of reach for outage_after (30 s, so the
+# offline shot above is taken before it) with windows waiting.
+for _ in $(seq 120); do [ "$(dunstctl count displayed 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.5; done
+shoot notification
 
 if [ "$measure" -gt 0 ]; then
     click 30 16

@@ -72,6 +72,7 @@ pub struct SettingsForm {
     /// Which notifications are on: threshold, budget, outage.
     notify: [bool; 3],
     quiet_hours: String,
+    close_to_tray: bool,
     /// Errors only the save could find (a rate card that does not parse), until the next edit.
     save_errors: HashMap<SettingsField, String>,
     outcome: Option<Result<String, String>>,
@@ -104,6 +105,7 @@ impl fmt::Debug for SettingsForm {
             .field("data_dir", &self.data_dir)
             .field("notify", &self.notify)
             .field("quiet_hours", &self.quiet_hours)
+            .field("close_to_tray", &self.close_to_tray)
             .field("save_errors", &self.save_errors)
             .field("outcome", &self.outcome)
             .field("saving", &self.saving)
@@ -124,6 +126,7 @@ impl SettingsForm {
             data_dir: settings.data_dir.display().to_string(),
             notify: [config.notifications.threshold, config.notifications.budget, config.notifications.outage],
             quiet_hours: config.notifications.quiet_hours.map(|hours| hours.to_string()).unwrap_or_default(),
+            close_to_tray: config.desktop.close_to_tray,
             ..SettingsForm::default()
         };
         form.show_properties(&config.kafka.properties);
@@ -300,6 +303,8 @@ impl SettingsForm {
                 None => drop(ui.label(egui::RichText::new("local time; empty: none (the desktop's do-not-disturb applies too)").weak())),
             }
         });
+        edited |=
+            ui.checkbox(&mut self.close_to_tray, "Closing the window keeps usagebill running in the tray (where there is one)").changed();
         edited
     }
 
@@ -339,6 +344,7 @@ impl SettingsForm {
         [config.notifications.threshold, config.notifications.budget, config.notifications.outage] = self.notify;
         let quiet = self.quiet_hours.trim();
         config.notifications.quiet_hours = if quiet.is_empty() { None } else { QuietHours::parse(quiet).ok() };
+        config.desktop.close_to_tray = self.close_to_tray;
         let mut data_dir = settings.data_dir.clone();
         let edited_dir = PathBuf::from(self.data_dir.trim());
         // A data dir given by flag or env stays out of the file unless the person changed it here.

@@ -132,9 +132,11 @@ fn notification_choices_and_quiet_hours_are_checked_and_saved() {
     assert!(harness.get_by_label("Save and apply").accesskit_node().is_disabled(), "nothing invalid is saved");
     harness.get_by_label("Quiet hours").set_text_value_accesskit("22:30-06:45");
     click(&mut harness, "a budget crossed or forecast to");
+    click(&mut harness, "Closing the window keeps usagebill running in the tray (where there is one)");
     click(&mut harness, "Save and apply");
     wait_for(&mut harness, "the save", Duration::from_secs(15), |app| app.settings().config.notifications.quiet_hours.is_some());
     let saved = Config::load(&config_path).unwrap().notifications;
     assert_eq!(saved.quiet_hours.map(|hours| hours.to_string()).as_deref(), Some("22:30-06:45"));
     assert!(saved.threshold && !saved.budget && saved.outage, "{saved:?}");
+    assert!(!Config::load(&config_path).unwrap().desktop.close_to_tray, "closing quits from now on");
 }
