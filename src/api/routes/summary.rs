@@ -40,13 +40,10 @@ impl Api {
             None => month_of(now).0,
             Some(text) => {
                 let expected = "the period's first day, YYYY-MM-DD (2026-11-01)";
-                let start = UnixMillis::parse_rfc3339(&format!("{text}T00:00:00Z"))
+                // A month that has not begun is not an error: like an empty range, it has no rows.
+                UnixMillis::parse_rfc3339(&format!("{text}T00:00:00Z"))
                     .filter(|start| month_of(*start).0 == *start)
-                    .ok_or_else(|| ParamError::new("period", text, expected))?;
-                if start > now {
-                    return Err(ParamError::new("period", text, "a period that has begun"));
-                }
-                start
+                    .ok_or_else(|| ParamError::new("period", text, expected))?
             }
         };
         let format = query.format()?;
@@ -187,11 +184,17 @@ mod tests {
     #[test]
     fn a_period_is_named_by_its_first_day() {
         let fixture = fixture();
-        for (bad, says) in [("2026-01-15", "first day"), ("2026-13-01", "first day"), ("2099-01-01", "begun"), ("soon", "first day")] {
+        for (bad, says) in [("2026-01-15", "first day"), ("2026-13-01", "first day"), ("soon", "first day")] {
             let response = get(&fixture.api, &format!("/api/v1/summary?period={bad}"));
             assert_eq!(response.status, 400, "{bad}");
             let text = response.text();
             assert!(text.contains(bad) && text.contains(says), "{bad}: {text}");
         }
+        for edge in ["0000-01-01", "9999-12-01"] {
+            assert_eq!(get(&fixture.api, &format!("/api/v1/summary?period={edge}")).status, 200, "{edge}");
+        }
+        let future = get(&fixture.api, "/api/v1/summary?period=2999-01-01");
+        assert_eq!(future.status, 200, "a month not begun has no rows, as an empty range has none");
+        assert_eq!(body(&future)["machines"], serde_json::json!([]));
     }
 }

@@ -19,7 +19,8 @@ pub fn month_of(now: UnixMillis) -> (UnixMillis, UnixMillis) {
     let first = Date::from_calendar_date(instant.year(), instant.month(), 1).expect("the 1st exists");
     let (next_year, next_month) =
         if instant.month() == Month::December { (instant.year() + 1, Month::January) } else { (instant.year(), instant.month().next()) };
-    let next = Date::from_calendar_date(next_year, next_month, 1).expect("the 1st exists");
+    // December of the calendar's last year has no next month to start: it ends with the calendar.
+    let next = Date::from_calendar_date(next_year, next_month, 1).unwrap_or(Date::MAX);
     (millis_of(first), millis_of(next))
 }
 
