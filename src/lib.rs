@@ -18,6 +18,7 @@ pub mod config;
 pub mod duration;
 pub mod errors;
 pub mod feed;
+pub mod files;
 pub mod gui;
 pub mod kafka;
 pub mod priority;

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod cost_engine;
 pub mod ledger;
 pub mod listings;
+pub mod money_text;
 pub mod price;
 pub mod rate_card;
 pub mod report;

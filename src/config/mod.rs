@@ -216,9 +216,7 @@ impl Config {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let temporary = path.with_extension("toml.tmp");
-            std::fs::write(&temporary, text)?;
-            std::fs::rename(&temporary, path)
+            crate::files::replace(path, text.as_bytes())
         };
         write().map_err(|source| ConfigError::Write { path: path.to_owned(), source })
     }

@@ -11,6 +11,7 @@ use super::costs_table::{CostTable, SortBy, TableChoice};
 use super::forecast_chart::{self, DrawnForecast};
 use super::format;
 use super::live::Live;
+use super::table_cell::cell;
 use crate::billing::cost_engine::CostSummary;
 use crate::billing::cost_engine::calendar::month_of;
 use crate::feed::summary::SummaryRow;
@@ -230,8 +231,8 @@ impl CostsView {
                 self.selected = Some(row.machine_id.clone());
             }
             let exact = |amount: Decimal| format!("exact: {}", format::exact_money(amount, &row.currency));
-            amount_cell(ui, WIDTHS[1], money(row.today)).on_hover_text(exact(row.today));
-            amount_cell(ui, WIDTHS[2], money(row.period)).on_hover_text(exact(row.period));
+            cell(ui, egui::vec2(WIDTHS[1], ROW_HEIGHT), true, money(row.today)).on_hover_text(exact(row.today));
+            cell(ui, egui::vec2(WIDTHS[2], ROW_HEIGHT), true, money(row.period)).on_hover_text(exact(row.period));
             match (row.projected, row.projected_low, row.projected_high) {
                 (Some(estimate), Some(low), Some(high)) => {
                     let band = format!(
@@ -241,7 +242,7 @@ impl CostsView {
                         row.forecast.replace('_', " "),
                         exact(estimate)
                     );
-                    amount_cell(ui, WIDTHS[3], money(estimate)).on_hover_text(band);
+                    cell(ui, egui::vec2(WIDTHS[3], ROW_HEIGHT), true, money(estimate)).on_hover_text(band);
                 }
                 _ => {
                     ui.add_sized([WIDTHS[3], ROW_HEIGHT], egui::Label::new("too new")).on_hover_text(&row.forecast);
@@ -340,14 +341,4 @@ fn costs_status(ui: &mut egui::Ui, costs: &CostSnapshot) {
             egui::CollapsingHeader::new("details").id_salt("costs-problem").show(ui, |ui| ui.label(details));
         }
     }
-}
-
-/// An amount in a column, right-aligned so that the places line up.
-fn amount_cell(ui: &mut egui::Ui, width: f32, text: String) -> egui::Response {
-    let layout = egui::Layout::right_to_left(egui::Align::Center);
-    ui.allocate_ui_with_layout(egui::vec2(width, ROW_HEIGHT), layout, |ui| {
-        ui.set_min_size(egui::vec2(width, ROW_HEIGHT));
-        ui.label(text)
-    })
-    .inner
 }

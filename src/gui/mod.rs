@@ -16,6 +16,7 @@ pub mod send_view;
 pub mod settings_view;
 pub mod statements_view;
 mod status_bar;
+mod table_cell;
 pub mod usage_view;
 
 use std::sync::{Arc, Mutex};

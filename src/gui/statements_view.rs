@@ -7,6 +7,7 @@ use eframe::egui;
 
 use super::format;
 use super::live::{Action, Live};
+use super::table_cell::cell;
 use crate::billing::statement::StatementRow;
 use crate::record::UnixMillis;
 use crate::runtime::statement_files::{FileKind, StatementFile, Written};
@@ -148,7 +149,7 @@ impl StatementsView {
         }
         ui.horizontal(|ui| {
             for (header, width, right) in COLUMNS {
-                cell(ui, width, right, egui::RichText::new(header).strong());
+                cell(ui, egui::vec2(width, ROW_HEIGHT), right, egui::RichText::new(header).strong());
             }
         });
         let height = (ui.available_height() - 3.0 * ROW_HEIGHT).max(ROW_HEIGHT * 3.0);
@@ -169,7 +170,7 @@ impl StatementsView {
         ui.horizontal(|ui| {
             let cells = [format!("No. {number}"), row.period.clone(), format::instant(row.at), format::money(row.total, &row.currency)];
             for ((_, width, right), text) in COLUMNS.into_iter().zip(cells) {
-                cell(ui, width, right, text);
+                cell(ui, egui::vec2(width, ROW_HEIGHT), right, text);
             }
             ui.add_space(16.0);
             let busy = self.pending.is_some();
@@ -185,16 +186,6 @@ impl StatementsView {
             }
         });
     }
-}
-
-/// One table cell of `width`, its text at the left or the right.
-fn cell(ui: &mut egui::Ui, width: f32, right: bool, text: impl Into<egui::WidgetText>) {
-    let layout = if right { egui::Layout::right_to_left(egui::Align::Center) } else { egui::Layout::left_to_right(egui::Align::Center) };
-    ui.allocate_ui_with_layout(egui::vec2(width, ROW_HEIGHT), layout, |ui| {
-        // The whole width, however short the text: the columns line up row under row.
-        ui.set_min_size(egui::vec2(width, ROW_HEIGHT));
-        ui.label(text);
-    });
 }
 
 /// `29 days left`, `1 day left`, `5 h left`, `less than an hour left`, `closing now`.

@@ -6,7 +6,6 @@
 //! A writer of our own rather than the auto-launch crate: that one ignores `XDG_CONFIG_HOME` and
 //! does not quote the command line, and a path with a space would then not start.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The shipped desktop entry the autostart entry is made from.
@@ -51,10 +50,7 @@ impl Autostart {
         let text = entry_text(&self.program).map_err(|reason| format!("cannot start {} at login: {reason}", self.program.display()))?;
         let directory = self.entry.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(directory).map_err(|error| failed("create the folder of", error))?;
-        let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(|error| failed("write", error))?;
-        temporary.write_all(text.as_bytes()).and_then(|()| temporary.as_file().sync_all()).map_err(|error| failed("write", error))?;
-        temporary.persist(&self.entry).map_err(|error| failed("write", error.error))?;
-        Ok(())
+        crate::files::replace(&self.entry, text.as_bytes()).map_err(|error| failed("write", error))
     }
 }
 

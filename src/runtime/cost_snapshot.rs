@@ -5,7 +5,6 @@
 //! A file that does not parse, or was written by another layout, is ignored with a log line: it is
 //! a cache, and the topic is the truth.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -45,10 +44,7 @@ pub fn save(path: &Path, saved_at: UnixMillis, summaries: &[&CostSummary]) -> Re
     let failed = |error: std::io::Error| format!("cannot write {}: {error}", path.display());
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory).map_err(failed)?;
-    let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(failed)?;
-    temporary.write_all(&text).map_err(failed)?;
-    temporary.persist(path).map_err(|error| failed(error.error))?;
-    Ok(())
+    crate::files::replace(path, &text).map_err(failed)
 }
 
 /// The snapshot at `path`: when it was read and the summaries. `Ok(None)` when there is none;

@@ -73,11 +73,8 @@ pub fn write(dir: &Path, statement: &Statement, kind: FileKind) -> Result<(PathB
     };
     std::fs::create_dir_all(dir).map_err(|error| format!("cannot make the folder {}: {error}", dir.display()))?;
     let path = dir.join(file_name(number, kind));
-    // Written beside and renamed over: a viewer still showing the last copy never reads half a file.
-    let partial = dir.join(format!(".{}.partial", file_name(number, kind)));
-    std::fs::write(&partial, &bytes)
-        .and_then(|()| std::fs::rename(&partial, &path))
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    // Replaced whole: a viewer still showing the last copy never reads half a file.
+    crate::files::replace(&path, &bytes).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     let written = match kind {
         FileKind::Pdf => open(&path),
         FileKind::Csv => Written::Saved,

@@ -16,7 +16,7 @@ use paths::{Crate, Named};
 /// Lowest first. Modules in one layer are siblings and may not use each other. To add a module,
 /// put its name in the layer it belongs to (or in a new row between two layers).
 const LAYERS: &[&[&str]] = &[
-    &["record", "duration", "errors", "progress", "priority", "sqlite"],
+    &["record", "duration", "errors", "files", "progress", "priority", "sqlite"],
     &["collect"],
     &["kafka"],
     // config is the file's schema and range checks alone: in this row, it cannot import billing or

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use rust_decimal::Decimal;
 
 use crate::billing::budget::Budgets;
+use crate::billing::money_text;
 use crate::config::NotificationsConfig;
 use crate::kafka::LinkState;
 use crate::record::UnixMillis;
@@ -139,11 +140,8 @@ impl NoticeWatcher {
             if !self.budgets_told.insert((summary.machine_id.clone(), summary.period_start.0, crossed)) {
                 continue;
             }
-            // Costs to the cent (under a cent said so); the budget exactly as the person set it.
-            let money = |amount: Decimal| match amount.round_dp(2) {
-                rounded if rounded.is_zero() && !amount.is_zero() => format!("< 0.01 {}", summary.currency),
-                rounded => format!("{rounded} {}", summary.currency),
-            };
+            // Costs as the Costs tab reads them; the budget exactly as the person set it.
+            let money = |amount: Decimal| money_text::money(amount, &summary.currency);
             let budget_text = format!("{} {}", budget.amount.normalize(), summary.currency);
             let (summary_line, body) = if crossed {
                 (
