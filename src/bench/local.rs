@@ -1,5 +1,6 @@
 //! In-process measurements: parsing, pricing, outbox writes, ledger writes and reports.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
@@ -7,7 +8,7 @@ use rusqlite::{Connection, params};
 use super::{BenchOptions, Figure, fleet, thousands};
 use crate::billing::biller::{Biller, RawMessage};
 use crate::billing::cost_engine::{CostEngine, range};
-use crate::billing::ledger::Ledger;
+use crate::billing::ledger::{Checkpointer, Ledger, WalBound, WalWatch};
 use crate::billing::price::price;
 use crate::billing::rate_card::RateCard;
 use crate::billing::report::TimeRange;
@@ -54,12 +55,9 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
         .enumerate()
         .map(|(offset, payload)| RawMessage { topic: "bench".into(), partition: 0, offset: offset as i64, payload: Some(payload) })
         .collect();
-    let mut biller = Biller::new(Ledger::open(&scratch.path().join("ledger.db"))?, card.clone());
-    let began = Instant::now();
-    for batch in messages.chunks(10_000) {
-        biller.bill(batch)?;
-    }
-    let ledger_rate = per_second(messages.len() as u64, began.elapsed());
+    let (ledger_rate, inline_wal) = bill_into_ledger(&scratch.path().join("ledger.db"), &card, &messages, None)?;
+    let (checkpointed_rate, bounded_wal) =
+        bill_into_ledger(&scratch.path().join("ledger-checkpointed.db"), &card, &messages, Some(WalBound::default()))?;
     let baseline = prototype_style_inserts(&scratch.path().join("prototype.db"), &records[..2_000])?;
 
     Ok(vec![
@@ -87,7 +85,48 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             format!("{} records/s (connect, insert, commit per message)", thousands(baseline)),
         )
         .with_rate(ledger_rate),
+        Figure::new(
+            "ledger write, checkpoints on their own thread (the worker's)",
+            format!(
+                "{} records/s, WAL at most {:.0} MB ({} wait(s) at the hard size)",
+                thousands(checkpointed_rate),
+                bounded_wal.peak_bytes as f64 / 1e6,
+                bounded_wal.writer_waits
+            ),
+            &format!("WAL ≤ {:.0} MB + a batch", WalBound::default().hard as f64 / 1e6),
+            Some(bounded_wal.peak_bytes <= WalBound::default().hard + (16 << 20)),
+            format!(
+                "{} records/s, WAL at most {:.0} MB (SQLite's checkpoints in the commit)",
+                thousands(ledger_rate),
+                inline_wal.peak_bytes as f64 / 1e6
+            ),
+        ),
     ])
+}
+
+/// Bills `messages` in batches of 10,000 into a new ledger at `path`, with a checkpoint thread
+/// bounding the WAL when `bound` is given (else SQLite checkpoints inside the commits). Returns the
+/// rate and what the WAL did.
+fn bill_into_ledger(
+    path: &std::path::Path,
+    card: &RateCard,
+    messages: &[RawMessage],
+    bound: Option<WalBound>,
+) -> anyhow::Result<(f64, WalWatch)> {
+    let mut biller = Biller::new(Ledger::open(path)?, card.clone());
+    let mut checkpointer = bound.map(|bound| Checkpointer::start(biller.ledger(), bound)).transpose()?;
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let mut inline = WalWatch::default();
+    let began = Instant::now();
+    for batch in messages.chunks(10_000) {
+        biller.bill(batch)?;
+        match &mut checkpointer {
+            Some(checkpointer) => checkpointer.after_commit(biller.ledger())?,
+            None => inline.peak_bytes = inline.peak_bytes.max(std::fs::metadata(&wal).map_or(0, |metadata| metadata.len())),
+        }
+    }
+    let rate = per_second(messages.len() as u64, began.elapsed());
+    Ok((rate, checkpointer.map_or(inline, |checkpointer| checkpointer.watch())))
 }
 
 /// The prototype's worker: one connection, one insert and one commit per message, float money.

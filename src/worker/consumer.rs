@@ -1,9 +1,16 @@
-//! The worker's Kafka consumer: it resumes each assigned partition from the offset its own ledger
-//! stored, pauses while the ledger refuses writes, and tells Kafka the offsets billed for lag
-//! monitoring only.
+//! The worker's Kafka consumer: it resumes a partition its own ledger has billed from the offset
+//! the ledger stored, and takes over a partition new to its ledger at the group's committed offset,
+//! where the last owner stopped. It pauses while the ledger refuses writes.
+//!
+//! The group's committed offset moves only once the cost feed acknowledged every line billed up to
+//! it ([`GroupProgress`]): a worker that dies with lines billed but not yet published leaves those
+//! records to the next owner, who bills them again (the feed drops the repeats), rather than taking
+//! them out of the feed for good.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -18,10 +25,13 @@ use crate::kafka::{ClientRole, KafkaSetupError, apply_properties, client_config,
 /// The worker's consumer.
 pub(super) type WorkerConsumer = BaseConsumer<ResumeFromLedger>;
 
-/// Reads partition offsets from the ledger when partitions are assigned.
+/// Reads partition offsets from the ledger when partitions are assigned, and tells the group how far
+/// billing got.
 pub(super) struct ResumeFromLedger {
     ledger_path: PathBuf,
     assigned: AtomicBool,
+    /// Batches committed to the ledger whose offsets the group has not been told yet.
+    pub progress: GroupProgress,
 }
 
 impl ResumeFromLedger {
@@ -47,6 +57,8 @@ impl ConsumerContext for ResumeFromLedger {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("revoked {} partition(s)", partitions.count());
+                // The next owner starts where the group says: tell it all that is published, now.
+                self.progress.tell_group(consumer, CommitMode::Sync);
                 if cooperative { consumer.incremental_unassign(partitions) } else { consumer.unassign() }
             }
             other => {
@@ -61,6 +73,8 @@ impl ConsumerContext for ResumeFromLedger {
 }
 
 impl ResumeFromLedger {
+    /// A partition this ledger has billed resumes after its last record here; one new to it starts
+    /// at the group's committed offset (`auto.offset.reset` applies where the group has none).
     fn set_stored_offsets(&self, partitions: &mut TopicPartitionList) -> Result<(), LedgerError> {
         let ledger = Ledger::open_read_only(&self.ledger_path)?;
         let mut by_topic = std::collections::HashMap::new();
@@ -74,11 +88,73 @@ impl ResumeFromLedger {
             partitions.elements().iter().map(|element| (element.topic().to_owned(), element.partition())).collect();
         for (topic, partition) in assigned {
             let stored = by_topic.get(&topic).and_then(|offsets| offsets.get(&partition));
-            let offset = stored.map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            let offset = stored.map_or(Offset::Stored, |next| Offset::Offset(*next));
             // Only fails for a partition not in the list, and these all are.
             let _ = partitions.set_partition_offset(&topic, partition, offset);
         }
         Ok(())
+    }
+}
+
+/// The next offset of each (topic, partition) a batch read.
+type NextOffsets = Vec<(String, i32, i64)>;
+
+/// Offsets committed to the ledger, each batch's with the highest record row billed when it
+/// committed, until the cost feed has acknowledged that row.
+#[derive(Debug, Default)]
+pub(super) struct GroupProgress {
+    waiting: Mutex<VecDeque<(i64, NextOffsets)>>,
+    /// The feed's acknowledged row (`i64::MAX` without a feed: nothing waits for it).
+    acknowledged_through: AtomicI64,
+}
+
+impl GroupProgress {
+    fn without_feed(publish_feed: bool) -> GroupProgress {
+        let acknowledged = if publish_feed { 0 } else { i64::MAX };
+        GroupProgress { waiting: Mutex::default(), acknowledged_through: AtomicI64::new(acknowledged) }
+    }
+
+    /// A batch committed to the ledger with `next_offsets`; every record row up to `through_row`
+    /// must reach the feed before the group is told.
+    pub fn billed(&self, through_row: i64, next_offsets: &[(String, i32, i64)]) {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).push_back((through_row, next_offsets.to_vec()));
+    }
+
+    /// The feed acknowledged every line through `row`.
+    pub fn acknowledged(&self, row: i64) {
+        self.acknowledged_through.fetch_max(row, Ordering::SeqCst);
+    }
+
+    /// Commits to the group the offsets of every batch whose lines the feed acknowledged.
+    pub fn tell_group(&self, consumer: &WorkerConsumer, mode: CommitMode) {
+        let acknowledged = self.acknowledged_through.load(Ordering::SeqCst);
+        let mut latest = BTreeMap::new();
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            while waiting.front().is_some_and(|(through_row, _)| *through_row <= acknowledged) {
+                let Some((_, offsets)) = waiting.pop_front() else { break };
+                for (topic, partition, next) in offsets {
+                    latest.insert((topic, partition), next);
+                }
+            }
+        }
+        // A partition that moved away meanwhile is the next owner's to commit: an offset from here
+        // could only take its commits back.
+        let Ok(assignment) = consumer.assignment() else { return };
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in &latest {
+            if assignment.find_partition(topic, *partition).is_some() {
+                let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        // A refused commit (a partition moved meanwhile, the broker away) costs the next owner a
+        // batch billed twice, which the feed drops; the next commit carries these offsets on.
+        if let Err(error) = consumer.commit(&offsets, mode) {
+            tracing::debug!("committing offsets to the group: {error}");
+        }
     }
 }
 
@@ -92,9 +168,11 @@ fn describe(partitions: &TopicPartitionList) -> String {
 }
 
 /// A consumer of `kafka.topic` in `kafka.group_id`, subscribed, that resumes from `ledger_path`.
-pub(super) fn subscribe(kafka: &KafkaConfig, ledger_path: PathBuf) -> Result<WorkerConsumer, WorkerError> {
+/// With `publish_feed` the group's offsets wait for the feed to acknowledge the lines.
+pub(super) fn subscribe(kafka: &KafkaConfig, ledger_path: PathBuf, publish_feed: bool) -> Result<WorkerConsumer, WorkerError> {
     ensure_topic(kafka, &kafka.topic)?;
-    let context = ResumeFromLedger { ledger_path, assigned: AtomicBool::new(false) };
+    let progress = GroupProgress::without_feed(publish_feed);
+    let context = ResumeFromLedger { ledger_path, assigned: AtomicBool::new(false), progress };
     let mut config = client_config(kafka, ClientRole::Consumer)?;
     config
         .set("group.id", &kafka.group_id)
@@ -117,17 +195,5 @@ pub(super) fn set_paused(consumer: &WorkerConsumer, paused: bool) {
         consumer.assignment().and_then(|assignment| if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) });
     if let Err(error) = result {
         tracing::warn!("{} consumption: {error}", if paused { "pausing" } else { "resuming" });
-    }
-}
-
-/// Tells Kafka the next offsets a batch stored with its records, per (topic, partition). Kafka's
-/// copy of the offsets only feeds lag monitoring; the ledger's copy is the one resumed from.
-pub(super) fn commit_for_lag(consumer: &WorkerConsumer, next_offsets: &[(String, i32, i64)]) {
-    let mut offsets = TopicPartitionList::new();
-    for (topic, partition, next) in next_offsets {
-        let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
-    }
-    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-        tracing::debug!("lag-monitoring commit failed: {error}");
     }
 }

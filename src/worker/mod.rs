@@ -1,5 +1,6 @@
-//! The Kafka billing worker: a consumer-group member that bills in batches and resumes from the
-//! offsets its own ledger stored, not from the group's committed offsets.
+//! The Kafka billing worker: a consumer-group member that bills in batches. It resumes a partition
+//! from the offsets its own ledger stored, and takes over a partition new to it where the group's
+//! committed offset says the last owner stopped.
 //!
 //! After each committed batch `publish_and_alert` sends the new lines to the cost feed
 //! ([`crate::feed`]) and checks budgets; [`metrics`] is what the worker tells the API's `/metrics`.
@@ -18,6 +19,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::CommitMode;
 use rdkafka::error::KafkaError;
 
 pub use self::metrics::WorkerMetrics;
@@ -127,7 +129,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<BillerTotals, WorkerError> {
     let path = biller.ledger().path().to_owned();
-    let consumer = consumer::subscribe(kafka, path.clone())?;
+    let consumer = consumer::subscribe(kafka, path.clone(), feed.publish_feed)?;
     tracing::info!("worker consuming {} in group {} into {}", kafka.topic, kafka.group_id, path.display());
     let card = biller.card().clone();
     let card_for_feed = card.clone();
@@ -137,6 +139,7 @@ pub fn run(
     let (to_feed, lines) = mpsc::sync_channel::<Vec<FreshLine>>(FEED_QUEUE);
     thread::scope(|scope| {
         let spawned = |name: &'static str| move |source| WorkerError::Thread { name, source };
+        let consumer_for_feed = &consumer;
         let feed_thread = thread::Builder::new().name("cost-feed".into()).spawn_scoped(scope, move || -> Result<(), WorkerError> {
             // Publishing catches up from the feed cursor in the ledger, so it can wait while billing
             // has work; its producer, made on this thread, runs its own threads at this priority too.
@@ -159,8 +162,11 @@ pub fn run(
                     }
                     other => other?,
                 }
+                publish_and_alert.tell_group(consumer_for_feed, CommitMode::Async);
             }
-            Ok(publish_and_alert.finish()?)
+            publish_and_alert.finish()?;
+            publish_and_alert.tell_group(consumer_for_feed, CommitMode::Sync);
+            Ok(())
         });
         let feed_thread = feed_thread.map_err(spawned("cost-feed"))?;
         let (consumer, pipeline) = (&consumer, &pipeline);

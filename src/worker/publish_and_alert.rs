@@ -7,6 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{CommitMode, Consumer};
+
+use super::consumer::WorkerConsumer;
 use crate::billing::biller::FreshLine;
 use crate::billing::budget::{AlertTracker, Budgets};
 use crate::billing::ledger::{Batch, Ledger};
@@ -74,6 +77,15 @@ impl PublishAndAlert {
             }
             None => Ok(()),
         }
+    }
+
+    /// Tells the consumer group the offsets of the batches whose lines the feed acknowledged.
+    pub fn tell_group(&self, consumer: &WorkerConsumer, mode: CommitMode) {
+        let progress = &consumer.context().progress;
+        if let Some(feed) = &self.feed {
+            progress.acknowledged(feed.acknowledged_through());
+        }
+        progress.tell_group(consumer, mode);
     }
 
     fn check_budgets(&mut self) -> Result<(), FeedError> {

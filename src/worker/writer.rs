@@ -1,16 +1,19 @@
 //! The worker's ledger thread: it writes the batches the consumer thread prepared, one transaction
-//! each, holds a batch the ledger refuses until it takes it, tells Kafka the offsets billed, and hands
-//! the new lines to the feed thread.
+//! each, holds a batch the ledger refuses until it takes it, hands the new lines to the feed thread,
+//! and the offsets billed to [`super::consumer::GroupProgress`], which tells the group once the feed
+//! has them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use super::consumer::{WorkerConsumer, commit_for_lag};
+use rdkafka::consumer::{CommitMode, Consumer};
+
+use super::consumer::WorkerConsumer;
 use super::retry::LedgerRetry;
 use super::{WorkerError, WorkerOptions};
 use crate::billing::biller::{Biller, BillerTotals, FreshLine, Prepared};
-use crate::billing::ledger::{BatchOutcome, LedgerError};
+use crate::billing::ledger::{BatchOutcome, Checkpointer, LedgerError, WalBound};
 
 /// How often a held batch's thread looks at the stop flag between retries.
 const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -45,11 +48,21 @@ pub(super) fn write_batches(
 ) -> Result<Written, WorkerError> {
     let mut retry = LedgerRetry::default();
     let mut last_commit = None;
+    let progress = &consumer.context().progress;
+    let mut through_row = biller.ledger().last_record_row()?;
+    let mut checkpointer = Checkpointer::start(biller.ledger(), WalBound::default())?;
     for prepared in batches {
         let began = Instant::now();
         let outcome = write_until_taken(&mut biller, &prepared, &mut retry, pipeline, stop)?;
         tracing::debug!("committed batch: {outcome:?}");
-        commit_for_lag(consumer, prepared.next_offsets());
+        if let Err(error) = checkpointer.after_commit(biller.ledger()) {
+            // The batch is committed; the WAL is emptied after a later one.
+            tracing::warn!("checkpointing {}: {}", biller.ledger().path().display(), crate::errors::chain(&error));
+        }
+        through_row = outcome.new_rows.iter().map(|(row, _)| *row).fold(through_row, i64::max);
+        progress.billed(through_row, prepared.next_offsets());
+        // Without a feed nothing waits: the group hears of the batch at once.
+        progress.tell_group(consumer, CommitMode::Async);
         if let Some(metrics) = &options.metrics {
             metrics.record_commit(biller.totals(), began.elapsed());
         }

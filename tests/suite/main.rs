@@ -20,5 +20,6 @@ mod secrets;
 mod security;
 mod statements;
 mod summary;
+mod takeover;
 mod time_truth;
 mod util;

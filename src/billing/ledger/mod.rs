@@ -3,6 +3,7 @@
 //! what was billed, and a redelivered record (unique on machine + seq) changes nothing.
 
 mod alert;
+mod checkpoint;
 mod decimal_sum;
 mod gaps;
 mod groups;
@@ -21,6 +22,7 @@ use super::price::PricedLine;
 use crate::record::{UnixMillis, UsageRecord};
 
 pub use self::alert::BudgetAlert;
+pub use self::checkpoint::{Checkpointer, WalBound, WalWatch};
 pub use self::decimal_sum::read_amount;
 pub use self::gaps::{Gap, gaps};
 pub use self::groups::{CostGroup, GroupBy, costs};
@@ -60,6 +62,9 @@ pub enum LedgerError {
     /// The database refused (disk full, I/O error, locked).
     #[error("SQLite failed on the ledger")]
     Sqlite(#[from] rusqlite::Error),
+    /// The system would not start the ledger's checkpoint thread (out of memory or thread limit).
+    #[error("cannot start the ledger's checkpoint thread")]
+    Thread(#[source] std::io::Error),
     /// The directory for the ledger cannot be created.
     #[error("cannot create the directory for ledger {path}")]
     CreateDir {

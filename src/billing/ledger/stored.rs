@@ -62,6 +62,11 @@ impl Ledger {
         Ok(value.unwrap_or(0))
     }
 
+    /// The highest record row (0 in an empty ledger): rows only ever rise.
+    pub fn last_record_row(&self) -> Result<i64, LedgerError> {
+        Ok(self.connection.query_row("SELECT coalesce(max(id), 0) FROM records", [], |row| row.get(0))?)
+    }
+
     /// Records that the feed acknowledged every line up to `row_id`; the cursor never goes back.
     pub fn set_feed_published_through(&self, row_id: i64) -> Result<(), LedgerError> {
         self.connection.execute(
