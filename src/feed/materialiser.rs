@@ -41,7 +41,8 @@ pub struct MaterialiserTotals {
 }
 
 /// Starts a thread that materialises `kafka.cost_topic` into the view at `view_path` (created if
-/// missing, e.g. `data_dir/feed.db`) until `stop` is set. Read the view with
+/// missing, e.g. `data_dir/feed.db`) until `stop` is set, and sets `caught_up` once the view holds
+/// everything the topic held when the thread started. Read the view with
 /// [`Ledger::open_read_only`] and the usual report and period functions while it runs: SQLite's WAL
 /// lets readers see each committed batch. The thread returns its totals, or the error that stopped it
 /// (no brokers, a view that cannot be opened or written).
@@ -49,20 +50,21 @@ pub fn spawn_materialiser(
     kafka: &KafkaConfig,
     view_path: &Path,
     stop: Arc<AtomicBool>,
+    caught_up: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<Result<MaterialiserTotals, FeedError>>> {
     let kafka = kafka.clone();
     let view_path = view_path.to_owned();
     std::thread::Builder::new().name("cost-feed-view".into()).spawn(move || {
         // A view catches up from its stored offsets, so it can wait while billing has work.
         crate::priority::yield_to_billing();
-        Materialiser::open(&kafka, &view_path)?.run(&stop, false)
+        Materialiser::open(&kafka, &view_path)?.run(&stop, false, &caught_up)
     })
 }
 
 /// Materialises everything the cost topic held when called into the view at `view_path`, then
 /// returns (what `usagebill report --from-feed` does).
 pub fn materialise_until_caught_up(kafka: &KafkaConfig, view_path: &Path) -> Result<MaterialiserTotals, FeedError> {
-    Materialiser::open(kafka, view_path)?.run(&AtomicBool::new(false), true)
+    Materialiser::open(kafka, view_path)?.run(&AtomicBool::new(false), true, &AtomicBool::new(false))
 }
 
 struct Materialiser {
@@ -98,18 +100,29 @@ impl Materialiser {
         Ok(Materialiser { view, consumer, topic, next_offsets, totals: MaterialiserTotals::default() })
     }
 
-    fn run(mut self, stop: &AtomicBool, until_caught_up: bool) -> Result<MaterialiserTotals, FeedError> {
-        // A catch-up read ends once every partition is read to the high watermark it had at the start.
-        let end = if until_caught_up { Some(self.high_watermarks()?) } else { None };
+    /// Materialises until `stop`, or with `until_caught_up` until the view holds what the topic
+    /// held at the start; `caught_up` is set once it does.
+    fn run(mut self, stop: &AtomicBool, until_caught_up: bool, caught_up: &AtomicBool) -> Result<MaterialiserTotals, FeedError> {
+        let began = Instant::now();
+        let end = self.high_watermarks()?;
         let mut batch = Batch::default();
         let mut messages_in_batch = 0;
         let mut batch_opened = Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            if let Some(end) = &end
+            if !caught_up.load(Ordering::SeqCst)
                 && messages_in_batch == 0
                 && end.iter().all(|(partition, high)| self.next_offsets.get(partition).copied().unwrap_or(0) >= *high)
             {
-                break;
+                if until_caught_up {
+                    break;
+                }
+                caught_up.store(true, Ordering::SeqCst);
+                tracing::info!(
+                    "the feed view caught up with {} in {:.1?} ({} new line(s))",
+                    self.topic,
+                    began.elapsed(),
+                    self.totals.costs
+                );
             }
             if let Some(message) = self.consumer.poll(Duration::from_millis(20)) {
                 let message = message?;

@@ -51,6 +51,9 @@ pub enum FeedError {
     /// A message is not a valid feed message (the view quarantines it).
     #[error("not a message of the cost topic: {0}")]
     Invalid(String),
+    /// The system would not start the feed view's thread (out of memory or thread limit).
+    #[error("cannot start the feed view's thread")]
+    Thread(#[source] std::io::Error),
     /// The summary topic is not there yet (no worker has created it); reading may be tried again.
     #[error("the summary topic {0} does not exist yet (no worker has published)")]
     NoSummaryTopic(String),

@@ -1,5 +1,6 @@
 //! The per-machine cost summary on Kafka: the workers' elected publisher keeps the compacted summary
-//! topic equal to the deduplicated cost feed, through a SIGKILLed leader and a rebalance.
+//! topic equal to the deduplicated cost feed, through a SIGKILLed leader and a rebalance, and only
+//! the leader and its standby keep a view of the feed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,6 +108,30 @@ fn the_summary_equals_the_deduplicated_feed_after_the_leader_is_killed_and_parti
     let terms = leader_terms(&logs);
     eprintln!("leader terms per worker: {terms:?}");
     assert!(terms.iter().sum::<usize>() >= 2, "another worker took over as leader: {terms:?}");
+    // Only the leader and its standby keep a view of the whole feed: of four workers at least two
+    // end with none, and a worker that never led nor stood by never made one.
+    let texts: Vec<String> = logs.iter().map(|log| std::fs::read_to_string(log).unwrap_or_default()).collect();
+    let last_role = |text: &str| {
+        let roles = ["leading", "standing by", "neither leading nor standing by"];
+        let last = |role: &str| text.rfind(&format!("summary publisher: {role}"));
+        roles
+            .into_iter()
+            .filter_map(|role| last(role).map(|at| (at, role)))
+            .max()
+            .map_or("neither leading nor standing by", |(_, role)| role)
+    };
+    let roles: Vec<&str> = texts.iter().map(|text| last_role(text)).collect();
+    eprintln!("last roles: {roles:?}");
+    for line in texts.iter().flat_map(|text| text.lines()).filter(|line| line.contains("the feed view caught up")) {
+        eprintln!("{line}");
+    }
+    assert!(roles.iter().filter(|role| role.starts_with("neither")).count() >= 2, "{roles:?}");
+    for (dir, text) in dirs.iter().zip(&texts) {
+        let view = dir.path().join("ledger.db.feed-view.db");
+        if !text.contains("summary publisher: leading") && !text.contains("summary publisher: standing by") {
+            assert!(!view.exists(), "a worker that never led nor stood by made a view: {}", view.display());
+        }
+    }
     for mut child in workers {
         let _ = child.kill();
         let _ = child.wait();

@@ -1,13 +1,17 @@
-//! The summary publisher every worker runs: it materialises the whole cost feed into a view of its
-//! own (deduplicated, as `report --from-feed` does) and, while it leads, publishes the summary of
-//! each machine the view changed to the compacted summary topic.
+//! The summary publisher every worker runs: while it leads, or stands by to lead, it materialises
+//! the whole cost feed into a view of its own (deduplicated, as `report --from-feed` does); while it
+//! leads, it publishes the summary of each machine the view changed to the compacted summary topic.
+//! The other workers keep no view: they only bill and publish, so their work does not grow with
+//! the fleet.
 //!
-//! One publisher leads at a time: the member of the consumer group `{group_id}-summary` that is
-//! assigned partition 0 of the summary topic (it fetches nothing: its partitions stay paused). When
-//! it dies or stops, the group gives partition 0 to another worker, whose view is already current
-//! (every worker keeps one), so it loads its summaries' history and republishes every machine, which
-//! also overwrites anything an old leader wrote late. A view keeps the summary with the highest
-//! revision, so such a late write is never shown over a newer one.
+//! Roles come from the consumer group `{group_id}-summary` on the summary topic (its members fetch
+//! nothing: their partitions stay paused). The member assigned partition 0 leads; the member
+//! assigned the last partition, if another, stands by with its view kept current, so that it takes
+//! over at once. When the leader dies or stops, the group gives partition 0 to another worker; one
+//! without a current view catches up with the feed first (the time is logged), then loads its
+//! summaries' history and republishes every machine, which also overwrites anything an old leader
+//! wrote late. A view keeps the summary with the highest revision, so such a late write is never
+//! shown over a newer one.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use super::closing::{Closer, ClosingOptions};
 use crate::billing::cost_engine::{CostEngine, Refreshed};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
-use crate::feed::{self, FeedError};
+use crate::feed::{self, FeedError, MaterialiserTotals};
 use crate::kafka::{ClientRole, Delivery, KafkaConfig, KafkaSetupError, ReportingProducer, client_config, ensure_compacted_topic};
 use crate::record::UnixMillis;
 
@@ -83,35 +87,60 @@ pub fn spawn_publisher(
         crate::priority::yield_to_billing();
         let mut totals = PublisherTotals::default();
         while !stop.load(Ordering::SeqCst) {
-            let round = Arc::new(AtomicBool::new(false));
-            let materialiser = match feed::spawn_materialiser(&kafka, &options.view_path, Arc::clone(&round)) {
-                Ok(materialiser) => materialiser,
-                Err(error) => {
-                    tracing::warn!("summary publisher: cannot start the feed view's thread: {error}; trying again in {}s", RETRY.as_secs());
-                    wait_or_stop(&stop, RETRY);
-                    continue;
-                }
-            };
             let outcome = Publisher::new(&kafka, options.clone()).and_then(|mut publisher| {
-                let outcome = publisher.run(&stop, &materialiser);
+                let outcome = publisher.run(&stop);
                 totals.published += publisher.totals.published;
                 totals.terms += publisher.totals.terms;
                 outcome
             });
-            round.store(true, Ordering::SeqCst);
-            let viewed = materialiser.join();
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let reason = match (outcome, viewed) {
-                (Err(error), _) | (_, Ok(Err(error))) => crate::errors::chain(&error),
-                _ => "the feed view stopped".to_owned(),
+            let reason = match outcome {
+                Err(error) => crate::errors::chain(&error),
+                Ok(()) => "the feed view stopped".to_owned(),
             };
             tracing::warn!("summary publisher: {reason}; starting again in {}s", RETRY.as_secs());
             wait_or_stop(&stop, RETRY);
         }
         totals
     })
+}
+
+/// What this worker does for the summaries, from the partitions of the summary topic it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Partition 0: keeps the view and publishes.
+    Leader,
+    /// The last partition: keeps the view current for a takeover.
+    Standby,
+    /// Only bills.
+    Neither,
+}
+
+/// The feed view's thread, while this worker leads or stands by.
+struct ViewThread {
+    stop: Arc<AtomicBool>,
+    caught_up: Arc<AtomicBool>,
+    thread: JoinHandle<Result<MaterialiserTotals, FeedError>>,
+}
+
+impl ViewThread {
+    fn start(kafka: &KafkaConfig, view_path: &Path) -> Result<ViewThread, FeedError> {
+        let (stop, caught_up) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let thread = feed::spawn_materialiser(kafka, view_path, Arc::clone(&stop), Arc::clone(&caught_up)).map_err(FeedError::Thread)?;
+        Ok(ViewThread { stop, caught_up, thread })
+    }
+
+    fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
+    /// Stops the thread; the view stays on disk and resumes from its offsets if needed again.
+    fn stop(self) -> Result<(), FeedError> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map(drop)
+    }
 }
 
 /// Sleeps `wait`, or less if `stop` is set meanwhile.
@@ -128,6 +157,8 @@ struct Publisher {
     closer: Option<Closer>,
     topic: String,
     election: BaseConsumer,
+    /// The summary topic's partition whose holder stands by (none with one partition).
+    standby_partition: i32,
     producer: ReportingProducer,
     deliveries: Receiver<Delivery>,
     /// Machine of each summary in flight, by delivery tag.
@@ -157,6 +188,9 @@ impl Publisher {
         let election: BaseConsumer =
             config.create().map_err(|source| KafkaSetupError::kafka("creating the summary election consumer", source))?;
         election.subscribe(&[&topic])?;
+        let metadata = election.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let partitions = metadata.topics().iter().map(|found| found.partitions().len()).max().unwrap_or(1);
+        let standby_partition = i32::try_from(partitions).unwrap_or(1).max(1) - 1;
         let (sender, deliveries) = mpsc::channel();
         let producer = ReportingProducer::new(kafka, feed::CONTENT_TYPE, sender)?;
         Ok(Publisher {
@@ -165,6 +199,7 @@ impl Publisher {
             options,
             topic,
             election,
+            standby_partition,
             producer,
             deliveries,
             in_flight: HashMap::new(),
@@ -173,52 +208,95 @@ impl Publisher {
         })
     }
 
-    /// Runs until `stop` is set or the view's materialiser ends.
-    fn run<T>(&mut self, stop: &AtomicBool, materialiser: &JoinHandle<T>) -> Result<(), FeedError> {
+    /// Runs until `stop` is set or the view's thread ends.
+    fn run(&mut self, stop: &AtomicBool) -> Result<(), FeedError> {
         let mut term: Option<Term> = None;
-        while !stop.load(Ordering::SeqCst) && !materialiser.is_finished() {
-            // Polling keeps the membership; the paused partitions deliver nothing.
-            if let Some(Err(error)) = self.election.poll(COALESCE) {
-                tracing::warn!("summary election: {error}");
+        let mut view: Option<ViewThread> = None;
+        let mut role = Role::Neither;
+        let outcome = loop {
+            if stop.load(Ordering::SeqCst) {
+                break Ok(());
             }
-            let leading = self.leads()?;
-            match (&mut term, leading) {
-                (None, true) => {
-                    if let Some(started) = self.start_term()? {
-                        self.totals.terms += 1;
-                        tracing::info!("summary publisher: leading; republishing every machine");
-                        if let Some(closer) = self.closer.as_mut() {
-                            closer.start_term();
-                        }
-                        term = Some(started);
-                    }
-                }
-                (Some(_), false) => {
-                    tracing::info!("summary publisher: no longer leading");
-                    term = None;
-                }
-                _ => {}
+            if let Err(error) = self.turn(&mut role, &mut view, &mut term) {
+                break Err(error);
             }
-            self.take_deliveries(term.as_mut());
-            if let Some(term) = term.as_mut() {
-                self.publish_changes(term)?;
-                if let Some(closer) = self.closer.as_mut() {
-                    closer.check_if_due(&self.kafka, &self.election, &term.view, &self.options.card);
-                }
+            if view.as_ref().is_some_and(|view| view.thread.is_finished()) {
+                break Ok(());
             }
-        }
+        };
         let _ = self.producer.flush(Duration::from_secs(5));
         self.take_deliveries(term.as_mut());
+        let stopped = view.map_or(Ok(()), ViewThread::stop);
+        outcome.and(stopped)
+    }
+
+    /// One pass: keeps the membership, follows the role, and publishes while leading.
+    fn turn(&mut self, role: &mut Role, view: &mut Option<ViewThread>, term: &mut Option<Term>) -> Result<(), FeedError> {
+        // Polling keeps the membership; the paused partitions deliver nothing.
+        if let Some(Err(error)) = self.election.poll(COALESCE) {
+            tracing::warn!("summary election: {error}");
+        }
+        let now = self.role()?;
+        if now != *role {
+            match now {
+                Role::Leader if view.as_ref().is_some_and(ViewThread::caught_up) => tracing::info!("summary publisher: leading"),
+                Role::Leader => tracing::info!("summary publisher: leading once the feed view has caught up"),
+                Role::Standby => tracing::info!("summary publisher: standing by, keeping the feed view current for a takeover"),
+                Role::Neither => tracing::info!("summary publisher: neither leading nor standing by; keeping no feed view"),
+            }
+            *role = now;
+        }
+        match (now, view.is_some()) {
+            (Role::Leader | Role::Standby, false) => *view = Some(ViewThread::start(&self.kafka, &self.options.view_path)?),
+            (Role::Neither, true) => {
+                if let Some(stopped) = view.take() {
+                    stopped.stop()?;
+                }
+            }
+            _ => {}
+        }
+        let leading = now == Role::Leader && view.as_ref().is_some_and(ViewThread::caught_up);
+        match (term.is_some(), leading) {
+            (false, true) => {
+                if let Some(started) = self.start_term()? {
+                    self.totals.terms += 1;
+                    tracing::info!("summary publisher: leading; republishing every machine");
+                    if let Some(closer) = self.closer.as_mut() {
+                        closer.start_term();
+                    }
+                    *term = Some(started);
+                }
+            }
+            (true, false) => {
+                tracing::info!("summary publisher: no longer leading");
+                *term = None;
+            }
+            _ => {}
+        }
+        self.take_deliveries(term.as_mut());
+        if let Some(term) = term.as_mut() {
+            self.publish_changes(term)?;
+            if let Some(closer) = self.closer.as_mut() {
+                closer.check_if_due(&self.kafka, &self.election, &term.view, &self.options.card);
+            }
+        }
         Ok(())
     }
 
-    /// Whether this member holds partition 0; pauses whatever it was assigned so nothing is fetched.
-    fn leads(&self) -> Result<bool, FeedError> {
+    /// What this member holds; pauses whatever it was assigned so nothing is fetched.
+    fn role(&self) -> Result<Role, FeedError> {
         let assignment = self.election.assignment()?;
         if assignment.count() > 0 {
             let _ = self.election.pause(&assignment);
         }
-        Ok(assignment.elements_for_topic(&self.topic).iter().any(|element| element.partition() == 0))
+        let held: Vec<i32> = assignment.elements_for_topic(&self.topic).iter().map(|element| element.partition()).collect();
+        Ok(if held.contains(&0) {
+            Role::Leader
+        } else if held.contains(&self.standby_partition) {
+            Role::Standby
+        } else {
+            Role::Neither
+        })
     }
 
     /// Opens the view and loads the history; `None` while the view has no schema yet.
