@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Reproduces docs/screenshots/{usage,send,costs,forecast,statements,settings,offline,notification}.png: runs the app under
+# Reproduces docs/screenshots/{usage,send,costs,forecast,statements,settings,offline,notification,tray}.png: runs the app under
 # Xvfb in embedded mode on a temp data dir, with two headless agents billed into the same ledger first
 # so the Costs tab has several machines, two weeks of two simulated office machines billed into it
 # from a broker of our own (scripts/kafka.sh) so it has forecasts, and this machine's agent run under libfaketime in the two months
 # before this one, then closed, so the Statements tab has final statements; lets the charts fill for
 # WARMUP seconds, then clicks each tab and grabs the screen. Then, in Kafka mode on a private D-Bus
 # session with dunst as the notification service, it reads a fleet's costs from the broker, stops the
-# broker, and opens the app again: the offline Costs tab and the outage notification. With
-# MEASURE_SECONDS=N it then reports
-# the app's CPU % and RSS over N seconds on the Usage tab (charts live).
+# broker, and opens the app again: the offline Costs tab and the outage notification; then opens it
+# once more beside xfce4-panel, a tray host, and right-clicks its icon: the tray menu. With
+# MEASURE_SECONDS=N it then reports the app's CPU % and RSS over N seconds on the Usage tab.
 #
 #   scripts/screenshots.sh [BINARY] [WARMUP]     (defaults: target/release/usagebill, 60)
 #
-# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime, dbus-daemon, dunst (apt-get
+# Needs: xvfb, xdotool, imagemagick, libgl1-mesa-dri, libfaketime, dbus-daemon, dunst, xfce4-panel (apt-get
 # install them), and Java for the broker (port 9092 free).
 set -euo pipefail
 binary="$(realpath "${1:-$(dirname "$0")/../target/release/usagebill}")"
@@ -116,7 +116,10 @@ scripts/kafka.sh up "$data/kafka" >/dev/null
 "$binary" "${fleet[@]}" worker --ledger "$data/fleet/worker.db" --exit-when-idle 20s 2>/dev/null
 kill "$app_pid" 2>/dev/null || true
 wait "$app_pid" 2>/dev/null || true
-dbus-daemon --session --nofork --print-address=1 >"$data/bus-address" &
+# The bus starts xfconfd (the tray shot's panel settings) on demand, which reads them from here.
+mkdir -p "$data/xdg/xfce4/xfconf/xfce-perchannel-xml"
+cp scripts/screenshot-panel.xml "$data/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml"
+XDG_CONFIG_HOME="$data/xdg" dbus-daemon --session --nofork --print-address=1 >"$data/bus-address" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$data/bus-address" ] && break; sleep 0.1; done
 DBUS_SESSION_BUS_ADDRESS="$(head -n1 "$data/bus-address")"
@@ -143,6 +146,29 @@ click 150 16 15 && shoot offline
 # offline shot above is taken before it) with windows waiting.
 for _ in $(seq 120); do [ "$(dunstctl count displayed 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.5; done
 shoot notification
+
+# The tray menu: xfce4-panel along the top of the screen (its status tray hosts StatusNotifierItems
+# on the private bus), the app opened again so that its icon finds the panel, and the icon
+# right-clicked. The panel ends in the tray, so the app's icon is its last one.
+dunstctl close-all 2>/dev/null || true
+kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
+# No window manager runs here: without --disable-wm-check the panel waits for one.
+XDG_CONFIG_HOME="$data/xdg" xfce4-panel --disable-wm-check >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.ListNames 2>/dev/null | grep -q StatusNotifierWatcher && break; sleep 0.1; done
+"$binary" "${fleet[@]}" 2>>"$data/fleet.log" &
+app_pid=$!
+pids+=("$app_pid")
+for _ in $(seq 100); do xdotool search --name '^usagebill$' >/dev/null 2>&1 && break; sleep 0.1; done
+window="$(xdotool search --name '^usagebill$' | head -n1)"
+xdotool windowmove "$window" 0 28 windowsize "$window" "$width" "$((height - 28))"
+sleep 3
+xdotool mousemove $((width - 14)) 14 click 3
+# Onto the menu's first item, so that the icon's tooltip (the outbox count) does not cover the menu.
+sleep 1
+xdotool mousemove $((width - 60)) 42
+sleep 1.5
+shoot tray
 
 if [ "$measure" -gt 0 ]; then
     click 30 16
