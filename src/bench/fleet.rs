@@ -18,6 +18,9 @@ pub(super) fn kafka(broker: &BenchBroker, name: &str) -> KafkaConfig {
     let suffix = format!("{}-{}", std::process::id(), UnixMillis::now().0);
     kafka.topic = format!("bench-{name}-{suffix}");
     kafka.group_id = format!("bench-{name}-{suffix}");
+    // Each run its own cost feed (and with it its own summary topic): with the default one, the
+    // fleet run's summaries counted the latency run's machines too.
+    kafka.cost_topic = format!("{}.costs", kafka.topic);
     kafka
 }
 

@@ -7,7 +7,7 @@
 //! records to the next owner, who bills them again (the feed drops the repeats), rather than taking
 //! them out of the feed for good.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -53,16 +53,19 @@ impl ConsumerContext for ResumeFromLedger {
                 }
                 tracing::info!("assigned {} partition(s): {}", partitions.count(), describe(partitions));
                 self.assigned.store(true, Ordering::SeqCst);
+                self.progress.owned(partitions, !cooperative);
                 if cooperative { consumer.incremental_assign(partitions) } else { consumer.assign(partitions) }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("revoked {} partition(s)", partitions.count());
                 // The next owner starts where the group says: tell it all that is published, now.
                 self.progress.tell_group(consumer, CommitMode::Sync);
+                self.progress.given_up(partitions, !cooperative);
                 if cooperative { consumer.incremental_unassign(partitions) } else { consumer.unassign() }
             }
             other => {
                 tracing::warn!("rebalance error: {other:?}");
+                self.progress.given_up(partitions, true);
                 consumer.unassign()
             }
         };
@@ -104,6 +107,9 @@ type NextOffsets = Vec<(String, i32, i64)>;
 #[derive(Debug, Default)]
 pub(super) struct GroupProgress {
     waiting: Mutex<VecDeque<(i64, NextOffsets)>>,
+    /// The partitions assigned to this member (kept here: asking librdkafka is a round trip to its
+    /// main thread, and this is looked at after every batch).
+    assigned: Mutex<BTreeSet<(String, i32)>>,
     /// The feed's acknowledged row (`i64::MAX` without a feed: nothing waits for it).
     acknowledged_through: AtomicI64,
 }
@@ -111,7 +117,27 @@ pub(super) struct GroupProgress {
 impl GroupProgress {
     fn without_feed(publish_feed: bool) -> GroupProgress {
         let acknowledged = if publish_feed { 0 } else { i64::MAX };
-        GroupProgress { waiting: Mutex::default(), acknowledged_through: AtomicI64::new(acknowledged) }
+        GroupProgress { waiting: Mutex::default(), assigned: Mutex::default(), acknowledged_through: AtomicI64::new(acknowledged) }
+    }
+
+    /// `partitions` were assigned (in place of all others when `whole`, an eager assignment).
+    fn owned(&self, partitions: &TopicPartitionList, whole: bool) {
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        if whole {
+            assigned.clear();
+        }
+        assigned.extend(partitions.elements().iter().map(|element| (element.topic().to_owned(), element.partition())));
+    }
+
+    /// `partitions` were revoked (all of them when `whole`).
+    fn given_up(&self, partitions: &TopicPartitionList, whole: bool) {
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        if whole {
+            assigned.clear();
+        }
+        for element in partitions.elements() {
+            assigned.remove(&(element.topic().to_owned(), element.partition()));
+        }
     }
 
     /// A batch committed to the ledger with `next_offsets`; every record row up to `through_row`
@@ -138,13 +164,18 @@ impl GroupProgress {
                 }
             }
         }
+        if latest.is_empty() {
+            return;
+        }
         // A partition that moved away meanwhile is the next owner's to commit: an offset from here
         // could only take its commits back.
-        let Ok(assignment) = consumer.assignment() else { return };
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), next) in &latest {
-            if assignment.find_partition(topic, *partition).is_some() {
-                let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        {
+            let assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((topic, partition), next) in latest {
+                if assigned.contains(&(topic.clone(), partition)) {
+                    let _ = offsets.add_partition_offset(&topic, partition, Offset::Offset(next));
+                }
             }
         }
         if offsets.count() == 0 {

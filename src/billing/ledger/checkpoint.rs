@@ -62,6 +62,8 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
+                // Copying pages can wait while billing has work; the hard size bounds how long.
+                crate::priority::yield_to_billing();
                 for () in woken {
                     let result = checkpoints.connection().query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                     if let Err(error) = result {
