@@ -23,6 +23,14 @@ pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), Ka
     create_unless_present(kafka, topic, kafka.partitions, &settings)
 }
 
+/// A compacted topic of `partitions` partitions, each holding one key (the live costs: a reader
+/// takes each partition's last message). Segments roll every 10 s so the cleaner drops the old
+/// copies soon.
+pub fn ensure_keyed_partitions_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), KafkaSetupError> {
+    let settings = [("cleanup.policy", "compact"), ("segment.ms", "10000"), ("min.cleanable.dirty.ratio", "0.01")];
+    create_unless_present(kafka, topic, partitions, &settings)
+}
+
 /// A compacted topic of one partition: one total order, for a log whose readers must see every
 /// message in the order it was written (the statements and their numbers).
 pub fn ensure_ordered_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {

@@ -59,6 +59,11 @@ impl KafkaConfig {
         if self.summary_topic.is_empty() { format!("{}.summary", self.cost_topic) } else { self.summary_topic.clone() }
     }
 
+    /// The live-cost topic: `{summary topic}.live` (see `feed::summary::live`).
+    pub fn live_topic(&self) -> String {
+        format!("{}.live", self.summary_topic())
+    }
+
     /// The statement topic, its default derived from the cost topic.
     pub fn statement_topic(&self) -> String {
         if self.statement_topic.is_empty() { format!("{}.statements", self.cost_topic) } else { self.statement_topic.clone() }

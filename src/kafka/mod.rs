@@ -10,7 +10,7 @@ pub mod secret;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 
-pub use self::admin::{ensure_compacted_topic, ensure_ordered_compacted_topic, ensure_topic};
+pub use self::admin::{ensure_compacted_topic, ensure_keyed_partitions_topic, ensure_ordered_compacted_topic, ensure_topic};
 pub use self::config::KafkaConfig;
 pub use self::producer::{Delivery, DeliveryReporter, LinkState, ReportingProducer, link_state_from, link_state_to};
 

@@ -230,6 +230,14 @@ impl ReportingProducer {
         self.producer.send(record).map_err(|(error, _)| error)
     }
 
+    /// Queues one message to `partition` of `topic` (a key that must stay where it is, whatever
+    /// the partitioner); as [`ReportingProducer::send`] otherwise.
+    pub fn send_to(&self, topic: &str, partition: i32, key: &str, payload: &[u8], tag: u64) -> Result<(), KafkaError> {
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(self.content_type) });
+        let record = BaseRecord::with_opaque_to(topic, Box::new(tag)).partition(partition).key(key).payload(payload).headers(headers);
+        self.producer.send(record).map_err(|(error, _)| error)
+    }
+
     /// The link state as the delivery and error callbacks last saw it.
     pub fn link_state(&self) -> Arc<AtomicU8> {
         Arc::clone(&self.producer.context().link)

@@ -17,6 +17,7 @@
 pub mod calendar;
 pub mod forecast;
 mod history;
+mod live;
 pub mod range;
 pub mod running_tiers;
 mod summarise;
@@ -31,6 +32,7 @@ use self::calendar::month_of;
 use self::forecast::FleetProfile;
 pub use self::forecast::{Forecast, Outlook};
 use self::history::{FleetHistory, MachineHistory};
+pub use self::live::LiveCost;
 use self::running_tiers::RunningTiers;
 pub use self::summary::{CostSummary, HOURLY_SPAN, PeriodTotal, SUMMARY_SCHEMA, Series, SummaryError};
 use crate::billing::ledger::{Ledger, LedgerError};
@@ -113,6 +115,19 @@ impl CostEngine {
         let mut machines: Vec<String> = self.history.machines().cloned().collect();
         machines.sort_unstable();
         machines
+    }
+
+    /// The live costs of `machines` as of `now`: the figures [`CostEngine::summaries`] would give
+    /// them, without the series, history and forecast (a machine the file does not hold is left out).
+    pub fn live_costs(&mut self, ledger: &Ledger, machines: &[String], now: UnixMillis) -> Result<Vec<LiveCost>, LedgerError> {
+        let adjustments = match &self.current_tiers {
+            Some(tiers) => tiers.adjustments(ledger, &self.card, now)?,
+            None => BTreeMap::new(),
+        };
+        let known = machines.iter().filter_map(|machine| self.history.get(machine).map(|history| (machine, history)));
+        let live = known
+            .map(|(machine, history)| summarise::live_cost(machine, history, adjustments.get(machine).copied().unwrap_or_default(), now));
+        Ok(live.collect())
     }
 
     /// The summaries of `machines` as of `now`, from what the last refresh took in (a machine the

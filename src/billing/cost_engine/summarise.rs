@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use super::calendar::{BURN_WINDOW_MILLIS, DAY_MILLIS, HOUR_MILLIS, hour_of, month_of};
 use super::forecast::{FleetProfile, Inputs, forecast, hour_of_millis};
 use super::history::MachineHistory;
+use super::live::LiveCost;
 use super::range::tiered;
 use super::summary::{CostSummary, HOURLY_SPAN, PeriodTotal, SUMMARY_SCHEMA, Series};
 use super::tiers::TierAdjustment;
@@ -26,7 +27,41 @@ pub(super) fn summarise(
     (fleet, prices_from): (Option<&FleetProfile>, Option<UnixMillis>),
     now: UnixMillis,
 ) -> CostSummary {
+    let live = live_cost(machine, history, tiers, now);
     let (period_start, period_end) = month_of(now);
+    let burn_per_hour = burn_rate(history, now);
+    let inputs = Inputs { hours: history.hourly.view(hour_of_millis(now.0)), fleet, billed: live.period, now, period_end, prices_from };
+    let this_hour = hour_of(now.0);
+    let hourly_from = this_hour - (HOURLY_SPAN as i64 - 1) * HOUR_MILLIS;
+    CostSummary {
+        schema: SUMMARY_SCHEMA.to_owned(),
+        machine_id: live.machine_id,
+        revision: live.revision,
+        computed_at: live.computed_at,
+        currency: history.all.currency.clone(),
+        card_version: history.latest.1.clone(),
+        day_start: live.day_start,
+        period_start: live.period_start,
+        today: live.today,
+        period: live.period,
+        period_records: live.period_records,
+        gaps: live.gaps,
+        asleep_ms: live.asleep_ms,
+        late_ms: live.late_ms,
+        clock_steps: live.clock_steps,
+        last_seen: live.last_seen,
+        burn_per_hour,
+        forecast: forecast(&inputs),
+        hourly: series(history, hourly_from, HOUR_MILLIS, HOURLY_SPAN),
+        daily: series(history, period_start.0, DAY_MILLIS, ((this_hour - period_start.0) / DAY_MILLIS + 1) as usize),
+        periods: past_periods(history, period_start.0, past_tiers),
+    }
+}
+
+/// One machine's live costs (the figures its summary of the same moment has) from its history and
+/// the current period's tier adjustment.
+pub(super) fn live_cost(machine: &str, history: &MachineHistory, tiers: TierAdjustment, now: UnixMillis) -> LiveCost {
+    let period_start = month_of(now).0;
     let day_start = now.utc_day_start();
     let sum_from = |from: i64| -> (Decimal, u64) {
         let hours = history.hours.range(from..).map(|(_, hour)| hour);
@@ -34,35 +69,22 @@ pub(super) fn summarise(
     };
     let (today, _) = sum_from(day_start.0);
     let (period, period_records) = sum_from(period_start.0);
-    let burn_per_hour = burn_rate(history, now);
-    let period = tiered(period, tiers.period);
-    let inputs = Inputs { hours: history.hourly.view(hour_of_millis(now.0)), fleet, billed: period, now, period_end, prices_from };
-    let this_hour = hour_of(now.0);
-    let hourly_from = this_hour - (HOURLY_SPAN as i64 - 1) * HOUR_MILLIS;
     let all = &history.all;
     let time = TimeHealth::of(all);
-    CostSummary {
-        schema: SUMMARY_SCHEMA.to_owned(),
+    LiveCost {
         machine_id: machine.to_owned(),
         revision: all.records,
         computed_at: now,
-        currency: all.currency.clone(),
-        card_version: history.latest.1.clone(),
         day_start,
         period_start,
         today: tiered(today, tiers.today),
-        period,
+        period: tiered(period, tiers.period),
         period_records,
         gaps: (all.max_seq + 1).saturating_sub(all.min_seq).saturating_sub(all.records),
         asleep_ms: time.asleep_ms,
         late_ms: time.late_ms,
         clock_steps: time.clock_steps,
         last_seen: all.max_end,
-        burn_per_hour,
-        forecast: forecast(&inputs),
-        hourly: series(history, hourly_from, HOUR_MILLIS, HOURLY_SPAN),
-        daily: series(history, period_start.0, DAY_MILLIS, ((this_hour - period_start.0) / DAY_MILLIS + 1) as usize),
-        periods: past_periods(history, period_start.0, past_tiers),
     }
 }
 

@@ -75,6 +75,8 @@ fn a_summary_equals_the_report_over_its_day_period_and_earlier_periods() {
         assert_eq!(summary.currency, "USD");
         assert_eq!(summary.card_version, "t1");
     }
+    let live = engine.live_costs(&ledger, &machines, now).unwrap();
+    assert_eq!(live, summaries.iter().map(CostSummary::live).collect::<Vec<_>>(), "live costs are the summaries' figures");
     let (a, b) = (&summaries[0], &summaries[1]);
     assert_eq!((a.revision, a.gaps, a.period_records), (106, 0, 58));
     assert_eq!((b.revision, b.gaps), (96, 4), "the window billed twice counts once; seqs 5–8 are a gap");

@@ -1,9 +1,12 @@
-//! What a view holds of the summaries: the newest per machine, and what it skipped and why.
+//! What a view holds of the summaries: the newest per machine, with the newest live figures laid
+//! over it ([`CostSummary::with_live`]), and what it skipped and why.
 
 use std::collections::HashMap;
 
-use crate::billing::cost_engine::CostSummary;
+use super::live::LiveShard;
+use crate::billing::cost_engine::{CostSummary, LiveCost};
 use crate::billing::rate_card::RateCard;
+use crate::record::UnixMillis;
 
 /// How many skipped messages keep their reason (the count goes on).
 const REASONS_KEPT: usize = 20;
@@ -19,10 +22,15 @@ pub enum SummaryOffer {
     Skipped(String),
 }
 
-/// The newest summary of each machine a view has seen.
+/// The newest summary of each machine a view has seen, with its newest live figures.
 #[derive(Debug, Default)]
 pub struct SummaryBook {
+    /// What is shown: the newest summary with newer live figures laid over it.
     machines: HashMap<String, CostSummary>,
+    /// Revision and time of the newest summary itself (the one shown may carry newer figures).
+    summary_versions: HashMap<String, (u64, UnixMillis)>,
+    /// The newest live figures of each machine, also of one whose summary has not come yet.
+    live: HashMap<String, LiveCost>,
     skipped: u64,
     reasons: Vec<String>,
 }
@@ -51,13 +59,46 @@ impl SummaryBook {
 
     /// Takes a summary already checked, if it is newer than the one held.
     pub fn take(&mut self, summary: CostSummary) -> SummaryOffer {
-        match self.machines.get(&summary.machine_id) {
-            Some(held) if (held.revision, held.computed_at) >= (summary.revision, summary.computed_at) => SummaryOffer::Older,
-            _ => {
-                self.machines.insert(summary.machine_id.clone(), summary);
-                SummaryOffer::Taken
+        let version = (summary.revision, summary.computed_at);
+        if self.summary_versions.get(&summary.machine_id).is_some_and(|held| *held >= version) {
+            return SummaryOffer::Older;
+        }
+        self.summary_versions.insert(summary.machine_id.clone(), version);
+        let shown = match self.live.get(&summary.machine_id) {
+            Some(live) => summary.with_live(live),
+            None => summary,
+        };
+        self.machines.insert(shown.machine_id.clone(), shown);
+        SummaryOffer::Taken
+    }
+
+    /// Takes the live figures in `bytes` (a [`LiveShard`]) that are newer than those held; returns
+    /// how many machines it moved.
+    pub fn offer_live(&mut self, bytes: &[u8]) -> usize {
+        match LiveShard::parse(bytes) {
+            Ok(shard) => shard.machines.into_iter().filter(|live| self.take_live(live.clone())).count(),
+            Err(reason) => {
+                self.skip(reason);
+                0
             }
         }
+    }
+
+    /// Takes live figures already checked, if newer than those held; whether the machine moved.
+    pub fn take_live(&mut self, live: LiveCost) -> bool {
+        let newer = |held: &LiveCost| (live.revision, live.computed_at) > (held.revision, held.computed_at);
+        if !self.live.get(&live.machine_id).is_none_or(newer) {
+            return false;
+        }
+        let moved = match self.machines.get_mut(&live.machine_id) {
+            Some(shown) if live.is_newer_than(shown) => {
+                *shown = shown.with_live(&live);
+                true
+            }
+            _ => false,
+        };
+        self.live.insert(live.machine_id.clone(), live);
+        moved
     }
 
     fn skip(&mut self, reason: String) -> SummaryOffer {

@@ -6,6 +6,7 @@
 
 mod book;
 mod closing;
+pub mod live;
 mod publish;
 mod reader;
 mod table;

@@ -1,6 +1,9 @@
 //! The summary publisher every worker runs: while it leads, or stands by to lead, it materialises
 //! the whole cost feed into a view of its own (deduplicated, as `report --from-feed` does); while it
-//! leads, it publishes the summary of each machine the view changed to the compacted summary topic.
+//! leads, it publishes what the view changed: each changed machine's live costs at once, by shard
+//! on the live topic (see [`super::live`]), and its full summary on the compacted summary topic at
+//! most once a minute, so that the summary topic's uncompacted tail stays small however often the
+//! machines are billed.
 //! The other workers keep no view: they only bill and publish, so their work does not grow with
 //! the fleet.
 //!
@@ -24,19 +27,23 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::closing::{Closer, ClosingOptions};
+use super::live::{LIVE_PARTITIONS, LiveShard, LiveShards};
 use crate::billing::cost_engine::{CostEngine, Refreshed};
 use crate::billing::ledger::{Ledger, LedgerError};
 use crate::billing::rate_card::RateCard;
 use crate::feed::{self, FeedError, MaterialiserTotals};
-use crate::kafka::{ClientRole, Delivery, KafkaConfig, KafkaSetupError, ReportingProducer, client_config, ensure_compacted_topic};
+use crate::kafka::{
+    ClientRole, Delivery, KafkaConfig, KafkaSetupError, ReportingProducer, client_config, ensure_compacted_topic,
+    ensure_keyed_partitions_topic,
+};
 use crate::record::UnixMillis;
 
 /// How often the leader looks for changed machines: updates within it are coalesced into one
 /// summary per machine.
 pub const COALESCE: Duration = Duration::from_millis(200);
-/// A machine's summary is published at most this often: a machine billed faster (a backlog being
-/// worked off) gets one summary a second, not one a pass.
-const PER_MACHINE: Duration = Duration::from_secs(1);
+/// A machine's full summary is published at most this often (its first of a term at once); its
+/// live costs carry what changes in between.
+const FULL_EVERY: Duration = Duration::from_secs(60);
 /// While the view works off a backlog (more new lines than machines touched in a pass: no agent
 /// sends that fast), summaries wait, but never longer than this.
 const BACKLOG_HOLD: Duration = Duration::from_secs(5);
@@ -60,6 +67,8 @@ pub struct PublisherOptions {
 pub struct PublisherTotals {
     /// Summaries the broker acknowledged.
     pub published: u64,
+    /// Live shards the broker acknowledged.
+    pub live_published: u64,
     /// Times this publisher became the leader.
     pub terms: u64,
 }
@@ -90,6 +99,7 @@ pub fn spawn_publisher(
             let outcome = Publisher::new(&kafka, options.clone()).and_then(|mut publisher| {
                 let outcome = publisher.run(&stop);
                 totals.published += publisher.totals.published;
+                totals.live_published += publisher.totals.live_published;
                 totals.terms += publisher.totals.terms;
                 outcome
             });
@@ -159,19 +169,32 @@ struct Publisher {
     election: BaseConsumer,
     /// The summary topic's partition whose holder stands by (none with one partition).
     standby_partition: i32,
+    live_topic: String,
+    /// Partitions of the live topic: its shards.
+    live_shards: i32,
     producer: ReportingProducer,
     deliveries: Receiver<Delivery>,
-    /// Machine of each summary in flight, by delivery tag.
-    in_flight: HashMap<u64, String>,
+    /// What each message in flight carries, by delivery tag.
+    in_flight: HashMap<u64, InFlight>,
     next_tag: u64,
     totals: PublisherTotals,
+}
+
+/// What a message in flight carries.
+enum InFlight {
+    /// A machine's summary.
+    Summary(String),
+    /// A shard of live costs.
+    Live(i32),
 }
 
 /// The leader's state: the view and what its summaries are computed from.
 struct Term {
     view: Ledger,
     engine: CostEngine,
+    /// Machines whose full summary is to be published.
     dirty: BTreeSet<String>,
+    live: LiveShards,
     republished_at: Instant,
     /// When each machine's summary was last sent.
     sent_at: HashMap<String, Instant>,
@@ -188,9 +211,15 @@ impl Publisher {
         let election: BaseConsumer =
             config.create().map_err(|source| KafkaSetupError::kafka("creating the summary election consumer", source))?;
         election.subscribe(&[&topic])?;
-        let metadata = election.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions = metadata.topics().iter().map(|found| found.partitions().len()).max().unwrap_or(1);
-        let standby_partition = i32::try_from(partitions).unwrap_or(1).max(1) - 1;
+        let partitions_of = |topic: &str| -> Result<i32, FeedError> {
+            let metadata = election.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let partitions = metadata.topics().iter().map(|found| found.partitions().len()).max().unwrap_or(1);
+            Ok(i32::try_from(partitions).unwrap_or(1).max(1))
+        };
+        let standby_partition = partitions_of(&topic)? - 1;
+        let live_topic = kafka.live_topic();
+        ensure_keyed_partitions_topic(kafka, &live_topic, LIVE_PARTITIONS)?;
+        let live_shards = partitions_of(&live_topic)?;
         let (sender, deliveries) = mpsc::channel();
         let producer = ReportingProducer::new(kafka, feed::CONTENT_TYPE, sender)?;
         Ok(Publisher {
@@ -200,6 +229,8 @@ impl Publisher {
             topic,
             election,
             standby_partition,
+            live_topic,
+            live_shards,
             producer,
             deliveries,
             in_flight: HashMap::new(),
@@ -307,16 +338,22 @@ impl Publisher {
             Err(LedgerError::Damaged { detail, .. }) if detail.starts_with("schema version 0") => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        let engine = CostEngine::load(&view, self.options.card.clone(), UnixMillis::now())?;
-        let dirty = engine.machines().into_iter().collect();
+        let at = UnixMillis::now();
+        let mut engine = CostEngine::load(&view, self.options.card.clone(), at)?;
+        let machines = engine.machines();
+        let mut live = LiveShards::new(self.live_shards);
+        live.update(engine.live_costs(&view, &machines, at)?);
         let now = Instant::now();
-        Ok(Some(Term { view, engine, dirty, republished_at: now, sent_at: HashMap::new(), published_at: now }))
+        let dirty = machines.into_iter().collect();
+        Ok(Some(Term { view, engine, dirty, live, republished_at: now, sent_at: HashMap::new(), published_at: now }))
     }
 
     fn publish_changes(&mut self, term: &mut Term) -> Result<(), FeedError> {
         let now = UnixMillis::now();
         let Refreshed { machines: touched, lines } = term.engine.refresh(&term.view, now)?;
         let backlog = lines > touched.len();
+        term.live.update(term.engine.live_costs(&term.view, &touched, now)?);
+        self.send_live(term, now);
         term.dirty.extend(touched);
         if term.republished_at.elapsed() >= REPUBLISH_ALL {
             term.dirty.extend(term.engine.machines());
@@ -325,7 +362,7 @@ impl Publisher {
         if term.dirty.is_empty() || backlog && term.published_at.elapsed() < BACKLOG_HOLD {
             return Ok(());
         }
-        let due = |machine: &String| term.sent_at.get(machine).is_none_or(|sent| sent.elapsed() >= PER_MACHINE);
+        let due = |machine: &String| term.sent_at.get(machine).is_none_or(|sent| sent.elapsed() >= FULL_EVERY);
         let machines: Vec<String> = term.dirty.iter().filter(|machine| due(machine)).cloned().collect();
         if machines.is_empty() {
             return Ok(());
@@ -340,7 +377,7 @@ impl Publisher {
             let tag = self.next_tag;
             self.next_tag += 1;
             match self.producer.send(&self.topic, &summary.machine_id, &summary.encode(), tag) {
-                Ok(()) => drop(self.in_flight.insert(tag, summary.machine_id)),
+                Ok(()) => drop(self.in_flight.insert(tag, InFlight::Summary(summary.machine_id))),
                 // A full queue or a refused message: it goes again with the next pass.
                 Err(error) => {
                     tracing::warn!("publishing the summary of {}: {error}", summary.machine_id);
@@ -351,16 +388,38 @@ impl Publisher {
         Ok(())
     }
 
-    /// Counts acknowledged summaries; a machine whose summary failed is published again.
+    /// Sends the live shards that are due.
+    fn send_live(&mut self, term: &mut Term, now: UnixMillis) {
+        for shard in term.live.due(now) {
+            let tag = self.next_tag;
+            self.next_tag += 1;
+            match self.producer.send_to(&self.live_topic, shard.shard, &LiveShard::key(shard.shard), &shard.encode(), tag) {
+                Ok(()) => drop(self.in_flight.insert(tag, InFlight::Live(shard.shard))),
+                Err(error) => {
+                    tracing::warn!("publishing live shard {} ({} machines): {error}", shard.shard, shard.machines.len());
+                    term.live.resend(shard.shard);
+                }
+            }
+        }
+    }
+
+    /// Counts acknowledged messages; what failed is published again.
     fn take_deliveries(&mut self, mut term: Option<&mut Term>) {
         while let Ok(delivery) = self.deliveries.try_recv() {
-            let Some(machine) = self.in_flight.remove(&delivery.tag) else { continue };
-            match delivery.outcome {
-                Ok(()) => self.totals.published += 1,
-                Err(reason) => {
+            let Some(sent) = self.in_flight.remove(&delivery.tag) else { continue };
+            match (delivery.outcome, sent) {
+                (Ok(()), InFlight::Summary(_)) => self.totals.published += 1,
+                (Ok(()), InFlight::Live(_)) => self.totals.live_published += 1,
+                (Err(reason), InFlight::Summary(machine)) => {
                     tracing::warn!("the summary of {machine} was not delivered: {reason}; publishing it again");
                     if let Some(term) = term.as_deref_mut() {
                         term.dirty.insert(machine);
+                    }
+                }
+                (Err(reason), InFlight::Live(shard)) => {
+                    tracing::warn!("live shard {shard} was not delivered: {reason}; publishing it again");
+                    if let Some(term) = term.as_deref_mut() {
+                        term.live.resend(shard);
                     }
                 }
             }

@@ -1,6 +1,8 @@
-//! Reading the summary topic: every partition from its start (the topic is compacted, so that is
-//! about one message per machine), then whatever arrives. A desktop holds the result in memory and
-//! writes nothing to disk; `report --from-summary` reads until caught up and prints it.
+//! Reading the summaries: every partition of the summary topic from its start (the topic is
+//! compacted, so that is about one message per machine), and the last message of each partition of
+//! the live topic (the whole fleet's live figures, see [`super::live`]); then whatever arrives. A
+//! desktop holds the result in memory and writes nothing to disk; `report --from-summary` reads
+//! until caught up and prints it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,9 +20,11 @@ use crate::kafka::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
 pub struct SummaryFeed {
     consumer: BaseConsumer,
     topic: String,
-    /// The high watermark of each partition when the reader started; caught up once past them all.
-    start_ends: HashMap<i32, i64>,
-    next_offsets: HashMap<i32, i64>,
+    live_topic: String,
+    /// The high watermark of each partition (by topic: whether live) when the reader started;
+    /// caught up once past them all.
+    start_ends: HashMap<(bool, i32), i64>,
+    next_offsets: HashMap<(bool, i32), i64>,
     caught_up: bool,
     /// Bytes of keys and payloads read so far (what the broker sent, before compression).
     bytes_read: u64,
@@ -38,41 +42,65 @@ impl SummaryFeed {
         // A group id is required by librdkafka's consumer, but it is never joined or committed to.
         config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
         let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the summary consumer", source))?;
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect();
+        let partitions_of = |topic: &str| -> Result<Vec<i32>, FeedError> {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            Ok(metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect())
+        };
+        let partitions = partitions_of(&topic)?;
         if partitions.is_empty() {
             return Err(FeedError::NoSummaryTopic(topic));
         }
+        let live_topic = kafka.live_topic();
+        // Workers of before the live topic publish none: then the summaries alone are read.
+        let live_partitions = partitions_of(&live_topic).unwrap_or_default();
         let mut assignment = TopicPartitionList::new();
         let mut start_ends = HashMap::new();
         for partition in &partitions {
             assignment.add_partition_offset(&topic, *partition, Offset::Beginning)?;
             let (_, high) = consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(10))?;
-            start_ends.insert(*partition, high);
+            start_ends.insert((false, *partition), high);
+        }
+        for partition in &live_partitions {
+            let (low, high) = consumer.fetch_watermarks(&live_topic, *partition, Duration::from_secs(10))?;
+            // One key per partition, written by a producer that is not transactional: the last
+            // offset is the shard's newest message.
+            assignment.add_partition_offset(&live_topic, *partition, Offset::Offset((high - 1).max(low)))?;
+            if high > low {
+                start_ends.insert((true, *partition), high);
+            }
         }
         consumer.assign(&assignment)?;
-        let next_offsets = partitions.iter().map(|partition| (*partition, 0)).collect();
-        let mut feed = SummaryFeed { consumer, topic, start_ends, next_offsets, caught_up: false, bytes_read: 0, messages_read: 0 };
+        let mut feed = SummaryFeed {
+            consumer,
+            topic,
+            live_topic,
+            start_ends,
+            next_offsets: HashMap::new(),
+            caught_up: false,
+            bytes_read: 0,
+            messages_read: 0,
+        };
         feed.check_caught_up();
         Ok(feed)
     }
 
-    /// Reads what arrives within `wait` into `book`; returns how many summaries it took.
+    /// Reads what arrives within `wait` into `book`; returns how many machines it moved.
     pub fn poll(&mut self, book: &mut SummaryBook, card: Option<&RateCard>, wait: Duration) -> Result<usize, FeedError> {
         let deadline = Instant::now() + wait;
         let mut taken = 0;
         let mut timeout = wait;
         while let Some(message) = self.consumer.poll(timeout) {
             let message = message?;
-            let next = self.next_offsets.entry(message.partition()).or_insert(0);
+            let live = message.topic() == self.live_topic;
+            let next = self.next_offsets.entry((live, message.partition())).or_insert(0);
             *next = (*next).max(message.offset() + 1);
             self.bytes_read += (message.key_len() + message.payload_len()) as u64;
             self.messages_read += 1;
             // No payload is a tombstone (a machine an operator removed): nothing to show for it.
-            if let Some(payload) = message.payload()
-                && book.offer(payload, card) == SummaryOffer::Taken
-            {
-                taken += 1;
+            match message.payload() {
+                Some(payload) if live => taken += book.offer_live(payload),
+                Some(payload) if book.offer(payload, card) == SummaryOffer::Taken => taken += 1,
+                _ => {}
             }
             timeout = Duration::ZERO;
             if Instant::now() >= deadline {
@@ -85,7 +113,7 @@ impl SummaryFeed {
 
     fn check_caught_up(&mut self) {
         if !self.caught_up {
-            self.caught_up = self.start_ends.iter().all(|(partition, end)| self.next_offsets.get(partition).copied().unwrap_or(0) >= *end);
+            self.caught_up = self.start_ends.iter().all(|(at, end)| self.next_offsets.get(at).copied().unwrap_or(0) >= *end);
         }
     }
 

@@ -69,3 +69,56 @@ fn a_summary_of_an_earlier_day_or_period_shows_nothing_for_today() {
     assert_eq!(held.period_at(next_month), Decimal::ZERO);
     assert_eq!(held.period_cost(UnixMillis(NEW_YEAR)), Some(("2".parse().unwrap(), 5)));
 }
+
+fn shard_of_live(lives: Vec<crate::billing::cost_engine::LiveCost>) -> Vec<u8> {
+    live::LiveShard { schema: live::LIVE_SCHEMA.into(), shard: 0, sent_at: UnixMillis(NEW_YEAR), machines: lives }.encode()
+}
+
+#[test]
+fn newer_live_figures_lie_over_the_summary_until_a_newer_summary_comes() {
+    let mut book = SummaryBook::new();
+    let mut held = summary("m", 5, "1.5");
+    let forecast = crate::billing::cost_engine::Forecast {
+        method: crate::billing::cost_engine::forecast::Method::Line,
+        history_hours: 30,
+        weeks: 0,
+        made_at: UnixMillis(NEW_YEAR),
+        period_end: UnixMillis(NEW_YEAR + 31 * 24 * HOUR),
+        billed: "1.5".parse().unwrap(),
+        estimate: "10".parse().unwrap(),
+        low: "8".parse().unwrap(),
+        high: "12".parse().unwrap(),
+        daily_spread: Decimal::ONE,
+        level_spread: Decimal::ZERO,
+        path: vec!["10".parse().unwrap()],
+        flags: Vec::new(),
+    };
+    held.forecast = crate::billing::cost_engine::Outlook::Forecast(forecast);
+    assert_eq!(book.offer(&held.encode(), None), SummaryOffer::Taken);
+    let mut newer = summary("m", 9, "2").live();
+    newer.computed_at = UnixMillis(NEW_YEAR + 10);
+    newer.gaps = 2;
+    let older = summary("m", 4, "1").live();
+    let stranger = summary("x", 3, "0.3").live();
+    assert_eq!(book.offer_live(&shard_of_live(vec![newer.clone(), older, stranger])), 1, "only the newer figures of a held machine");
+    let shown = book.get("m").unwrap();
+    assert_eq!((shown.revision, shown.period, shown.gaps, shown.period_records), (9, "2".parse().unwrap(), 2, 9));
+    let forecast = shown.forecast.forecast().unwrap();
+    assert_eq!(
+        (forecast.estimate, forecast.low, forecast.high),
+        ("10.5".parse().unwrap(), "8.5".parse().unwrap(), "12.5".parse().unwrap())
+    );
+    assert_eq!(shown.hourly, held.hourly, "the series stay as the summary computed them");
+    assert!(book.get("x").is_none(), "live figures alone are held until their summary comes");
+    // A newer summary of fewer records than the live figures: its series, with the live figures on top.
+    let mut next = summary("m", 7, "1.8");
+    next.computed_at = UnixMillis(NEW_YEAR + 5);
+    next.hourly.costs = vec![Decimal::TWO];
+    assert_eq!(book.offer(&next.encode(), None), SummaryOffer::Taken);
+    let shown = book.get("m").unwrap();
+    assert_eq!((shown.revision, shown.period, shown.hourly.costs.clone()), (9, "2".parse().unwrap(), vec![Decimal::TWO]));
+    assert_eq!(book.offer(&summary("x", 3, "0.3").encode(), None), SummaryOffer::Taken);
+    assert_eq!(book.get("x").unwrap().revision, 3);
+    assert_eq!(book.offer_live(b"{\"schema\":1}"), 0);
+    assert_eq!(book.skipped().0, 1, "a broken shard is skipped with its reason: {:?}", book.skipped().1);
+}

@@ -95,6 +95,18 @@ pub struct PathPoint {
 }
 
 impl Forecast {
+    /// The same outlook for the rest of the period after `billed_since` more was billed: every
+    /// amount moves by it (what a view does with live figures newer than its summary).
+    pub fn move_by(&mut self, billed_since: Decimal) {
+        self.billed += billed_since;
+        self.estimate += billed_since;
+        self.low += billed_since;
+        self.high += billed_since;
+        for at_day_end in &mut self.path {
+            *at_day_end += billed_since;
+        }
+    }
+
     /// The path from now to the period's end, one point per day's end, each with the band the
     /// days from now to it give (the last point is the estimate and its band).
     pub fn points(&self) -> Vec<PathPoint> {
