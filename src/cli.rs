@@ -142,6 +142,9 @@ pub struct WorkerArgs {
     /// Do not publish billed lines to the cost feed (`kafka.cost_topic`).
     #[arg(long)]
     pub no_feed: bool,
+    /// Publish the cost feed but stay out of the summary election (no summaries, no feed view).
+    #[arg(long)]
+    pub no_summary: bool,
     /// Serve the read-only HTTP API on ADDR (`HOST:PORT`, or `PORT` for 127.0.0.1); off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
@@ -336,6 +339,14 @@ pub struct BenchArgs {
     /// Only the cost view's fleet run.
     #[arg(long)]
     pub fleet_only: bool,
+    /// Only the scale-out runs: a rebalance over a month of retention, and CPU per billed record
+    /// by summary role on a three-node cluster.
+    #[arg(long, conflicts_with = "fleet_only")]
+    pub scale_out_only: bool,
+    /// Seconds the fleet is billed live (a record a machine each 1 s, then each 10 s) before
+    /// desktops start cold; 0 skips these runs.
+    #[arg(long, default_value_t = 150)]
+    pub live_warmup_seconds: u64,
     /// Smaller runs (100k records, 1M-record ledger, 10 s each, 1,000 machines) for a quick look.
     #[arg(long)]
     pub quick: bool,

@@ -28,7 +28,7 @@ impl BenchBroker {
             script.display()
         );
         let dir = tempfile::Builder::new().prefix("usagebill-bench-kafka-").tempdir()?;
-        let port = free_base_port()?;
+        let port = free_base_port(1)?;
         let init = Command::new(&script).arg("init").arg(dir.path()).args(["--port", &port.to_string()]).output()?;
         anyhow::ensure!(init.status.success(), "scripts/kafka.sh init failed: {}", String::from_utf8_lossy(&init.stderr));
         // `run` execs java in the foreground: the child is the broker, killed on drop.
@@ -51,13 +51,52 @@ impl BenchBroker {
     }
 }
 
-/// A base port whose four listener ports are free, below the ephemeral range.
-fn free_base_port() -> anyhow::Result<u16> {
+/// A base port whose four listener ports for each of `nodes` nodes are free (node N from BASE +
+/// 10 (N - 1)), below the ephemeral range.
+fn free_base_port(nodes: u16) -> anyhow::Result<u16> {
     let seed = std::process::id() as u16 % 1_000;
+    let ports = |base: u16| (0..nodes).flat_map(move |node| (0..4).map(move |offset| base + node * 10 + offset));
     (0..1_000u16)
         .map(|step| 20_000 + ((seed + step * 7) % 1_000) * 10)
-        .find(|base| (0..4).all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok()))
-        .context("no free ports for a Kafka node between 20000 and 30000")
+        .filter(|base| u32::from(*base) + u32::from(nodes) * 10 < 30_000)
+        .find(|base| ports(*base).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()))
+        .context("no free ports for Kafka nodes between 20000 and 30000")
+}
+
+/// A three-node Apache Kafka cluster (KRaft, each node a controller and a broker) that the
+/// checkout's `scripts/kafka.sh` assembles; stopped on drop.
+pub struct BenchCluster {
+    /// `host:port,host:port,host:port`.
+    pub bootstrap: String,
+    script: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl BenchCluster {
+    /// Starts the three nodes and waits for each to listen.
+    pub fn start() -> anyhow::Result<BenchCluster> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
+        anyhow::ensure!(script.is_file(), "the three-node run needs {} (run the bench from a checkout)", script.display());
+        let dir = tempfile::Builder::new().prefix("usagebill-bench-cluster-").tempdir()?;
+        let port = free_base_port(3)?;
+        let init = Command::new(&script).arg("init").arg(dir.path()).args(["--nodes", "3", "--port", &port.to_string()]).output()?;
+        anyhow::ensure!(init.status.success(), "scripts/kafka.sh init --nodes 3 failed: {}", String::from_utf8_lossy(&init.stderr));
+        // `init` ends by printing the bootstrap list.
+        let printed = String::from_utf8_lossy(&init.stdout).into_owned();
+        let bootstrap = printed.lines().last().unwrap_or_default().trim().to_owned();
+        anyhow::ensure!(bootstrap.contains(':'), "scripts/kafka.sh init printed no bootstrap list: {printed:?}");
+        let cluster = BenchCluster { bootstrap, script, dir };
+        let started = Command::new(&cluster.script).arg("start").arg(cluster.dir.path()).stdout(Stdio::null()).output()?;
+        anyhow::ensure!(started.status.success(), "scripts/kafka.sh start failed: {}", String::from_utf8_lossy(&started.stderr));
+        eprintln!("bench: a three-node Apache Kafka cluster on {}", cluster.bootstrap);
+        Ok(cluster)
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).arg("stop").arg(self.dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
 }
 
 impl Drop for BenchBroker {

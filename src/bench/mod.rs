@@ -4,13 +4,17 @@
 mod agent_cost;
 mod broker;
 mod fleet;
+mod live_rate;
 mod local;
+mod rebalance;
+mod roles;
 mod summary;
+mod worker_process;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-pub use self::broker::BenchBroker;
+pub use self::broker::{BenchBroker, BenchCluster};
 pub use self::summary::FleetSize;
 
 /// What to run.
@@ -101,6 +105,7 @@ pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<F
     figures.extend(fleet::worker_throughput(options, broker)?);
     eprintln!("bench: end-to-end latency ({} machines at 1 record/s for {} s)…", options.latency_machines, options.latency_seconds);
     figures.extend(fleet::latency(options, broker)?);
+    figures.extend(scale_out(options, broker)?);
     eprintln!("bench: reports over a {}-record ledger…", options.report_records);
     figures.extend(local::reports(options)?);
     eprintln!("bench: headless agent at 1 Hz for {} s…", options.agent_seconds);
@@ -109,6 +114,36 @@ pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<F
     if let Some(size) = options.fleet {
         eprintln!("bench: the cost view over {} machines × {} day(s), {} desktops…", size.machines, size.days, size.desktops);
         figures.extend(summary::measure(options, broker, size)?);
+        figures.extend(live_rates(options, broker, size)?);
+    }
+    Ok(figures)
+}
+
+/// A rebalance over a month of retention, then the CPU time per billed record by summary role on
+/// a three-node cluster started for it.
+pub fn scale_out(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<Figure>> {
+    eprintln!("bench: a rebalance over a month of retention…");
+    let mut figures = rebalance::measure(options, broker)?;
+    eprintln!("bench: CPU per billed record by summary role ({} records a run)…", roles::records(options));
+    let cluster = BenchCluster::start()?;
+    figures.extend(roles::measure(options, &cluster)?);
+    Ok(figures)
+}
+
+/// Desktop cold starts while the fleet is billed live, with 1 s and 10 s windows.
+fn live_rates(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    if size.live_warmup.is_zero() {
+        return Ok(figures);
+    }
+    for window in [1, 10].map(std::time::Duration::from_secs) {
+        eprintln!(
+            "bench: desktop cold start while {} machines send a record each {} s ({} s of warm-up)…",
+            size.machines,
+            window.as_secs(),
+            size.live_warmup.as_secs()
+        );
+        figures.extend(live_rate::measure(options, broker, size, window)?);
     }
     Ok(figures)
 }
@@ -117,7 +152,9 @@ pub fn run(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<F
 pub fn run_fleet(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<Vec<Figure>> {
     let size = options.fleet.ok_or_else(|| anyhow::anyhow!("--fleet-only needs --fleet-machines above 0"))?;
     eprintln!("bench: the cost view over {} machines × {} day(s), {} desktops…", size.machines, size.days, size.desktops);
-    summary::measure(options, broker, size)
+    let mut figures = summary::measure(options, broker, size)?;
+    figures.extend(live_rates(options, broker, size)?);
+    Ok(figures)
 }
 
 /// The table as Markdown.

@@ -27,6 +27,9 @@ pub struct FleetSize {
     pub days: u32,
     /// Desktops reading the summary topic at once.
     pub desktops: u32,
+    /// How long the fleet is billed live before desktops start cold, in the live-rate runs (zero
+    /// skips them).
+    pub live_warmup: Duration,
 }
 
 const HOUR: i64 = 3_600_000;
@@ -51,20 +54,40 @@ pub fn measure(options: &BenchOptions, broker: &BenchBroker, size: FleetSize) ->
     };
     simulate::produce(&kafka, &fleet, 0)?;
     let scratch = tempfile::tempdir_in(&options.scratch)?;
-    let ledger_path = scratch.path().join("ledger.db");
-    let stop = Arc::new(AtomicBool::new(false));
-    let publisher = summary::spawn_publisher(&kafka, summary::options_for(&ledger_path, RateCard::built_in(), None), Arc::clone(&stop))?;
-    let biller = Biller::new(Ledger::open(&ledger_path)?, RateCard::built_in());
-    let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
-    let worker = std::thread::spawn(move || {
-        let options = WorkerOptions { batch_size: 10_000, batch_linger: Duration::from_millis(5), exit_when_idle: None, metrics: None };
-        worker::run(&worker_kafka, biller, &options, &FeedOptions::default(), &worker_stop)
-    });
+    let billing = Billing::start(&kafka, &scratch.path().join("ledger.db"))?;
     let outcome = measure_views(&kafka, size, history);
-    stop.store(true, Ordering::SeqCst);
-    let _ = publisher.join();
-    worker.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
+    billing.finish()?;
     outcome
+}
+
+/// A worker billing the bench's topic, with its summary publisher (it leads: it is alone).
+pub(super) struct Billing {
+    stop: Arc<AtomicBool>,
+    publisher: std::thread::JoinHandle<summary::PublisherTotals>,
+    worker: std::thread::JoinHandle<Result<crate::billing::biller::BillerTotals, worker::WorkerError>>,
+}
+
+impl Billing {
+    pub(super) fn start(kafka: &KafkaConfig, ledger_path: &std::path::Path) -> anyhow::Result<Billing> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = summary::options_for(ledger_path, RateCard::built_in(), None);
+        let publisher = summary::spawn_publisher(kafka, options, Arc::clone(&stop))?;
+        let biller = Biller::new(Ledger::open(ledger_path)?, RateCard::built_in());
+        let (worker_kafka, worker_stop) = (kafka.clone(), Arc::clone(&stop));
+        let worker = std::thread::spawn(move || {
+            let options = WorkerOptions { batch_size: 10_000, batch_linger: Duration::from_millis(5), exit_when_idle: None, metrics: None };
+            worker::run(&worker_kafka, biller, &options, &FeedOptions::default(), &worker_stop)
+        });
+        Ok(Billing { stop, publisher, worker })
+    }
+
+    /// Stops both; returns the summaries and live shards published.
+    pub(super) fn finish(self) -> anyhow::Result<summary::PublisherTotals> {
+        self.stop.store(true, Ordering::SeqCst);
+        let totals = self.publisher.join().map_err(|_| anyhow::anyhow!("the summary publisher panicked"))?;
+        self.worker.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
+        Ok(totals)
+    }
 }
 
 fn measure_views(kafka: &KafkaConfig, size: FleetSize, history: u64) -> anyhow::Result<Vec<Figure>> {

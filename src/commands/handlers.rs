@@ -18,7 +18,7 @@ use crate::billing::{listings, verify};
 use crate::cli::{AgentArgs, CommonArgs, ConfigCommand, ReportArgs, SimulateArgs, WorkerArgs};
 use crate::config::{self, Config, HumanDuration};
 use crate::feed::{self, summary};
-use crate::runtime::{AgentOverrides, ReadingSource, Settings, run_worker, start_agent};
+use crate::runtime::{AgentOverrides, Publishing, ReadingSource, Settings, run_worker, start_agent};
 use crate::simulate::{self, Fleet};
 use crate::transmit::agent::{Command, Input, Update};
 use crate::transmit::rule::ThresholdRule;
@@ -135,7 +135,12 @@ pub fn worker(common: &CommonArgs, args: WorkerArgs) -> anyhow::Result<ExitCode>
         metrics: api.as_ref().map(|_| metrics),
     };
     let stop = worker::stop_on_signal();
-    run_worker(&settings, card, &options, !args.no_feed, &stop)?;
+    let publishing = match (args.no_feed, args.no_summary) {
+        (true, _) => Publishing::Nothing,
+        (false, true) => Publishing::FeedOnly,
+        (false, false) => Publishing::FeedAndSummaries,
+    };
+    run_worker(&settings, card, &options, publishing, &stop)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,12 +305,19 @@ pub fn bench(common: &CommonArgs, args: crate::cli::BenchArgs) -> anyhow::Result
             machines: if quick { args.fleet_machines.min(1_000) } else { args.fleet_machines },
             days: args.fleet_days.max(1),
             desktops: args.fleet_desktops.max(1),
+            live_warmup: std::time::Duration::from_secs(if quick { args.live_warmup_seconds.min(90) } else { args.live_warmup_seconds }),
         }),
         scratch: args.scratch.unwrap_or_else(std::env::temp_dir),
         binary: std::env::current_exe().context("locating the usagebill binary")?,
     };
     let broker = crate::bench::BenchBroker::start(&settings.config.kafka.brokers)?;
-    let figures = if args.fleet_only { crate::bench::run_fleet(&options, &broker)? } else { crate::bench::run(&options, &broker)? };
+    let figures = if args.fleet_only {
+        crate::bench::run_fleet(&options, &broker)?
+    } else if args.scale_out_only {
+        crate::bench::scale_out(&options, &broker)?
+    } else {
+        crate::bench::run(&options, &broker)?
+    };
     println!("{}", crate::bench::render(&figures));
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@ mod worker;
 pub use self::agent::{AgentOverrides, ReadingSource, RunningAgent, machine_id, start_agent};
 pub use self::embedded::{EMBEDDED_TOPIC, EmbeddedTransport};
 pub use self::settings::Settings;
-pub use self::worker::run_worker;
+pub use self::worker::{Publishing, run_worker};
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use super::notices::{NoticeInput, NoticeSender};
 use super::statement_files::StatementFile;
 use super::statement_reader::StatementSnapshot;
 use super::tray::{Tray, TrayEvent, TrayStatus};
-use super::{AgentOverrides, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
+use super::{AgentOverrides, Publishing, ReadingSource, RunningAgent, Settings, run_worker, start_agent};
 use crate::billing::rate_card::RateCard;
 use crate::errors;
 use crate::transmit::agent::{Command, Input, Update};
@@ -254,7 +254,7 @@ fn spawn_worker(settings: &Settings, notifier: Notifier) -> std::io::Result<(Arc
             };
             // As `usagebill worker` bills: with the cost feed, the configured budgets, and a
             // place in the election of the summary publisher.
-            run_worker(&settings, card, &options, true, &flag)
+            run_worker(&settings, card, &options, Publishing::FeedAndSummaries, &flag)
         };
         if let Err(error) = run() {
             notifier.send(Event::BackgroundFailed(format!("billing worker: {error:#}")));

@@ -14,22 +14,34 @@ use crate::billing::rate_card::RateCard;
 use crate::feed::summary;
 use crate::worker::{self, FeedOptions, WorkerOptions};
 
+/// What a worker publishes besides its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publishing {
+    /// Nothing: the ledger only.
+    Nothing,
+    /// Every billed line to the cost feed, and no summaries (for a worker kept out of the election).
+    FeedOnly,
+    /// The cost feed, and a member of the summary election.
+    FeedAndSummaries,
+}
+
 /// Bills the usage topic of `settings` into its ledger with `card` until `stop` is set (or the
-/// worker stops by itself, as `options.exit_when_idle` says). With `publish_feed`, every billed
-/// line goes to the cost feed and the workers elect one of them to publish the per-machine
-/// summaries.
+/// worker stops by itself, as `options.exit_when_idle` says). Publishing the summaries, the
+/// workers elect one of them to publish the per-machine summaries.
 pub fn run_worker(
     settings: &Settings,
     card: RateCard,
     options: &WorkerOptions,
-    publish_feed: bool,
+    publishing: Publishing,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let ledger = Ledger::open(&settings.ledger_path())?;
+    let publish_feed = publishing != Publishing::Nothing;
     let feed = FeedOptions { publish_feed, budgets: settings.budgets().clone() };
-    // Every worker keeps a view of the whole feed; the one the group elects publishes the summaries.
+    // Every worker runs the publisher; only the elected leader and its standby keep a view of the
+    // whole feed, and the leader publishes the summaries.
     let summaries_stop = Arc::new(AtomicBool::new(false));
-    let summaries = if publish_feed {
+    let summaries = if publishing == Publishing::FeedAndSummaries {
         // Its leader closes the periods whose grace has passed, as `usagebill statement close` would.
         let closing = summary::ClosingOptions {
             accounts: settings.accounts().clone(),

@@ -243,7 +243,8 @@ impl Publisher {
     fn run(&mut self, stop: &AtomicBool) -> Result<(), FeedError> {
         let mut term: Option<Term> = None;
         let mut view: Option<ViewThread> = None;
-        let mut role = Role::Neither;
+        // None until the first pass, so a restarted worker always logs its role, Neither included.
+        let mut role: Option<Role> = None;
         let outcome = loop {
             if stop.load(Ordering::SeqCst) {
                 break Ok(());
@@ -262,20 +263,20 @@ impl Publisher {
     }
 
     /// One pass: keeps the membership, follows the role, and publishes while leading.
-    fn turn(&mut self, role: &mut Role, view: &mut Option<ViewThread>, term: &mut Option<Term>) -> Result<(), FeedError> {
+    fn turn(&mut self, role: &mut Option<Role>, view: &mut Option<ViewThread>, term: &mut Option<Term>) -> Result<(), FeedError> {
         // Polling keeps the membership; the paused partitions deliver nothing.
         if let Some(Err(error)) = self.election.poll(COALESCE) {
             tracing::warn!("summary election: {error}");
         }
         let now = self.role()?;
-        if now != *role {
+        if *role != Some(now) {
             match now {
                 Role::Leader if view.as_ref().is_some_and(ViewThread::caught_up) => tracing::info!("summary publisher: leading"),
                 Role::Leader => tracing::info!("summary publisher: leading once the feed view has caught up"),
                 Role::Standby => tracing::info!("summary publisher: standing by, keeping the feed view current for a takeover"),
                 Role::Neither => tracing::info!("summary publisher: neither leading nor standing by; keeping no feed view"),
             }
-            *role = now;
+            *role = Some(now);
         }
         match (now, view.is_some()) {
             (Role::Leader | Role::Standby, false) => *view = Some(ViewThread::start(&self.kafka, &self.options.view_path)?),

@@ -5,10 +5,13 @@
 //! until caught up and prints it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::book::{SummaryBook, SummaryOffer};
@@ -16,9 +19,23 @@ use crate::billing::rate_card::RateCard;
 use crate::feed::FeedError;
 use crate::kafka::{ClientRole, KafkaConfig, KafkaSetupError, client_config};
 
+/// Keeps what librdkafka's statistics say the brokers sent, when they are on.
+#[derive(Default)]
+struct WireCounter {
+    received: AtomicI64,
+}
+
+impl ClientContext for WireCounter {
+    fn stats(&self, statistics: Statistics) {
+        self.received.store(statistics.rx_bytes, Ordering::SeqCst);
+    }
+}
+
+impl ConsumerContext for WireCounter {}
+
 /// A reader of the summary topic.
 pub struct SummaryFeed {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<WireCounter>,
     topic: String,
     live_topic: String,
     /// The high watermark of each partition (by topic: whether live) when the reader started;
@@ -37,11 +54,22 @@ impl SummaryFeed {
     /// until a worker creates it there is nothing to show, which [`SummaryFeed::open`] reports as
     /// an error the caller may retry.
     pub fn open(kafka: &KafkaConfig) -> Result<SummaryFeed, FeedError> {
+        SummaryFeed::open_counting(kafka, false)
+    }
+
+    /// [`SummaryFeed::open`], with librdkafka's statistics on every 100 ms when `count_wire` is
+    /// set, for [`SummaryFeed::wire_bytes`] (the bench's measure of what a desktop reads).
+    pub fn open_counting(kafka: &KafkaConfig, count_wire: bool) -> Result<SummaryFeed, FeedError> {
         let topic = kafka.summary_topic();
         let mut config = client_config(kafka, ClientRole::Consumer)?;
         // A group id is required by librdkafka's consumer, but it is never joined or committed to.
         config.set("group.id", format!("usagebill-view-{}", std::process::id())).set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = config.create().map_err(|source| KafkaSetupError::kafka("creating the summary consumer", source))?;
+        if count_wire {
+            config.set("statistics.interval.ms", "100");
+        }
+        let consumer: BaseConsumer<WireCounter> = config
+            .create_with_context(WireCounter::default())
+            .map_err(|source| KafkaSetupError::kafka("creating the summary consumer", source))?;
         let partitions_of = |topic: &str| -> Result<Vec<i32>, FeedError> {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
             Ok(metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect())
@@ -125,6 +153,13 @@ impl SummaryFeed {
     /// Bytes of keys and payloads read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+
+    /// Bytes the brokers sent so far, compressed and with the protocol's framing, as of the last
+    /// statistics (every 100 ms; `None` unless opened with [`SummaryFeed::open_counting`]).
+    pub fn wire_bytes(&self) -> Option<u64> {
+        let received = self.consumer.context().received.load(Ordering::SeqCst);
+        (received > 0).then_some(received as u64)
     }
 
     /// Messages read so far.
