@@ -78,7 +78,7 @@ pub fn measure(options: &BenchOptions, broker: &BenchBroker) -> anyhow::Result<V
             thousands(sent as f64)
         ),
         format!(
-            "{} records ({moved} partitions moved; at the beginning it would re-bill about {} each)",
+            "{} record(s) ({moved} partitions moved; starting them at the beginning would bill about {} each again)",
             thousands(rebilled as f64),
             thousands((history.records / kafka.partitions.max(1) as u64) as f64)
         ),

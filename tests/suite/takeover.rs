@@ -88,3 +88,19 @@ fn rebalance_rebills(assignor: &str) {
     let expected = constant_cost(Decimal::from(10)) * Decimal::from(RECORDS);
     assert_eq!(feed_totals(&broker, &topic), (RECORDS as u64, expected), "the feed holds every record once, exactly");
 }
+
+#[test]
+fn a_worker_kept_out_of_the_summary_election_publishes_the_feed_and_no_summaries() {
+    const RECORDS: u64 = 2_000;
+    let broker = Broker::start();
+    let topic = unique("usage");
+    let data = tempfile::tempdir().unwrap();
+    simulate(data.path(), &broker, &topic, &["--machines", "20", "--records", &RECORDS.to_string(), "--window", "10s"]);
+    let output = run_ok(worker(data.path(), &broker, &topic, &unique("billing"), "3s").arg("--no-summary"));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("worker stopped: 2000 billed"), "the worker logs at info: {log}");
+    assert!(!log.contains("summary publisher"), "a worker out of the election runs no summary publisher: {log}");
+    assert!(!data.path().join("ledger.db.feed-view.db").exists(), "nor a view of the feed");
+    let expected = constant_cost(Decimal::from(10)) * Decimal::from(RECORDS);
+    assert_eq!(feed_totals(&broker, &topic), (RECORDS, expected), "it still publishes every line to the cost feed");
+}
