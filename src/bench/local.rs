@@ -61,8 +61,8 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let baseline = prototype_style_inserts(&scratch.path().join("prototype.db"), &records[..2_000])?;
 
     Ok(vec![
-        Figure::new("record parse + validate", format!("{} records/s", thousands(parse_rate)), "", None, String::new()),
-        Figure::new("pricing (time-weighted, exact decimal)", format!("{} lines/s", thousands(price_rate)), "", None, String::new()),
+        Figure::new(super::PARSE, format!("{} records/s", thousands(parse_rate)), "", None, String::new()).with_rate(parse_rate),
+        Figure::new(super::PRICING, format!("{} lines/s", thousands(price_rate)), "", None, String::new()).with_rate(price_rate),
         Figure::new(
             "outbox write, one record per transaction (agent)",
             format!("{} records/s", thousands(outbox_single)),
@@ -86,7 +86,7 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
         )
         .with_rate(ledger_rate),
         Figure::new(
-            "ledger write, checkpoints on their own thread (the worker's)",
+            super::WORKER_LEDGER_PATH,
             format!(
                 "{} records/s, WAL at most {:.0} MB ({} wait(s) at the hard size)",
                 thousands(checkpointed_rate),
@@ -100,7 +100,8 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
                 thousands(ledger_rate),
                 inline_wal.peak_bytes as f64 / 1e6
             ),
-        ),
+        )
+        .with_rate(checkpointed_rate),
     ])
 }
 

@@ -69,6 +69,9 @@ impl Figure {
 const WORKER: &str = "worker: Kafka → committed ledger";
 const PROTOTYPE_WORKER: &str = "prototype-style worker: Kafka → SQLite";
 const LEDGER_CEILING: &str = "ledger write: parse + price + insert, 10,000 per transaction";
+const WORKER_LEDGER_PATH: &str = "ledger write, checkpoints on their own thread (the worker's)";
+const PARSE: &str = "record parse + validate";
+const PRICING: &str = "pricing (time-weighted, exact decimal)";
 
 /// The worker against the prototype-style worker and against the in-process ledger path, from the
 /// rates of this run.
@@ -93,7 +96,33 @@ fn ratios(figures: &[Figure]) -> Vec<Figure> {
             String::new(),
         ));
     }
+    if let (Some(worker), Some(path), Some(parse), Some(pricing)) = (rate(WORKER), rate(WORKER_LEDGER_PATH), rate(PARSE), rate(PRICING)) {
+        out.push(the_cost_in_the_way(worker, path, parse, pricing));
+    }
     out
+}
+
+/// The worker parses and prices on its consumer thread and inserts on its ledger thread: the
+/// insert's share of the in-process path (that path less parsing and pricing, all from this run)
+/// bounds what one ledger thread can write, whatever Kafka does.
+fn the_cost_in_the_way(worker: f64, path: f64, parse: f64, pricing: f64) -> Figure {
+    let micros = |rate: f64| 1e6 / rate.max(1e-9);
+    let insert = (micros(path) - micros(parse) - micros(pricing)).max(1e-3);
+    let ceiling = 1e6 / insert;
+    Figure::new(
+        "the single cost in the worker's way: the ledger thread's insert (this run)",
+        format!(
+            "{insert:.2} µs a record (the worker's ledger path {:.2} µs less parsing {:.2} and pricing {:.2}, done on the consumer thread): one ledger thread tops out at {} records/s; the worker reached {:.0} % of that",
+            micros(path),
+            micros(parse),
+            micros(pricing),
+            thousands(ceiling),
+            worker * 100.0 / ceiling
+        ),
+        "≥ 200,000 records/s",
+        Some(ceiling >= 200_000.0),
+        String::new(),
+    )
 }
 
 /// Runs every measurement against `broker`, reporting progress on stderr.

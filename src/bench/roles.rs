@@ -64,7 +64,43 @@ pub fn measure(options: &BenchOptions, cluster: &BenchCluster) -> anyhow::Result
     let leading = run("leading", 1, &[])?.remove(0);
     eprintln!("bench: three workers in one group…");
     let three = run("three", 3, &[])?;
-    Ok(figures(&lone, &leading, &three))
+    let mut figures = figures(&lone, &leading, &three);
+    eprintln!("bench: a takeover by a worker without a feed view…");
+    figures.push(cold_takeover(options, cluster, &topic, &scratch.path().join("takeover"))?);
+    Ok(figures)
+}
+
+/// A worker with no view joins the three-worker run's group once its members are gone: it leads,
+/// so it catches a view up with that run's whole feed before it publishes (the worst takeover: no
+/// standby). The time is the one it logs.
+fn cold_takeover(options: &BenchOptions, cluster: &BenchCluster, topic: &str, dir: &std::path::Path) -> anyhow::Result<Figure> {
+    let (group, cost_topic) = (format!("{topic}-three"), format!("{topic}.three.costs"));
+    let launch = WorkerLaunch {
+        binary: &options.binary,
+        bootstrap: &cluster.bootstrap,
+        topic,
+        cost_topic: &cost_topic,
+        group: &group,
+        // Idle from its assignment: long enough for the view to catch up before it stops.
+        extra: &["--exit-when-idle", "30s"],
+    };
+    let worker = launch.spawn(dir)?;
+    let log = worker.log.clone();
+    let reaped = worker.reap(LIMIT)?;
+    let text = std::fs::read_to_string(&log)?;
+    let line = text
+        .lines()
+        .find(|line| line.contains("the feed view caught up with"))
+        .ok_or_else(|| anyhow::anyhow!("the worker that took over never caught its view up; its log: {}", log.display()))?;
+    let caught_up = line.split_once("caught up with ").map_or(line, |(_, rest)| rest);
+    let took = caught_up.split_once(" in ").map_or(caught_up, |(_, rest)| rest);
+    Ok(Figure::new(
+        "takeover by a worker without a feed view (three-node cluster): its view caught up with the whole feed",
+        format!("in {took}; its role then: {}; records it billed again: {}", reaped.role, thousands(reaped.billed as f64)),
+        "",
+        None,
+        String::new(),
+    ))
 }
 
 fn per_record(worker: &Reaped) -> f64 {

@@ -43,10 +43,34 @@ pub struct SummaryFeed {
     start_ends: HashMap<(bool, i32), i64>,
     next_offsets: HashMap<(bool, i32), i64>,
     caught_up: bool,
+    /// When the live topic was last looked for, while it is not assigned (`None` once it is).
+    live_looked_for: Option<Instant>,
     /// Bytes of keys and payloads read so far (what the broker sent, before compression).
     bytes_read: u64,
     /// Messages read so far.
     messages_read: u64,
+}
+
+fn partitions_of(consumer: &BaseConsumer<WireCounter>, topic: &str) -> Result<Vec<i32>, FeedError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect())
+}
+
+/// Adds each partition of the live topic to `assignment` at its last message (one key per
+/// partition, written by a producer that is not transactional: the last offset is the shard's
+/// newest); returns each partition's end then (none if the topic does not exist).
+fn add_live_partitions(
+    consumer: &BaseConsumer<WireCounter>,
+    live_topic: &str,
+    assignment: &mut TopicPartitionList,
+) -> Result<Vec<(i32, i64)>, FeedError> {
+    let mut ends = Vec::new();
+    for partition in partitions_of(consumer, live_topic)? {
+        let (low, high) = consumer.fetch_watermarks(live_topic, partition, Duration::from_secs(10))?;
+        assignment.add_partition_offset(live_topic, partition, Offset::Offset((high - 1).max(low)))?;
+        ends.push((partition, if high > low { high } else { 0 }));
+    }
+    Ok(ends)
 }
 
 impl SummaryFeed {
@@ -70,17 +94,10 @@ impl SummaryFeed {
         let consumer: BaseConsumer<WireCounter> = config
             .create_with_context(WireCounter::default())
             .map_err(|source| KafkaSetupError::kafka("creating the summary consumer", source))?;
-        let partitions_of = |topic: &str| -> Result<Vec<i32>, FeedError> {
-            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-            Ok(metadata.topics().iter().flat_map(|found| found.partitions()).map(|partition| partition.id()).collect())
-        };
-        let partitions = partitions_of(&topic)?;
+        let partitions = partitions_of(&consumer, &topic)?;
         if partitions.is_empty() {
             return Err(FeedError::NoSummaryTopic(topic));
         }
-        let live_topic = kafka.live_topic();
-        // Workers of before the live topic publish none: then the summaries alone are read.
-        let live_partitions = partitions_of(&live_topic).unwrap_or_default();
         let mut assignment = TopicPartitionList::new();
         let mut start_ends = HashMap::new();
         for partition in &partitions {
@@ -88,15 +105,12 @@ impl SummaryFeed {
             let (_, high) = consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(10))?;
             start_ends.insert((false, *partition), high);
         }
-        for partition in &live_partitions {
-            let (low, high) = consumer.fetch_watermarks(&live_topic, *partition, Duration::from_secs(10))?;
-            // One key per partition, written by a producer that is not transactional: the last
-            // offset is the shard's newest message.
-            assignment.add_partition_offset(&live_topic, *partition, Offset::Offset((high - 1).max(low)))?;
-            if high > low {
-                start_ends.insert((true, *partition), high);
-            }
-        }
+        // Workers of before the live topic publish none, and a worker creates it just after the
+        // summary topic: without it the summaries alone are read, and `poll` looks for it again.
+        let live_topic = kafka.live_topic();
+        let live_ends = add_live_partitions(&consumer, &live_topic, &mut assignment).unwrap_or_default();
+        let live_looked_for = live_ends.is_empty().then(Instant::now);
+        start_ends.extend(live_ends.into_iter().filter(|(_, end)| *end > 0).map(|(partition, end)| ((true, partition), end)));
         consumer.assign(&assignment)?;
         let mut feed = SummaryFeed {
             consumer,
@@ -105,6 +119,7 @@ impl SummaryFeed {
             start_ends,
             next_offsets: HashMap::new(),
             caught_up: false,
+            live_looked_for,
             bytes_read: 0,
             messages_read: 0,
         };
@@ -136,7 +151,25 @@ impl SummaryFeed {
             }
         }
         self.check_caught_up();
+        self.look_for_live_topic()?;
         Ok(taken)
+    }
+
+    /// Assigns the live topic once it exists, if it did not when the reader opened (looked for
+    /// every 5 s; what it held before counts for nothing in `caught_up`).
+    fn look_for_live_topic(&mut self) -> Result<(), FeedError> {
+        if self.live_looked_for.is_none_or(|at| at.elapsed() < Duration::from_secs(5)) {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        if add_live_partitions(&self.consumer, &self.live_topic, &mut assignment)?.is_empty() {
+            self.live_looked_for = Some(Instant::now());
+            return Ok(());
+        }
+        self.consumer.incremental_assign(&assignment)?;
+        self.live_looked_for = None;
+        tracing::debug!("the live topic {} appeared; reading it", self.live_topic);
+        Ok(())
     }
 
     fn check_caught_up(&mut self) {
