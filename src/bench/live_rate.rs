@@ -1,7 +1,7 @@
 //! Desktop cold start while the fleet is billed live: every machine sends a record each window (1 s
 //! or 10 s), one worker bills them and its summary leader publishes. After a warm-up long enough for
-//! the summary topic to have been cleaned (its segments roll each minute, and the full summaries go
-//! at most once a minute a machine), desktops open one after another while the fleet keeps
+//! the summary topic to have been cleaned (its segments roll every 10 s, and the full summaries go
+//! at most every five minutes a machine), desktops open one after another while the fleet keeps
 //! sending: the time to a full table, what the brokers sent each (compressed, on the wire, and the
 //! messages' own bytes), and how far the table they open on is behind the fleet.
 

@@ -17,9 +17,10 @@ pub fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupEr
 /// As [`ensure_topic`], for a topic that keeps the latest message per key (`cleanup.policy =
 /// compact`): a reader from its start gets one message per key, however long the history.
 pub fn ensure_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), KafkaSetupError> {
-    // Segments roll every minute and are cleaned as soon as any of a segment is stale, so a cold
-    // reader gets one message per key plus the last minute or so of updates, not a day's worth.
-    let settings = [("cleanup.policy", "compact"), ("segment.ms", "60000"), ("min.cleanable.dirty.ratio", "0.01")];
+    // Segments roll every 10 s and are cleaned as soon as any of a segment is stale (the broker's
+    // cleaner looks every 15 s), so a cold reader gets one message per key plus the last 10–25 s
+    // of updates, not a day's worth.
+    let settings = [("cleanup.policy", "compact"), ("segment.ms", "10000"), ("min.cleanable.dirty.ratio", "0.01")];
     create_unless_present(kafka, topic, kafka.partitions, &settings)
 }
 

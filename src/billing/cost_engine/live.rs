@@ -1,6 +1,6 @@
 //! A machine's live costs: the few figures of its summary that change with every record (today,
 //! the period, records, gaps, time health, last seen). The workers publish them at once, and the
-//! full summary (series, history, forecast) at most once a minute; a view lays the newer live
+//! full summary (series, history, forecast) at most every five minutes; a view lays the newer live
 //! figures over the summary it holds ([`CostSummary::with_live`]). See docs/billing.md.
 
 use rust_decimal::Decimal;

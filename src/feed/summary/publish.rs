@@ -2,7 +2,7 @@
 //! the whole cost feed into a view of its own (deduplicated, as `report --from-feed` does); while it
 //! leads, it publishes what the view changed: each changed machine's live costs at once, by shard
 //! on the live topic (see [`super::live`]), and its full summary on the compacted summary topic at
-//! most once a minute, so that the summary topic's uncompacted tail stays small however often the
+//! most every five minutes, so that the summary topic's uncompacted tail stays small however often the
 //! machines are billed.
 //! The other workers keep no view: they only bill and publish, so their work does not grow with
 //! the fleet.
@@ -42,8 +42,10 @@ use crate::record::UnixMillis;
 /// summary per machine.
 pub const COALESCE: Duration = Duration::from_millis(200);
 /// A machine's full summary is published at most this often (its first of a term at once); its
-/// live costs carry what changes in between.
-const FULL_EVERY: Duration = Duration::from_secs(60);
+/// live costs carry what changes in between, so only its series and the forecast's path wait.
+/// Five minutes keeps a cold reader's uncompacted tail (the summary topic's last 10–25 s) under a
+/// tenth of a full summary a machine, however often the machines send.
+const FULL_EVERY: Duration = Duration::from_secs(300);
 /// While the view works off a backlog (more new lines than machines touched in a pass: no agent
 /// sends that fast), summaries wait, but never longer than this.
 const BACKLOG_HOLD: Duration = Duration::from_secs(5);

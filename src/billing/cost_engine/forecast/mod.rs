@@ -22,7 +22,7 @@ mod hourly;
 mod outlook;
 mod profile;
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::fleet::FleetProfile;
 pub use self::hourly::{HourView, HourlyCosts, hour_of_millis};
@@ -131,7 +131,7 @@ pub fn forecast(inputs: &Inputs<'_>) -> Outlook {
         high: estimate,
         daily_spread: money(spread),
         level_spread: Decimal::try_from(profile.level_spread(spread)).unwrap_or_default().round_dp(FORECAST_DIGITS),
-        path: path.into_iter().map(|value| (billed + money(value)).normalize()).collect(),
+        path: path_points(billed, path.into_iter().map(money), estimate),
         flags,
     };
     // The band at the period's end is the path's last point's, so the figure and the chart agree.
@@ -221,6 +221,23 @@ fn root_mean_square(values: &[f64]) -> f64 {
         return 0.0;
     }
     (values.iter().map(|value| value * value).sum::<f64>() / values.len() as f64).sqrt()
+}
+
+/// The path's points: each day's end at `FORECAST_DIGITS`, rounded up so none falls below what is
+/// billed, and the last exactly `estimate`. The billed cost's own digits on every day would make
+/// the path most of a summary's bytes, for a chart that cannot show them.
+fn path_points(billed: Decimal, remaining: impl ExactSizeIterator<Item = Decimal>, estimate: Decimal) -> Vec<Decimal> {
+    let days = remaining.len();
+    remaining
+        .enumerate()
+        .map(|(index, remaining)| {
+            if index + 1 == days {
+                estimate
+            } else {
+                (billed + remaining).round_dp_with_strategy(FORECAST_DIGITS, RoundingStrategy::ToPositiveInfinity).normalize()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

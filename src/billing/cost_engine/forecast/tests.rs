@@ -129,3 +129,20 @@ fn a_day_of_history_is_flagged_with_a_band_as_wide_as_a_day_and_a_price_change_i
     let Outlook::Forecast(settled) = forecast(&changed(MONDAY)) else { panic!() };
     assert!(settled.flags.is_empty(), "{:?}", settled.flags);
 }
+
+#[test]
+fn the_path_keeps_six_digits_never_falls_below_the_billed_cost_and_ends_on_the_estimate() {
+    let costs = costs_of(MONDAY, 21 * 24, office_hour);
+    let now = MONDAY + 21 * 24;
+    // Billed to the last digit a decimal holds: the path's days must not carry all of them.
+    let billed = Decimal::from(120) + Decimal::ONE / Decimal::from(7);
+    let Outlook::Forecast(made) = forecast(&inputs(&costs, None, now, now + 7 * 24, billed)) else { panic!() };
+    let (days, last) = made.path.split_at(made.path.len() - 1);
+    assert_eq!(last, [made.estimate], "the last point is the estimate, exactly");
+    assert!(made.estimate.scale() > FORECAST_DIGITS, "the estimate keeps the billed cost's digits: {}", made.estimate);
+    for day in days {
+        assert!(day.scale() <= FORECAST_DIGITS, "{day} has more than {FORECAST_DIGITS} decimals");
+        assert!(*day >= billed, "{day} falls below the billed {billed}");
+    }
+    assert_eq!(days[0], "128.142858".parse::<Decimal>().unwrap(), "Monday's 8 hours on 120 + 1/7, rounded up");
+}
