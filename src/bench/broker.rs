@@ -51,6 +51,31 @@ impl BenchBroker {
     }
 }
 
+impl BenchBroker {
+    /// CPU time the broker used so far, when the bench started it (`None` for `--brokers`).
+    pub fn cpu(&self) -> Option<Duration> {
+        let (child, _) = self.node.as_ref()?;
+        // `run` execs java, so the child's pid is the broker's.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf with a valid name has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_millis(ticks * 1000 / per_second))
+    }
+}
+
+/// CPU time this process used so far, all its threads.
+pub fn own_cpu() -> Duration {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |value: libc::timeval| Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// A base port whose four listener ports for each of `nodes` nodes are free (node N from BASE +
 /// 10 (N - 1)), below the ephemeral range.
 fn free_base_port(nodes: u16) -> anyhow::Result<u16> {

@@ -52,6 +52,9 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
     let path = scratch.path().join("ledger.db");
     let biller = Biller::new(Ledger::open(&path)?, RateCard::built_in());
     let finished = AtomicBool::new(false);
+    // CPU from the worker's start to its stop: this process (the worker's threads, and the watcher
+    // below at a poll each 5 ms) and the broker, when the bench runs it.
+    let (own_before, broker_before) = (super::broker::own_cpu(), broker.cpu());
     let feed_caught_up = std::thread::scope(|scope| -> anyhow::Result<Option<i64>> {
         let watcher = scope.spawn(|| feed_acknowledged_at(&path, fleet.records as i64, &finished));
         let billed = worker::run(&kafka, biller, &worker_options(), &worker::FeedOptions::default(), &AtomicBool::new(false));
@@ -59,6 +62,8 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
         billed?;
         watcher.join().expect("the feed watcher does not panic")
     })?;
+    let own_cpu = super::broker::own_cpu().saturating_sub(own_before);
+    let broker_cpu = broker.cpu().zip(broker_before).map(|(after, before)| after.saturating_sub(before));
     let ledger = Ledger::open_read_only(&path)?;
     let (count, first, last, in_last): (i64, i64, i64, i64) = ledger.connection().query_row(
         "SELECT count(*), min(billed_ms), max(billed_ms), (SELECT count(*) FROM records WHERE billed_ms = (SELECT max(billed_ms) FROM records)) FROM records",
@@ -74,7 +79,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
         None => "never, within the run".to_owned(),
     };
     let prototype = prototype_worker(broker, scratch.path(), PROTOTYPE_RECORDS)?;
-    Ok(vec![
+    let mut figures = vec![
         Figure::new(
             "simulate → Kafka (idempotent producer, lz4)",
             format!("{} records/s", thousands(produce_rate)),
@@ -91,6 +96,7 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
         )
         .with_rate(rate),
         Figure::new("cost feed: every line of that run acknowledged by the broker", feed_behind, "", None, String::new()),
+        cpu_figure(super::WORKER_CPU, count, own_cpu),
         Figure::new(
             &format!("{} ({} records: a commit per message, float money)", super::PROTOTYPE_WORKER, thousands(PROTOTYPE_RECORDS as f64)),
             format!("{} records/s", thousands(prototype)),
@@ -99,7 +105,22 @@ pub fn worker_throughput(options: &BenchOptions, broker: &BenchBroker) -> anyhow
             String::new(),
         )
         .with_rate(prototype),
-    ])
+    ];
+    figures.extend(broker_cpu.map(|cpu| cpu_figure(super::BROKER_CPU, count, cpu)));
+    Ok(figures)
+}
+
+/// Records billed per CPU-second: `records` over `cpu`, as a rate for the ratios.
+fn cpu_figure(name: &str, records: i64, cpu: Duration) -> Figure {
+    let per_second = records as f64 / cpu.as_secs_f64().max(1e-9);
+    Figure::new(
+        name,
+        format!("{:.2} µs a record ({:.2} s for {} records)", 1e6 / per_second, cpu.as_secs_f64(), thousands(records as f64)),
+        "",
+        None,
+        String::new(),
+    )
+    .with_rate(per_second)
 }
 
 /// When (Unix ms) the cost feed's cursor in the ledger at `path` reached row `rows`, polled until
