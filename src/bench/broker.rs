@@ -72,6 +72,11 @@ pub fn own_cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_SELF with a valid pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    cpu_of(&usage)
+}
+
+/// User and system time of a resource usage.
+pub fn cpu_of(usage: &libc::rusage) -> Duration {
     let time = |value: libc::timeval| Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64);
     time(usage.ru_utime) + time(usage.ru_stime)
 }

@@ -112,8 +112,7 @@ impl WorkerProcess {
         let exited = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         anyhow::ensure!(exited, "worker {pid} failed (status {status}); its log ends: {}", tail(&text));
-        let time = |value: libc::timeval| Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64);
-        Ok(Reaped { cpu: time(usage.ru_utime) + time(usage.ru_stime), billed: self.billed()?, role: last_role(&text) })
+        Ok(Reaped { cpu: super::broker::cpu_of(&usage), billed: self.billed()?, role: last_role(&text) })
     }
 }
 
